@@ -1,0 +1,1 @@
+"""The ledger side: compiling, connecting to a chain, deploying and transacting."""

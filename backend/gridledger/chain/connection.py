@@ -1,0 +1,124 @@
+"""One way to reach every chain GridLedger runs on.
+
+``embedded``: eth-tester with py-evm, in this process (the default; nothing to start).
+``hardhat`` / ``anvil``: a devnet node on 127.0.0.1 started by ``gridledger devnet start``.
+Anything else: a JSON-RPC URL. Everything above this module talks to a ``Chain`` and never
+asks which kind it is, except to move time on chains that allow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+
+from gridledger.config import Settings
+from gridledger.errors import ConfigurationError
+
+Account.enable_unaudited_hdwallet_features()
+
+LOCAL_DEVNETS = ("hardhat", "anvil")
+# Role accounts on local chains: the first indices of the development mnemonic.
+ROLE_INDEX = {"admin": 0, "facilitator": 1, "dso": 2, "meter": 3, "balancing": 4}
+FIRST_PROSUMER_INDEX = 10
+
+
+def derive_account(mnemonic: str, index: int) -> LocalAccount:
+    """The account at ``m/44'/60'/0'/0/index`` of ``mnemonic``."""
+    return Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}")
+
+
+@dataclass
+class Roles:
+    """The keys of the parties that operate the market."""
+
+    admin: LocalAccount
+    facilitator: LocalAccount
+    dso: LocalAccount
+    meter: LocalAccount
+    balancing: LocalAccount
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Roles:
+        accounts: dict[str, LocalAccount] = {}
+        for role, index in ROLE_INDEX.items():
+            key = getattr(settings, f"{role}_key")
+            accounts[role] = Account.from_key(key) if key else derive_account(settings.mnemonic, index)
+        return cls(**accounts)
+
+
+@dataclass
+class Chain:
+    """A connected chain: web3, what kind it is, and (for the embedded one) its tester."""
+
+    w3: Web3
+    kind: str
+    tester: Any = None
+    _chain_id: int | None = field(default=None, repr=False)
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    @property
+    def can_move_time(self) -> bool:
+        return self.kind == "embedded" or self.kind in LOCAL_DEVNETS
+
+    def now(self) -> int:
+        """The latest block's timestamp."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def move_time_to(self, timestamp: int) -> None:
+        """Makes the next block carry ``timestamp`` (local chains only)."""
+        if timestamp <= self.now():
+            return
+        if self.kind == "embedded":
+            self.tester.time_travel(timestamp)
+        elif self.kind in LOCAL_DEVNETS:
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [hex(timestamp)])
+            self.w3.provider.make_request("evm_mine", [])
+        else:
+            raise ConfigurationError(
+                f"cannot move time on {self.kind}: only the embedded chain and local devnets allow it"
+            )
+
+
+def connect(settings: Settings | None = None) -> Chain:
+    """Connects to the chain the settings name."""
+    settings = settings or Settings()
+    name = settings.chain
+    if name == "embedded":
+        return _embedded(settings.mnemonic)
+    if name in LOCAL_DEVNETS:
+        url = f"http://127.0.0.1:{settings.devnet_port}"
+    elif name.startswith(("http://", "https://")):
+        url = name
+    else:
+        raise ConfigurationError(
+            f"unknown chain {name!r}: use embedded, hardhat, anvil or an http(s) JSON-RPC URL"
+        )
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
+    if not w3.is_connected():
+        hint = "start it with `gridledger devnet start`" if name in LOCAL_DEVNETS else "check the URL"
+        raise ConfigurationError(f"no JSON-RPC node answers at {url}: {hint}")
+    return Chain(w3=w3, kind=name)
+
+
+def _embedded(mnemonic: str) -> Chain:
+    from eth_tester import EthereumTester, PyEVMBackend
+
+    backend = PyEVMBackend.from_mnemonic(
+        mnemonic,
+        num_accounts=FIRST_PROSUMER_INDEX,
+        hd_path="m/44'/60'/0'/0",
+        genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": 60_000_000}),
+    )
+    tester = EthereumTester(backend=backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    return Chain(w3=w3, kind="embedded", tester=tester)

@@ -1,0 +1,199 @@
+"""The ledger as GridLedger's parties use it: one object per deployment, one method per act.
+
+Each method names the role that signs it (admin, facilitator, meter operator, or the prosumer's
+own key) and raises a domain exception, decoded from the contract's custom error, if the
+chain refuses. A refused call changes nothing: each act is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3.contract import Contract
+from web3.types import TxReceipt
+
+from gridledger.chain.compile import Build, compile_contracts
+from gridledger.chain.connection import Chain, Roles, connect
+from gridledger.chain.deploy import Deployment, ensure_deployed
+from gridledger.chain.reverts import RevertDecoder
+from gridledger.chain.transactions import Transactor
+from gridledger.config import Settings
+from gridledger.market.orders import Order, SignedOrder, Side
+from gridledger.wallet.signing import sign_order
+
+RELAY_BATCH_SIZE = 100
+SLOT_STATUS = ("open", "cleared", "settled")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedOrder:
+    """An order as the ledger recorded it; ``arrival`` orders orders by (block, log index)."""
+
+    order: Order
+    order_hash: bytes
+    arrival: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotState:
+    fills_hash: bytes
+    open_orders: int
+    status: str
+    clearing_price_per_kwh: int
+    pot_amount: int
+
+
+class Ledger:
+    """A GridLedger deployment on a chain, with the keys of the operating roles."""
+
+    def __init__(
+        self, chain: Chain, build: Build, deployment: Deployment, roles: Roles, transactor: Transactor
+    ) -> None:
+        self.chain = chain
+        self.build = build
+        self.deployment = deployment
+        self.roles = roles
+        self.tx = transactor
+        w3 = chain.w3
+
+        def bind(name: str) -> Contract:
+            address = deployment.addresses[name]
+            return w3.eth.contract(address=address, abi=build[name].abi)  # type: ignore[call-overload,no-any-return]
+
+        self.token = bind("SettlementToken")
+        self.registry = bind("ParticipantRegistry")
+        self.market = bind("EnergyMarket")
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, record: bool = True) -> tuple[Ledger, bool]:
+        """Connects to the configured chain and uses (or makes) its deployment."""
+        settings = settings or Settings()
+        chain = connect(settings)
+        build = compile_contracts()
+        roles = Roles.from_settings(settings)
+        transactor = Transactor(chain, RevertDecoder(c.abi for c in build.contracts.values()))
+        deployment, deployed = ensure_deployed(chain, transactor, roles, build, settings, record=record)
+        return cls(chain, build, deployment, roles, transactor), deployed
+
+    # ─────────────── administration ───────────────
+
+    def fund_gas(self, to: str, wei: int) -> None:
+        """Sends ``wei`` of the chain's native currency from the admin, for a wallet's own txs."""
+        self.tx.send_value(self.roles.admin, to, wei)
+
+    def mint(self, to: str, amount: int) -> TxReceipt:
+        return self.tx.send(self.roles.admin, self.token.functions.mint(to, amount), action=f"mint to {to}")
+
+    def register(self, account: str, *, meter_id: int, bus: int, capacity_w: int) -> TxReceipt:
+        """Registers a participant (facilitator's key)."""
+        call = self.registry.functions.register(account, meter_id, bus, capacity_w)
+        return self.tx.send(self.roles.facilitator, call, action=f"register {account}")
+
+    # ─────────────── prosumer's own transactions ───────────────
+
+    def deposit(self, account: LocalAccount, amount: int) -> TxReceipt:
+        """Approves the market and deposits ``amount`` base units into the account's market balance."""
+        market = self.market.address
+        self.tx.send(account, self.token.functions.approve(market, amount), action="approve the market")
+        return self.tx.send(account, self.market.functions.deposit(amount), action=f"deposit {amount}")
+
+    def withdraw(self, account: LocalAccount, amount: int) -> TxReceipt:
+        return self.tx.send(account, self.market.functions.withdraw(amount), action=f"withdraw {amount}")
+
+    def place_order(self, account: LocalAccount, order: Order) -> TxReceipt:
+        call = self.market.functions.placeOrder(order.as_abi())
+        return self.tx.send(account, call, action="place order")
+
+    def cancel_order(self, account: LocalAccount, order: Order) -> TxReceipt:
+        call = self.market.functions.cancelOrder(order.as_abi())
+        return self.tx.send(account, call, action="cancel order")
+
+    def sign(self, account: LocalAccount, order: Order) -> SignedOrder:
+        return sign_order(account, order, chain_id=self.chain.chain_id, market_address=self.market.address)
+
+    # ─────────────── facilitator ───────────────
+
+    def relay_orders(self, orders: Sequence[SignedOrder], *, batch_size: int = RELAY_BATCH_SIZE) -> list[TxReceipt]:
+        """Relays signed orders in batches; each batch is recorded whole or not at all."""
+        receipts = []
+        for start in range(0, len(orders), batch_size):
+            batch = [o.as_abi() for o in orders[start : start + batch_size]]
+            call = self.market.functions.relayOrders(batch)
+            receipts.append(self.tx.send(self.roles.facilitator, call, action=f"relay of {len(batch)} orders"))
+        return receipts
+
+    def commit_clearing(
+        self, delivery_start: int, price_per_kwh: int, fills: Sequence[tuple[Order, int]]
+    ) -> TxReceipt:
+        """Commits a slot's uniform price and the fill of every open order of the slot."""
+        call = self.market.functions.commitClearing(delivery_start, price_per_kwh, _fills_abi(fills))
+        return self.tx.send(self.roles.facilitator, call, action=f"clearing of slot {delivery_start}")
+
+    # ─────────────── meter operator and settlement ───────────────
+
+    def post_meter_readings(self, delivery_start: int, readings: dict[str, int]) -> TxReceipt:
+        """Posts net metered energy per account (Wh, positive = taken from the grid)."""
+        accounts = list(readings)
+        call = self.market.functions.postMeterReadings(delivery_start, accounts, [readings[a] for a in accounts])
+        return self.tx.send(self.roles.meter, call, action=f"meter readings of slot {delivery_start}")
+
+    def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> TxReceipt:
+        """Settles a cleared and metered slot (any key may; the facilitator's is used)."""
+        call = self.market.functions.settle(delivery_start, _fills_abi(fills))
+        return self.tx.send(self.roles.facilitator, call, action=f"settlement of slot {delivery_start}")
+
+    # ─────────────── reads ───────────────
+
+    def recorded_orders(self, delivery_start: int, *, from_block: int | None = None) -> list[RecordedOrder]:
+        """The slot's open orders as the chain recorded them, in arrival order."""
+        start = self.deployment.block if from_block is None else from_block
+        filters: dict[str, Any] = {"deliveryStart": delivery_start}
+        recorded = self.market.events.OrderRecorded.get_logs(from_block=start, argument_filters=filters)
+        cancelled = {
+            bytes(log["args"]["orderHash"])
+            for log in self.market.events.OrderCancelled.get_logs(from_block=start)
+        }
+        result = []
+        for log in recorded:
+            a = log["args"]
+            order_hash = bytes(a["orderHash"])
+            if order_hash in cancelled:
+                continue
+            order = Order(
+                prosumer=a["prosumer"],
+                side=Side(a["side"]),
+                delivery_start=a["deliveryStart"],
+                energy_wh=a["energyWh"],
+                price_per_kwh=a["pricePerKWh"],
+                nonce=a["nonce"],
+                expiry=a["expiry"],
+            )
+            result.append(RecordedOrder(order, order_hash, (log["blockNumber"], log["logIndex"])))
+        result.sort(key=lambda r: r.arrival)
+        return result
+
+    def slot_state(self, delivery_start: int) -> SlotState:
+        fills_hash, open_orders, status, price, pot = self.market.functions.slotState(delivery_start).call()
+        return SlotState(bytes(fills_hash), open_orders, SLOT_STATUS[status], price, pot)
+
+    def account_of(self, address: str) -> tuple[int, int]:
+        """(available, locked) base units of ``address`` inside the market."""
+        available, locked = self.market.functions.accountOf(address).call()
+        return int(available), int(locked)
+
+    def token_balance(self, address: str) -> int:
+        return int(self.token.functions.balanceOf(address).call())
+
+    def order_hash(self, order: Order) -> bytes:
+        return bytes(self.market.functions.orderHash(order.as_abi()).call())
+
+    def nonce_status(self, prosumer: str, nonce: int) -> str:
+        status = self.market.functions.nonceStatus(prosumer, nonce).call()
+        return ("unused", "open", "cancelled", "cleared")[status]
+
+
+def _fills_abi(fills: Iterable[tuple[Order, int]]) -> list[tuple[Any, ...]]:
+    return [(order.as_abi(), filled_wh) for order, filled_wh in fills]

@@ -1,0 +1,213 @@
+"""Turn the contracts' custom errors into GridLedger's domain exceptions.
+
+Every revert carries a 4-byte selector and ABI-encoded arguments. This module decodes them
+from the compiled ABIs and writes a message that says what was wrong and what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+
+from gridledger import errors
+
+Args = dict[str, Any]
+
+
+def clock(ts: int) -> str:
+    """A unix time as the UTC wall-clock time a person reads (``2026-11-26 10:15 UTC``)."""
+    return datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _short(value: object) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()[:12] + "…"
+    return str(value)
+
+
+def _kwh_price(value: int) -> str:
+    return f"{value / 1e6:.4f} token/kWh"
+
+
+_MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
+    "InvalidSignature": (
+        errors.SignatureRejected,
+        lambda a: f"order {_short(a['orderHash'])}: signature recovers to {a['recovered']}, "
+        f"but the order names prosumer {a['prosumer']}; only the prosumer's own signature is accepted",
+    ),
+    "NotRegistered": (
+        errors.NotRegisteredError,
+        lambda a: f"{a['account']} is not a registered participant; the facilitator must register it first",
+    ),
+    "NonceAlreadyUsed": (
+        errors.ReplayRejected,
+        lambda a: f"nonce {a['nonce']} of {a['prosumer']} was already used or cancelled; "
+        "each order needs a fresh nonce",
+    ),
+    "OrderExpired": (
+        errors.OrderExpiredError,
+        lambda a: f"order {_short(a['orderHash'])} expired at {clock(a['expiry'])}; "
+        f"the chain's time is {clock(a['nowTs'])}",
+    ),
+    "GateClosed": (
+        errors.GateClosedError,
+        lambda a: f"order {_short(a['orderHash'])} for the slot starting {clock(a['deliveryStart'])} "
+        f"came at {clock(a['nowTs'])}, but the gate closed at {clock(a['gateClosure'])}",
+    ),
+    "InvalidDeliveryStart": (
+        errors.LedgerError,
+        lambda a: f"delivery start {a['deliveryStart']} is not a slot boundary; "
+        "it must be a multiple of 900 s (15-minute slots)",
+    ),
+    "InvalidEnergy": (
+        errors.LedgerError,
+        lambda a: f"order {_short(a['orderHash'])} asks for {a['energyWh']} Wh; allowed is 1 to "
+        f"{a['maxEnergyWh']} Wh (the connection's capacity over one 15-minute slot)",
+    ),
+    "InsufficientBalance": (
+        errors.InsufficientFunds,
+        lambda a: f"{a['account']} has {a['available']} base units available in the market "
+        f"but {a['required']} are needed; deposit more first",
+    ),
+    "NotOrderOwner": (
+        errors.SignatureRejected,
+        lambda a: f"{a['caller']} may not place or cancel order {_short(a['orderHash'])}: "
+        f"only its prosumer {a['prosumer']} may",
+    ),
+    "OrderNotOpen": (
+        errors.LedgerError,
+        lambda a: f"order {_short(a['orderHash'])} is not an open order on the ledger "
+        "(never recorded, cancelled or already cleared)",
+    ),
+    "WrongDeliverySlot": (
+        errors.ClearingRejected,
+        lambda a: f"order {_short(a['orderHash'])} is for the slot at {clock(a['orderSlot'])}, "
+        f"not the one being cleared at {clock(a['slot'])}",
+    ),
+    "GateNotClosed": (
+        errors.ClearingRejected,
+        lambda a: f"slot {clock(a['deliveryStart'])} cannot be cleared before its gate closes at "
+        f"{clock(a['gateClosure'])}; the chain's time is {clock(a['nowTs'])}",
+    ),
+    "SlotAlreadyCleared": (
+        errors.ClearingRejected,
+        lambda a: f"slot {clock(a['deliveryStart'])} was already cleared; a slot clears once",
+    ),
+    "FillExceedsOrder": (
+        errors.ClearingRejected,
+        lambda a: f"fill of {a['filledWh']} Wh for order {_short(a['orderHash'])} exceeds its "
+        f"{a['energyWh']} Wh",
+    ),
+    "PriceBeyondLimit": (
+        errors.ClearingRejected,
+        lambda a: f"clearing price {_kwh_price(a['clearingPricePerKWh'])} crosses the limit "
+        f"{_kwh_price(a['limitPricePerKWh'])} of order {_short(a['orderHash'])}",
+    ),
+    "EnergyImbalance": (
+        errors.ClearingRejected,
+        lambda a: f"bought energy {a['boughtWh']} Wh differs from sold energy {a['soldWh']} Wh; "
+        "a clearing result must balance",
+    ),
+    "IncompleteClearing": (
+        errors.ClearingRejected,
+        lambda a: f"the clearing result lists {a['included']} orders but slot "
+        f"{clock(a['deliveryStart'])} has {a['open']} open orders; every open order needs a fill (0 allowed)",
+    ),
+    "SlotNotCleared": (
+        errors.SettlementRejected,
+        lambda a: f"slot {clock(a['deliveryStart'])} cannot settle: its status is "
+        f"{['open', 'cleared', 'settled'][a['status']]}, and only a cleared slot settles (once)",
+    ),
+    "DeliveryNotEnded": (
+        errors.SettlementRejected,
+        lambda a: f"delivery of slot {clock(a['deliveryStart'])} ends at {clock(a['deliveryEnd'])}; "
+        f"the chain's time is {clock(a['nowTs'])}",
+    ),
+    "MeterReadingAlreadyPosted": (
+        errors.SettlementRejected,
+        lambda a: f"a reading of {a['account']} for slot {clock(a['deliveryStart'])} is already posted; "
+        "readings are final",
+    ),
+    "MeterReadingMissing": (
+        errors.SettlementRejected,
+        lambda a: f"slot {clock(a['deliveryStart'])} cannot settle without a meter reading of {a['account']}",
+    ),
+    "FillsMismatch": (
+        errors.SettlementRejected,
+        lambda a: f"the fills given for slot {clock(a['deliveryStart'])} are not the committed ones "
+        f"(committed hash {_short(a['committed'])}, given {_short(a['given'])})",
+    ),
+    "LengthMismatch": (
+        errors.LedgerError,
+        lambda a: f"array arguments differ in length ({a['a']} and {a['b']})",
+    ),
+    "ZeroAmount": (errors.LedgerError, lambda a: "the amount must be greater than zero"),
+    "AlreadyRegistered": (
+        errors.LedgerError,
+        lambda a: f"{a['account']} is already registered; a participant registers once",
+    ),
+    "MeterIdTaken": (
+        errors.LedgerError,
+        lambda a: f"meter {a['meterId']} already belongs to {a['account']}; meter ids are unique",
+    ),
+    "InvalidCapacity": (
+        errors.LedgerError,
+        lambda a: f"connection capacity {a['capacityW']} W is invalid; it must be at least 1 W",
+    ),
+    "ZeroAccount": (errors.LedgerError, lambda a: "the zero address cannot be registered"),
+    "AccessControlUnauthorizedAccount": (
+        errors.LedgerError,
+        lambda a: f"{a['account']} lacks the role {_short(a['neededRole'])} this call requires",
+    ),
+    "ERC20InsufficientAllowance": (
+        errors.InsufficientFunds,
+        lambda a: f"allowance of {a['spender']} is {a['allowance']} base units but {a['needed']} are "
+        "needed; approve the market first",
+    ),
+    "ERC20InsufficientBalance": (
+        errors.InsufficientFunds,
+        lambda a: f"{a['sender']} holds {a['balance']} base units of the token but {a['needed']} are needed",
+    ),
+}
+
+
+class RevertDecoder:
+    """Maps revert data to domain exceptions, using the custom errors of the given ABIs."""
+
+    def __init__(self, abis: Iterable[list[dict[str, Any]]]) -> None:
+        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for abi in abis:
+            for item in abi:
+                if item.get("type") != "error":
+                    continue
+                types = [_abi_type(i) for i in item["inputs"]]
+                selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+                self._errors[selector] = (item["name"], types, [i["name"] for i in item["inputs"]])
+
+    def decode(self, data: bytes) -> tuple[str, Args] | None:
+        known = self._errors.get(bytes(data[:4]))
+        if known is None:
+            return None
+        name, types, names = known
+        values = abi_decode(types, bytes(data[4:]))
+        return name, dict(zip(names, values, strict=True))
+
+    def to_exception(self, data: bytes | str, *, action: str) -> errors.LedgerError:
+        raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else data
+        decoded = self.decode(raw)
+        if decoded is None:
+            return errors.LedgerError(f"{action} reverted with unknown data 0x{raw.hex()}")
+        name, args = decoded
+        cls, message = _MESSAGES.get(name, (errors.LedgerError, lambda a: f"{name}({a})"))
+        return cls(f"{action} rejected: {message(args)}", error=name, args_=args)
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if item["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in item["components"])
+        return f"({inner}){item['type'][5:]}"
+    return str(item["type"])

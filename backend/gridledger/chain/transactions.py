@@ -1,0 +1,130 @@
+"""Signing and sending transactions: nonces, fees, gas and reverts, managed in one place.
+
+Every transaction is signed locally with eth-account and sent raw, on every chain, so the
+embedded chain, a devnet and a remote node behave the same way.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3.contract.contract import ContractConstructor, ContractFunction
+from eth_tester.exceptions import TransactionFailed
+from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.types import TxParams, TxReceipt
+
+from gridledger.chain.connection import Chain
+from gridledger.chain.reverts import RevertDecoder
+from gridledger.errors import LedgerError
+
+# EIP-7825 caps a transaction at 2**24 gas; Hardhat 3 enforces it and so do we, everywhere.
+MAX_TX_GAS = 16_777_216
+PRIORITY_FEE_WEI = 1_000_000_000
+GAS_MARGIN = 1.15
+
+# What a reverting call raises: web3's errors for JSON-RPC nodes, eth-tester's for the embedded chain.
+RevertError = (ContractCustomError, ContractLogicError, TransactionFailed)
+
+
+class Transactor:
+    """Sends transactions for local accounts and turns reverts into domain exceptions."""
+
+    def __init__(self, chain: Chain, decoder: RevertDecoder) -> None:
+        self.chain = chain
+        self.decoder = decoder
+        self._nonces: dict[str, int] = {}
+        # Gas used so far, by contract function ("deploy" for constructors, "transfer" for value).
+        self.gas_used: Counter[str] = Counter()
+
+    def send(self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str) -> TxReceipt:
+        """Estimates, signs, sends and waits for ``call``; raises the decoded custom error if it reverts."""
+        tx: TxParams = {"from": account.address, "chainId": self.chain.chain_id}
+        try:
+            gas = call.estimate_gas(tx)
+        except RevertError as exc:
+            raise self._revert(exc, action) from None
+        gas = min(int(gas * GAS_MARGIN) + 10_000, MAX_TX_GAS)
+        if gas >= MAX_TX_GAS:
+            raise LedgerError(
+                f"{action} needs about {int(gas / GAS_MARGIN)} gas, above the per-transaction cap of "
+                f"{MAX_TX_GAS} (EIP-7825); split it into smaller batches"
+            )
+        tx = call.build_transaction({**tx, "gas": gas, **self._fees(), "nonce": self._next_nonce(account)})
+        kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
+        return self._send_signed(account, tx, action, kind)
+
+    def send_value(self, account: LocalAccount, to: str, wei: int) -> TxReceipt:
+        tx: TxParams = {
+            "from": account.address,
+            "to": to,
+            "value": wei,
+            "gas": 21_000,
+            "chainId": self.chain.chain_id,
+            "nonce": self._next_nonce(account),
+            **self._fees(),
+        }
+        return self._send_signed(account, tx, f"transfer to {to}", "transfer")
+
+    def _send_signed(self, account: LocalAccount, tx: TxParams, action: str, kind: str) -> TxReceipt:
+        w3 = self.chain.w3
+        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+        try:
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        except RevertError as exc:
+            self._nonces.pop(account.address, None)
+            raise self._revert(exc, action) from None
+        except Exception:
+            self._nonces.pop(account.address, None)
+            raise
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        self.gas_used[kind] += receipt["gasUsed"]
+        if receipt["status"] != 1:
+            raise self._replay_failure(tx, receipt, action)
+        return receipt
+
+    def _replay_failure(self, tx: TxParams, receipt: TxReceipt, action: str) -> LedgerError:
+        call = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")}
+        try:
+            self.chain.w3.eth.call(call, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except RevertError as exc:
+            return self._revert(exc, action)
+        return LedgerError(f"{action} failed in block {receipt['blockNumber']} (ran out of gas?)")
+
+    def _revert(self, exc: Exception, action: str) -> LedgerError:
+        data: Any = getattr(exc, "data", None)
+        if isinstance(exc, TransactionFailed):
+            data = _tester_revert_data(exc)
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, (str, bytes, HexBytes)) and len(data) >= 4:
+            return self.decoder.to_exception(data if isinstance(data, str) else bytes(data), action=action)
+        return LedgerError(f"{action} reverted: {exc}")
+
+    def _next_nonce(self, account: LocalAccount) -> int:
+        address = account.address
+        if address not in self._nonces:
+            self._nonces[address] = self.chain.w3.eth.get_transaction_count(address, "pending")
+        nonce = self._nonces[address]
+        self._nonces[address] = nonce + 1
+        return nonce
+
+    def _fees(self) -> dict[str, int]:
+        base = int(self.chain.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+        return {"maxFeePerGas": 2 * base + PRIORITY_FEE_WEI, "maxPriorityFeePerGas": PRIORITY_FEE_WEI}
+
+
+def _tester_revert_data(exc: TransactionFailed) -> bytes | None:
+    """eth-tester reports a revert as the text ``execution reverted: b'...'``; recover the bytes."""
+    text = str(exc.args[0]) if exc.args else ""
+    prefix = "execution reverted: "
+    if not text.startswith(prefix):
+        return None
+    try:
+        data = ast.literal_eval(text[len(prefix) :])
+    except (ValueError, SyntaxError):
+        return None
+    return data if isinstance(data, bytes) else None

@@ -1,0 +1,31 @@
+"""Settings, read once from the environment (``GRIDLEDGER_*``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Hardhat's and anvil's well-known development mnemonic. The embedded chain is created from it
+# too, so the same role accounts exist on every local chain. Never use it on a public network.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+class Settings(BaseSettings):
+    """Where GridLedger runs and with which keys."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDLEDGER_", extra="ignore")
+
+    chain: str = Field(
+        default="embedded",
+        description="embedded | hardhat | anvil | an http(s) JSON-RPC URL",
+    )
+    mnemonic: str = Field(default=DEV_MNEMONIC, description="seed of the role accounts on local chains")
+    admin_key: str | None = Field(default=None, description="admin's private key (else from the mnemonic)")
+    facilitator_key: str | None = None
+    dso_key: str | None = None
+    meter_key: str | None = None
+    balancing_key: str | None = None
+    devnet_port: int = Field(default=8545, ge=1024, le=65535)
+    gate_closure_seconds: int = Field(default=300, ge=0, le=86_400)
+    shortfall_price_per_kwh: int = Field(default=400_000, ge=0, description="token base units per kWh")
+    surplus_price_per_kwh: int = Field(default=50_000, ge=0, description="token base units per kWh")

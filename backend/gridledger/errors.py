@@ -1,0 +1,92 @@
+"""GridLedger's exceptions. Every failure a user can cause has a class here whose message
+says what was wrong and what is allowed.
+
+    GridLedgerError
+    ├── ConfigurationError        settings or environment that cannot work
+    ├── ToolchainError            the compiler or a devnet node is missing or failed
+    │   └── CompilationError      solc rejected the contracts
+    ├── DeploymentError           a deployment is missing, stale or would be duplicated
+    ├── WalletError               a keystore cannot be created, read or unlocked
+    ├── OrderError                an order is invalid before it reaches the chain
+    └── LedgerError               the contract rejected a transaction (a custom error)
+        ├── SignatureRejected     a signature does not recover to the order's prosumer
+        ├── NotRegisteredError    the account is not a registered participant
+        ├── ReplayRejected        the nonce was used before (replay or cancelled)
+        ├── OrderExpiredError     the order expired before it reached the chain
+        ├── GateClosedError       the slot's gate closed before the order arrived
+        ├── InsufficientFunds     the market account cannot cover an escrow or withdrawal
+        ├── ClearingRejected      the contract refused a clearing result
+        └── SettlementRejected    the contract refused metering or settlement
+"""
+
+from __future__ import annotations
+
+
+class GridLedgerError(Exception):
+    """Root of all GridLedger errors."""
+
+
+class ConfigurationError(GridLedgerError):
+    """Raised when settings or the environment cannot work (an unknown chain name, a bad URL)."""
+
+
+class ToolchainError(GridLedgerError):
+    """Raised when the compiler or a devnet node is missing or fails to start."""
+
+
+class CompilationError(ToolchainError):
+    """Raised when solc reports errors for the contracts."""
+
+
+class DeploymentError(GridLedgerError):
+    """Raised when a deployment is missing, does not match the chain, or would be duplicated."""
+
+
+class WalletError(GridLedgerError):
+    """Raised when a keystore cannot be created, found, read or unlocked."""
+
+
+class OrderError(GridLedgerError):
+    """Raised when an order is invalid before it is signed or sent."""
+
+
+class LedgerError(GridLedgerError):
+    """Raised when a contract rejects a transaction. ``error`` names the custom error and
+    ``args_`` holds its decoded arguments."""
+
+    def __init__(self, message: str, *, error: str = "", args_: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.args_ = args_ or {}
+
+
+class SignatureRejected(LedgerError):
+    """Raised when an order's signature does not recover to its prosumer."""
+
+
+class NotRegisteredError(LedgerError):
+    """Raised when an account that is not a registered participant trades or is metered."""
+
+
+class ReplayRejected(LedgerError):
+    """Raised when an order's nonce was already used or burnt by a cancellation."""
+
+
+class OrderExpiredError(LedgerError):
+    """Raised when an order reaches the chain after its expiry."""
+
+
+class GateClosedError(LedgerError):
+    """Raised when an order or cancellation arrives after its slot's gate closure."""
+
+
+class InsufficientFunds(LedgerError):
+    """Raised when a market account cannot cover an escrow, a withdrawal or a payment."""
+
+
+class ClearingRejected(LedgerError):
+    """Raised when the contract refuses a clearing result."""
+
+
+class SettlementRejected(LedgerError):
+    """Raised when the contract refuses meter readings or a settlement."""

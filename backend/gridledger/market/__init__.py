@@ -1,0 +1,1 @@
+"""Orders and the per-slot double auction."""

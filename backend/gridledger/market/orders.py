@@ -1,0 +1,128 @@
+"""Energy orders as the prosumer signs them, and their EIP-712 typed data.
+
+Quantities are integers end to end: energy in Wh, prices in token base units per kWh (the
+token has six decimals, so 250_000 is 0.25 per kWh), times in unix seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_utils import is_checksum_address, to_checksum_address
+
+from gridledger.errors import OrderError
+
+SLOT_SECONDS = 900
+UINT32_MAX = 2**32 - 1
+UINT40_MAX = 2**40 - 1
+UINT64_MAX = 2**64 - 1
+
+DOMAIN_NAME = "GridLedger EnergyMarket"
+DOMAIN_VERSION = "1"
+
+ORDER_TYPES: dict[str, list[dict[str, str]]] = {
+    "Order": [
+        {"name": "prosumer", "type": "address"},
+        {"name": "side", "type": "uint8"},
+        {"name": "deliveryStart", "type": "uint40"},
+        {"name": "energyWh", "type": "uint32"},
+        {"name": "pricePerKWh", "type": "uint64"},
+        {"name": "nonce", "type": "uint64"},
+        {"name": "expiry", "type": "uint40"},
+    ]
+}
+
+
+class Side(IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order to buy or sell ``energy_wh`` in the slot starting at ``delivery_start``."""
+
+    prosumer: str
+    side: Side
+    delivery_start: int
+    energy_wh: int
+    price_per_kwh: int
+    nonce: int
+    expiry: int
+
+    def __post_init__(self) -> None:
+        if not is_checksum_address(self.prosumer):
+            try:
+                object.__setattr__(self, "prosumer", to_checksum_address(self.prosumer))
+            except ValueError:
+                raise OrderError(f"prosumer {self.prosumer!r} is not an Ethereum address") from None
+        object.__setattr__(self, "side", Side(self.side))
+        _check_range("delivery_start", self.delivery_start, 1, UINT40_MAX)
+        if self.delivery_start % SLOT_SECONDS:
+            raise OrderError(
+                f"delivery_start {self.delivery_start} is not a slot boundary: it must be a multiple of "
+                f"{SLOT_SECONDS} s"
+            )
+        _check_range("energy_wh", self.energy_wh, 1, UINT32_MAX)
+        _check_range("price_per_kwh", self.price_per_kwh, 0, UINT64_MAX)
+        _check_range("nonce", self.nonce, 0, UINT64_MAX)
+        _check_range("expiry", self.expiry, 0, UINT40_MAX)
+
+    @property
+    def max_cost(self) -> int:
+        """The escrow a buy order locks: energy at its limit price, rounded up."""
+        return -(-self.energy_wh * self.price_per_kwh // 1000)
+
+    def as_abi(self) -> tuple[Any, ...]:
+        """The order as the contract's ``Order`` tuple."""
+        return (
+            self.prosumer,
+            int(self.side),
+            self.delivery_start,
+            self.energy_wh,
+            self.price_per_kwh,
+            self.nonce,
+            self.expiry,
+        )
+
+    def as_message(self) -> dict[str, Any]:
+        """The order as EIP-712 message data."""
+        return {
+            "prosumer": self.prosumer,
+            "side": int(self.side),
+            "deliveryStart": self.delivery_start,
+            "energyWh": self.energy_wh,
+            "pricePerKWh": self.price_per_kwh,
+            "nonce": self.nonce,
+            "expiry": self.expiry,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOrder:
+    """An order, its EIP-712 digest (the order hash) and its compact EIP-2098 signature."""
+
+    order: Order
+    order_hash: bytes
+    r: bytes
+    vs: bytes
+
+    def as_abi(self) -> tuple[Any, ...]:
+        return (self.order.as_abi(), self.r, self.vs)
+
+
+def market_domain(chain_id: int, market_address: str) -> dict[str, Any]:
+    """The EIP-712 domain of an EnergyMarket deployment."""
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": to_checksum_address(market_address),
+    }
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise OrderError(f"{name} must be an integer from {low} to {high}, got {value!r}")

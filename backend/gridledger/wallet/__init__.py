@@ -1,0 +1,1 @@
+"""Prosumer wallets: encrypted keystores and EIP-712 signing of orders."""

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+
+/// @title ParticipantRegistry
+/// @notice Maps each prosumer's address to its meter, its connection point (a bus of the network
+/// model) and its connection capacity. Only the facilitator registers participants.
+contract ParticipantRegistry is AccessControl, IParticipantRegistry {
+    bytes32 public constant FACILITATOR_ROLE = keccak256("FACILITATOR_ROLE");
+
+    mapping(address account => Participant) private _participants;
+    mapping(uint64 meterId => address account) private _meterAccounts;
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function register(address account, uint64 meterId, uint32 bus, uint32 capacityW)
+        external
+        onlyRole(FACILITATOR_ROLE)
+    {
+        if (account == address(0)) revert ZeroAccount();
+        if (capacityW == 0) revert InvalidCapacity(capacityW);
+        if (_participants[account].capacityW != 0) revert AlreadyRegistered(account);
+        address holder = _meterAccounts[meterId];
+        if (holder != address(0)) revert MeterIdTaken(meterId, holder);
+
+        _participants[account] = Participant({meterId: meterId, bus: bus, capacityW: capacityW});
+        _meterAccounts[meterId] = account;
+        emit ParticipantRegistered(account, meterId, bus, capacityW);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function participant(address account) external view returns (Participant memory p) {
+        p = _participants[account];
+        if (p.capacityW == 0) revert NotRegistered(account);
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function capacityOf(address account) external view returns (uint32) {
+        return _participants[account].capacityW;
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function accountOfMeter(uint64 meterId) external view returns (address) {
+        return _meterAccounts[meterId];
+    }
+}

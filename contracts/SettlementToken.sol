@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {ISettlementToken} from "./interfaces/ISettlementToken.sol";
+
+/// @title SettlementToken
+/// @notice The euro-denominated token in which energy trades settle. Six decimals, so one base
+/// unit is one micro-euro and a price of 0.25 EUR/kWh is 250,000 base units per kWh.
+contract SettlementToken is ERC20, AccessControl, ISettlementToken {
+    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+
+    constructor(address admin) ERC20("GridLedger Euro", "GLEUR") {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(MINTER_ROLE, admin);
+    }
+
+    /// @inheritdoc ISettlementToken
+    function mint(address to, uint256 amount) external onlyRole(MINTER_ROLE) {
+        _mint(to, amount);
+    }
+
+    /// @notice Six decimals, as a euro stablecoin would have.
+    function decimals() public pure override returns (uint8) {
+        return 6;
+    }
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title The peer-to-peer energy market: signed orders, per-slot clearing, metered settlement.
+/// @notice Units: energy in Wh, prices in token base units per kWh, time in unix seconds. A
+/// delivery slot is 15 minutes and is named by its start. Meter readings follow pandapower's sign
+/// convention: positive is energy taken from the grid (load), negative is energy fed in.
+interface IEnergyMarket {
+    enum Side {
+        Buy,
+        Sell
+    }
+
+    enum SlotStatus {
+        Open,
+        Cleared,
+        Settled
+    }
+
+    /// @notice An order as the prosumer signs it (EIP-712 type `Order`).
+    struct Order {
+        address prosumer;
+        Side side;
+        uint40 deliveryStart;
+        uint32 energyWh;
+        uint64 pricePerKWh;
+        uint64 nonce;
+        uint40 expiry;
+    }
+
+    /// @notice An order with its EIP-712 signature in compact EIP-2098 form (r, yParity|s).
+    struct SignedOrder {
+        Order order;
+        bytes32 r;
+        bytes32 vs;
+    }
+
+    /// @notice One order of a slot's clearing result and the energy it trades.
+    struct Fill {
+        Order order;
+        uint32 filledWh;
+    }
+
+    /// @notice A delivery slot's ledger state, packed into two storage slots.
+    /// @param fillsHash before clearing: zero; after: the hash chain over (orderHash, filledWh)
+    /// @param openOrders orders recorded and not cancelled, which the clearing must all address
+    struct SlotState {
+        bytes32 fillsHash;
+        uint32 openOrders;
+        SlotStatus status;
+        uint64 clearingPricePerKWh;
+        uint128 potAmount;
+    }
+
+    /// @notice A participant's money inside the market, packed into one storage slot.
+    struct Account {
+        uint128 available;
+        uint128 locked;
+    }
+
+    event Deposited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    /// @notice Emitted for every order that reaches the ledger, relayed or placed directly.
+    event OrderRecorded(
+        bytes32 indexed orderHash,
+        address indexed prosumer,
+        uint40 indexed deliveryStart,
+        Side side,
+        uint32 energyWh,
+        uint64 pricePerKWh,
+        uint64 nonce,
+        uint40 expiry
+    );
+    event OrderCancelled(bytes32 indexed orderHash, address indexed prosumer, uint64 nonce, uint256 refund);
+    event OrderFilled(
+        bytes32 indexed orderHash, address indexed prosumer, uint40 indexed deliveryStart, uint32 filledWh, uint256 cost
+    );
+    event SlotCleared(uint40 indexed deliveryStart, uint64 clearingPricePerKWh, uint256 tradedWh, bytes32 fillsHash);
+    event MeterReadingPosted(uint40 indexed deliveryStart, address indexed account, int64 netWh);
+    /// @notice One fill settled: `payment` was credited (sale or surplus buy-back) and
+    /// `imbalanceCharge` debited (shortfall bought back), `deviationWh` the energy not delivered
+    /// (seller) or not taken (buyer).
+    event FillSettled(
+        bytes32 indexed orderHash,
+        address indexed prosumer,
+        uint40 indexed deliveryStart,
+        uint32 deviationWh,
+        uint256 payment,
+        uint256 imbalanceCharge
+    );
+    /// @notice A shortfall charge larger than the seller's balance: the balancing account bears it.
+    event ImbalanceUncollected(address indexed account, uint40 indexed deliveryStart, uint256 amount);
+    /// @notice A slot settled: `paidToSellers` left the pot, the balancing account received
+    /// `toBalancing` (shortfall charges and rounding) and paid `fromBalancing` (surplus buy-backs).
+    event SlotSettled(uint40 indexed deliveryStart, uint256 paidToSellers, uint256 toBalancing, uint256 fromBalancing);
+    event ImbalancePricesSet(uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh);
+
+    /// @notice An amount of zero was given where a positive amount is required.
+    error ZeroAmount();
+    /// @notice `account` holds `available` base units in the market but `required` are needed.
+    error InsufficientBalance(address account, uint256 available, uint256 required);
+    /// @notice `account` is not a registered participant.
+    error NotRegistered(address account);
+    /// @notice The signature recovers to `recovered`, not to the order's prosumer.
+    error InvalidSignature(bytes32 orderHash, address prosumer, address recovered);
+    /// @notice Only the order's prosumer may place or cancel it directly.
+    error NotOrderOwner(bytes32 orderHash, address caller, address prosumer);
+    /// @notice The order expired at `expiry`; the block time is `nowTs`.
+    error OrderExpired(bytes32 orderHash, uint40 expiry, uint256 nowTs);
+    /// @notice Slot `deliveryStart` closed for orders at `gateClosure`; the block time is `nowTs`.
+    error GateClosed(bytes32 orderHash, uint40 deliveryStart, uint256 gateClosure, uint256 nowTs);
+    /// @notice A delivery start must be a multiple of 900 s (a 15-minute slot boundary).
+    error InvalidDeliveryStart(uint40 deliveryStart);
+    /// @notice Energy must be between 1 Wh and what the connection can carry in one slot.
+    error InvalidEnergy(bytes32 orderHash, uint32 energyWh, uint32 maxEnergyWh);
+    /// @notice `nonce` of `prosumer` was already used by another order or cancelled.
+    error NonceAlreadyUsed(address prosumer, uint64 nonce);
+    /// @notice The order is not on the ledger as an open order.
+    error OrderNotOpen(bytes32 orderHash);
+    /// @notice The order belongs to another delivery slot.
+    error WrongDeliverySlot(bytes32 orderHash, uint40 orderSlot, uint40 slot);
+    /// @notice The slot's gate closes at `gateClosure`; clearing must wait until then.
+    error GateNotClosed(uint40 deliveryStart, uint256 gateClosure, uint256 nowTs);
+    /// @notice The slot was already cleared.
+    error SlotAlreadyCleared(uint40 deliveryStart);
+    /// @notice A fill is larger than its order.
+    error FillExceedsOrder(bytes32 orderHash, uint32 filledWh, uint32 energyWh);
+    /// @notice The clearing price crosses the order's limit price.
+    error PriceBeyondLimit(bytes32 orderHash, uint64 clearingPricePerKWh, uint64 limitPricePerKWh);
+    /// @notice Bought and sold energy in a clearing result differ.
+    error EnergyImbalance(uint256 boughtWh, uint256 soldWh);
+    /// @notice The clearing result addresses `included` orders; the slot has `open` open orders.
+    error IncompleteClearing(uint40 deliveryStart, uint256 included, uint256 open);
+    /// @notice The slot has not been cleared (status `status`).
+    error SlotNotCleared(uint40 deliveryStart, SlotStatus status);
+    /// @notice Delivery ends at `deliveryEnd`; metering and settlement must wait until then.
+    error DeliveryNotEnded(uint40 deliveryStart, uint256 deliveryEnd, uint256 nowTs);
+    /// @notice A reading for this meter and slot is already on the ledger.
+    error MeterReadingAlreadyPosted(uint40 deliveryStart, address account);
+    /// @notice Settlement needs a meter reading for `account` in the slot.
+    error MeterReadingMissing(uint40 deliveryStart, address account);
+    /// @notice The fills given to settle are not the ones committed for the slot.
+    error FillsMismatch(uint40 deliveryStart, bytes32 committed, bytes32 given);
+    /// @notice Array arguments of different lengths.
+    error LengthMismatch(uint256 a, uint256 b);
+
+    /// @notice Moves `amount` tokens from the caller into its market account (approve first).
+    function deposit(uint256 amount) external;
+
+    /// @notice Moves `amount` of the caller's available market balance back to its wallet.
+    function withdraw(uint256 amount) external;
+
+    /// @notice Records prosumer-signed orders, relayed by the facilitator. All or nothing.
+    function relayOrders(SignedOrder[] calldata orders) external;
+
+    /// @notice Records the caller's own order without a signature.
+    function placeOrder(Order calldata order) external;
+
+    /// @notice Cancels the caller's order before its gate closes, releasing its escrow; if the
+    /// order was never recorded, its nonce is burnt so that a signed copy can no longer be relayed.
+    function cancelOrder(Order calldata order) external;
+
+    /// @notice Commits a slot's clearing: its uniform price and the fill of every open order.
+    function commitClearing(uint40 deliveryStart, uint64 clearingPricePerKWh, Fill[] calldata fills) external;
+
+    /// @notice Posts metered net energy per participant for a slot (meter operator only).
+    function postMeterReadings(uint40 deliveryStart, address[] calldata accounts, int64[] calldata netWh) external;
+
+    /// @notice Settles a cleared, metered slot. `fills` must be the committed fills in order.
+    function settle(uint40 deliveryStart, Fill[] calldata fills) external;
+
+    /// @notice The EIP-712 digest that identifies `order` and that its prosumer signs.
+    function orderHash(Order calldata order) external view returns (bytes32);
+
+    /// @notice The ledger state of the slot starting at `deliveryStart`.
+    function slotState(uint40 deliveryStart) external view returns (SlotState memory);
+
+    /// @notice The market account of `account`.
+    function accountOf(address account) external view returns (Account memory);
+
+    /// @notice The order status recorded under `prosumer`'s `nonce`: 0 unused, 1 open,
+    /// 2 cancelled, 3 cleared.
+    function nonceStatus(address prosumer, uint64 nonce) external view returns (uint8);
+
+    /// @notice The meter reading of `account` for the slot; `posted` is false if there is none.
+    function meterReading(uint40 deliveryStart, address account) external view returns (bool posted, int64 netWh);
+}

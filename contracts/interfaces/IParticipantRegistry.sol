@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title The register of market participants and where they connect to the network.
+interface IParticipantRegistry {
+    /// @notice A participant's meter and connection point. Packed into one storage slot.
+    /// @param meterId the metering point's identifier, unique across participants
+    /// @param bus the bus of the published network model the participant connects to
+    /// @param capacityW the connection's capacity in W; zero means "not registered"
+    struct Participant {
+        uint64 meterId;
+        uint32 bus;
+        uint32 capacityW;
+    }
+
+    /// @notice Emitted when `account` is registered at `bus` with meter `meterId`.
+    event ParticipantRegistered(address indexed account, uint64 indexed meterId, uint32 bus, uint32 capacityW);
+
+    /// @notice The account is the zero address.
+    error ZeroAccount();
+    /// @notice `account` is already registered.
+    error AlreadyRegistered(address account);
+    /// @notice `meterId` already belongs to `account`.
+    error MeterIdTaken(uint64 meterId, address account);
+    /// @notice A connection capacity must be at least 1 W.
+    error InvalidCapacity(uint32 capacityW);
+    /// @notice `account` is not a registered participant.
+    error NotRegistered(address account);
+
+    /// @notice Registers `account` with its meter, connection bus and capacity. Facilitator only.
+    function register(address account, uint64 meterId, uint32 bus, uint32 capacityW) external;
+
+    /// @notice The participant record of `account`; reverts with NotRegistered if there is none.
+    function participant(address account) external view returns (Participant memory);
+
+    /// @notice The connection capacity of `account` in W, or zero if it is not registered.
+    function capacityOf(address account) external view returns (uint32);
+
+    /// @notice The account registered with `meterId`, or the zero address.
+    function accountOfMeter(uint64 meterId) external view returns (address);
+}
