@@ -1,0 +1,1 @@
+"""The market-day simulation on SimBench profiles (the demo)."""
