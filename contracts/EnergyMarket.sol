@@ -308,9 +308,11 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
         // The pot's rounding remainder belongs to the balancing account.
         Account storage balancing = _accounts[BALANCING_ACCOUNT];
-        uint256 funds = uint256(balancing.available) + toBalancing + pot;
-        if (funds < fromBalancing) revert InsufficientBalance(BALANCING_ACCOUNT, funds, fromBalancing);
-        balancing.available = uint128(funds - fromBalancing);
+        uint256 balancingFunds = uint256(balancing.available) + toBalancing + pot;
+        if (balancingFunds < fromBalancing) {
+            revert InsufficientBalance(BALANCING_ACCOUNT, balancingFunds, fromBalancing);
+        }
+        balancing.available = uint128(balancingFunds - fromBalancing);
 
         slot.status = SlotStatus.Settled;
         slot.potAmount = 0;
@@ -412,7 +414,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     /// @dev Allocates up to `filledWh` of the prosumer's metered energy on `side` in this slot
     /// (fed-in for a sale, taken for a purchase) and returns the amount matched. What earlier
-    /// fills of the same transaction used is kept in transient storage.
+    /// fills of the same transaction used is kept in transient storage. The key names the slot,
+    /// and a slot settles once, so no later call in the same transaction can read a stale value.
     function _allocateMetered(uint40 deliveryStart, address prosumer, Side side, uint32 filledWh)
         private
         returns (uint256 matchedWh)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from gridledger import errors
 
@@ -193,7 +193,10 @@ class RevertDecoder:
         if known is None:
             return None
         name, types, names = known
-        values = abi_decode(types, bytes(data[4:]))
+        values = [
+            to_checksum_address(v) if t == "address" else v
+            for t, v in zip(types, abi_decode(types, bytes(data[4:])), strict=True)
+        ]
         return name, dict(zip(names, values, strict=True))
 
     def to_exception(self, data: bytes | str, *, action: str) -> errors.LedgerError:

@@ -1,0 +1,117 @@
+"""Start and stop a local devnet node (Hardhat 3 or anvil) on 127.0.0.1.
+
+Both come from npm (``npm ci``): Hardhat through ``scripts/hardhat.mjs``, which runs it on the
+Node 22 that npm installs, and anvil through its npm wrapper. The node's PID and log live in
+``.devnet/`` so that ``gridledger devnet stop`` finds a node that another command started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridledger.errors import ConfigurationError, ToolchainError
+from gridledger.paths import NODE_MODULES, PROJECT_ROOT
+
+STATE_DIR = PROJECT_ROOT / ".devnet"
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Devnet:
+    kind: str
+    port: int
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def _command(kind: str, port: int) -> list[str]:
+    if kind == "hardhat":
+        return ["node", str(PROJECT_ROOT / "scripts" / "hardhat.mjs"), "node", "--hostname", HOST, "--port", str(port)]
+    if kind == "anvil":
+        anvil = NODE_MODULES / ".bin" / "anvil"
+        if not anvil.exists():
+            raise ToolchainError("anvil is not installed: run `npm ci` (scripts/setup.sh does)")
+        return [str(anvil), "--host", HOST, "--port", str(port), "--hardfork", "cancun", "--silent"]
+    raise ConfigurationError(f"unknown devnet {kind!r}: use hardhat or anvil")
+
+
+def _answers(url: str) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return "result" in json.loads(response.read())
+    except (OSError, ValueError):
+        return False
+
+
+def _pidfile(kind: str) -> Path:
+    return STATE_DIR / f"{kind}.json"
+
+
+def start(kind: str, port: int = 8545) -> Devnet:
+    """Starts a node in the background and waits until it answers JSON-RPC."""
+    url = f"http://{HOST}:{port}"
+    if _answers(url):
+        raise ConfigurationError(f"something already answers at {url}: stop it or choose another port")
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    log = (STATE_DIR / f"{kind}.log").open("w")
+    process = subprocess.Popen(
+        _command(kind, port), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not _answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            tail = (STATE_DIR / f"{kind}.log").read_text()[-2000:]
+            raise ToolchainError(f"{kind} did not start on {url}; its log ends:\n{tail}")
+        time.sleep(0.2)
+    devnet = Devnet(kind=kind, port=port, pid=process.pid)
+    _pidfile(kind).write_text(json.dumps({"port": port, "pid": process.pid}))
+    return devnet
+
+
+def stop(kind: str) -> bool:
+    """Stops the node that ``start`` recorded; False if none was running."""
+    path = _pidfile(kind)
+    if not path.exists():
+        return False
+    pid = int(json.loads(path.read_text())["pid"])
+    path.unlink()
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(50):
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+@contextlib.contextmanager
+def running(kind: str, port: int = 8545) -> Iterator[Devnet]:
+    """A node for the duration of a ``with`` block (tests, benchmarks)."""
+    devnet = start(kind, port)
+    try:
+        yield devnet
+    finally:
+        stop(kind)

@@ -1,0 +1,189 @@
+"""The ``gridledger`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gridledger.config import Settings
+from gridledger.errors import GridLedgerError
+
+app = typer.Typer(help="GridLedger: a local energy market on an Ethereum ledger.", no_args_is_help=True)
+devnet_app = typer.Typer(help="Start and stop a local devnet node (Hardhat or anvil).", no_args_is_help=True)
+wallet_app = typer.Typer(help="Prosumer wallets: encrypted keystores.", no_args_is_help=True)
+app.add_typer(devnet_app, name="devnet")
+app.add_typer(wallet_app, name="wallet")
+console = Console(width=None if sys.stdout.isatty() else 130)
+
+
+def _tokens(base_units: float) -> str:
+    return f"{base_units / 1e6:,.2f}"
+
+
+@app.command()
+def demo(
+    prosumers: Annotated[int, typer.Option(min=2, max=104, help="number of prosumers")] = 24,
+    day: Annotated[int, typer.Option(min=1, max=366, help="day of SimBench's 2016 profile year")] = 173,
+    slots: Annotated[int, typer.Option(min=1, max=96, help="15-minute slots to run")] = 96,
+    seed: Annotated[int, typer.Option(help="seed of prices and meter deviations")] = 7,
+) -> None:
+    """Run one market day of P2P trading on the configured chain (embedded by default)."""
+    from gridledger.chain.ledger import Ledger
+    from gridledger.reports.day_summary import summarise
+    from gridledger.sim.market_day import DayConfig, SlotOutcome, run_market_day
+
+    settings = Settings()
+    config = DayConfig(prosumers=prosumers, day=day, slots=slots, seed=seed)
+    with console.status("compiling contracts, starting the chain and deploying…"):
+        ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
+    market = ledger.deployment.addresses["EnergyMarket"]
+    console.print(
+        f"[bold]GridLedger demo[/] on [cyan]{settings.chain}[/] (chain {ledger.chain.chain_id}); market {market} "
+        f"({'deployed now' if deployed else 'reused'}), solc {ledger.build.compiler_version.split('+')[0]}"
+    )
+    console.print(f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes")
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("onboarding prosumers", total=slots)
+
+        def on_slot(outcome: SlotOutcome) -> None:
+            clock = datetime.fromtimestamp(outcome.delivery_start, tz=UTC).strftime("%H:%M")
+            price = outcome.clearing.price_per_kwh
+            what = f"{outcome.clearing.traded_wh / 1000:6.2f} kWh at {price / 1e6:.3f}" if price else "no trade"
+            progress.update(task, advance=1, description=f"slot {clock}  {outcome.orders:3d} orders  {what}")
+
+        result = run_market_day(ledger, config, on_slot=on_slot)
+    _print_summary(summarise(result))
+
+
+def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
+    console.print()
+    console.print("[bold]Market day summary[/]")
+    avg = summary.average_price_per_kwh
+    lines = [
+        ("slots cleared and settled", f"{summary.slots}"),
+        ("orders", f"{summary.orders:,}"),
+        ("trades (filled orders)", f"{summary.trades:,}"),
+        ("energy traded locally", f"{summary.traded_wh / 1000:,.2f} kWh"),
+        ("average clearing price", f"{avg / 1e6:.4f} per kWh (volume-weighted)" if avg else "no trades"),
+        ("total gas", f"{summary.total_gas:,}"),
+        ("gas by call", ", ".join(f"{k} {v:,}" for k, v in summary.gas_by_call.items())),
+        ("wall time", f"{summary.seconds:.1f} s"),
+    ]
+    for name, value in lines:
+        console.print(f"  {name:<28} {value}")
+    table = Table(title="Each prosumer: cost against retail/feed-in tariffs (tokens; negative = income)")
+    for column in ("prosumer", "bus", "PV kWp", "import kWh", "export kWh", "bought kWh", "sold kWh",
+                   "baseline", "with market", "saving"):
+        table.add_column(column, justify="left" if column == "prosumer" else "right")
+    for p in summary.prosumers:
+        table.add_row(
+            p.name.split(" ", 1)[-1], str(p.bus), f"{p.pv_kwp:.0f}", f"{p.imported_wh / 1000:.2f}", f"{p.exported_wh / 1000:.2f}",
+            f"{p.bought_wh / 1000:.2f}", f"{p.sold_wh / 1000:.2f}", _tokens(p.baseline_cost),
+            _tokens(p.market_cost), _tokens(p.saving),
+        )
+    total_saving = sum(p.saving for p in summary.prosumers)
+    table.add_row("all", "", "", "", "", "", "", _tokens(sum(p.baseline_cost for p in summary.prosumers)),
+                  _tokens(sum(p.market_cost for p in summary.prosumers)), _tokens(total_saving), style="bold")
+    console.print(table)
+
+
+@app.command()
+def compile() -> None:
+    """Compile the contracts offline (cached by source hash)."""
+    from gridledger.chain.compile import compile_contracts
+
+    build = compile_contracts()
+    console.print(f"compiled {', '.join(n for n, c in build.contracts.items() if c.bytecode)} with solc "
+                  f"{build.compiler_version}; source hash {build.source_hash}")
+
+
+@app.command()
+def deploy() -> None:
+    """Deploy to the configured chain and record deployments/<chainId>.json (reuses a live deployment)."""
+    from gridledger.chain.ledger import Ledger
+    from gridledger.paths import DEPLOYMENTS_DIR
+
+    settings = Settings()
+    if settings.chain == "embedded":
+        raise GridLedgerError(
+            "the embedded chain lives only inside one process: deploy to a devnet or RPC URL "
+            "(GRIDLEDGER_CHAIN=hardhat|anvil|http://…), or run `gridledger demo`"
+        )
+    ledger, deployed = Ledger.open(settings)
+    d = ledger.deployment
+    console.print(("deployed" if deployed else "reused the existing deployment") + f" on chain {d.chain_id}:")
+    console.print(json.dumps(d.addresses, indent=2))
+    console.print(f"record: {DEPLOYMENTS_DIR / f'{d.chain_id}.json'}")
+
+
+@devnet_app.command("start")
+def devnet_start(
+    kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat",
+    port: Annotated[int, typer.Option(min=1024, max=65535)] = 8545,
+) -> None:
+    """Start a devnet node on 127.0.0.1 in the background."""
+    from gridledger.chain import devnet
+
+    node = devnet.start(kind, port)
+    console.print(f"{kind} answers at {node.url} (pid {node.pid}); use GRIDLEDGER_CHAIN={kind}")
+
+
+@devnet_app.command("stop")
+def devnet_stop(kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat") -> None:
+    """Stop the devnet node that `devnet start` started."""
+    from gridledger.chain import devnet
+
+    console.print(f"stopped {kind}" if devnet.stop(kind) else f"no {kind} node was running")
+
+
+@wallet_app.command("create")
+def wallet_create(
+    name: str, password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)]
+) -> None:
+    """Create a new key in an encrypted keystore."""
+    from gridledger.wallet import keystore
+
+    account = keystore.create(name, password)
+    console.print(f"wallet {name}: {account.address} ({keystore.KEYSTORE_DIR / (name + '.json')})")
+
+
+@wallet_app.command("import")
+def wallet_import(
+    name: str,
+    private_key: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Import an existing private key into an encrypted keystore."""
+    from gridledger.wallet import keystore
+
+    account = keystore.create(name, password, private_key=private_key)
+    console.print(f"wallet {name}: {account.address}")
+
+
+@wallet_app.command("address")
+def wallet_address(name: str) -> None:
+    """Show a wallet's address (without unlocking it)."""
+    from gridledger.wallet import keystore
+
+    console.print(keystore.address_of(name))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except GridLedgerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Cost and benefit per participant, computed from what happened on the ledger."""

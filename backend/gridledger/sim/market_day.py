@@ -1,0 +1,180 @@
+"""One market day on the ledger: 96 slots of orders, clearing, metering and settlement.
+
+Each prosumer's orders follow its day-ahead net position from the SimBench profiles: a net
+consumer bids to buy, a net producer offers to sell, at limit prices between the feed-in
+tariff and the retail tariff. Slots run as a pipeline on the chain's clock:
+
+    ds − gate − 60 s   the facilitator relays the slot's signed orders
+    ds − gate          the gate closes; the facilitator clears the slot from the recorded orders
+    ds + 900 s         delivery ends; the meter operator posts readings and the slot settles
+
+Meter readings are the profile with a random deviation (load and PV each off by a normally
+distributed error), so sellers sometimes fall short and buyers sometimes take less.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eth_account.signers.local import LocalAccount
+
+from gridledger.chain.ledger import Ledger
+from gridledger.market.clearing import BookOrder, ClearingResult, clear
+from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
+from gridledger.settlement.rules import SlotSettlement, settle_slot
+from gridledger.sim.participants import make_prosumers
+from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles
+
+SECONDS_PER_DAY = 86_400
+HOURS_PER_SLOT = 0.25
+
+
+@dataclass(frozen=True)
+class DayConfig:
+    prosumers: int = 24
+    day: int = 173  # 21 June 2016, a clear midsummer day in SimBench's profile year
+    grid: str = DEFAULT_GRID
+    slots: int = SLOTS_PER_DAY
+    seed: int = 7
+    feed_in_per_kwh: int = 80_000  # 0.08 per kWh
+    retail_per_kwh: int = 300_000  # 0.30 per kWh
+    meter_deviation: float = 0.10  # standard deviation of the metered error, per unit
+    deposit: int = 50_000_000  # 50 tokens per prosumer
+    balancing_float: int = 1_000_000_000  # 1,000 tokens for the balancing account
+    min_order_wh: int = 10
+
+
+@dataclass
+class Participant:
+    account: LocalAccount
+    profile: ProsumerProfile
+    next_nonce: int = 0
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+
+@dataclass
+class SlotOutcome:
+    index: int
+    delivery_start: int
+    orders: int
+    fills: list[tuple[Order, int]]
+    clearing: ClearingResult
+    readings_wh: dict[str, int]
+    settlement: SlotSettlement
+
+
+@dataclass
+class DayResult:
+    config: DayConfig
+    participants: list[Participant]
+    slots: list[SlotOutcome] = field(default_factory=list)
+    final_available: dict[str, int] = field(default_factory=dict)
+    gas: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_market_day(
+    ledger: Ledger, config: DayConfig = DayConfig(), *, on_slot: Callable[[SlotOutcome], None] | None = None
+) -> DayResult:
+    """Runs a market day on ``ledger`` (a chain whose clock can be moved)."""
+    started = time.perf_counter()
+    rng = random.Random(config.seed)
+    profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)[: config.prosumers]
+    accounts = make_prosumers(
+        ledger, count=len(profiles), deposit=config.deposit, buses=[p.bus for p in profiles]
+    )
+    participants = [Participant(a, p) for a, p in zip(accounts, profiles, strict=True)]
+    balancing = ledger.roles.balancing
+    ledger.fund_gas(balancing.address, 10**18)
+    ledger.mint(balancing.address, config.balancing_float)
+    ledger.deposit(balancing, config.balancing_float)
+
+    gate = int(ledger.market.functions.GATE_CLOSURE_SECONDS().call())
+    shortfall_price, surplus_price = ledger.market.functions.imbalancePrices().call()
+    day_start = (ledger.chain.now() // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY
+    result = DayResult(config=config, participants=participants)
+
+    pending: tuple[int, int, list[tuple[Order, int]], ClearingResult, int] | None = None
+    for k in range(config.slots + 1):
+        if k < config.slots:
+            ds = day_start + k * SLOT_SECONDS
+            ledger.chain.move_time_to(ds - gate - 60)
+            signed = [_order_for(ledger, p, k, ds, config, rng) for p in participants]
+            signed = [s for s in signed if s is not None]
+            first_block = ledger.chain.w3.eth.block_number
+            if signed:
+                ledger.relay_orders(signed)
+            ledger.chain.move_time_to(ds - gate)
+            fills, clearing = _clear_slot(ledger, ds, from_block=first_block)
+            ledger.commit_clearing(ds, clearing.ledger_price, fills)
+        if pending is not None:
+            index, pds, pfills, pclearing, norders = pending
+            ledger.chain.move_time_to(pds + SLOT_SECONDS)
+            readings = {p.address: _metered_wh(p.profile, index, config, rng) for p in participants}
+            ledger.post_meter_readings(pds, readings)
+            ledger.settle(pds, pfills)
+            settlement = settle_slot(
+                pfills,
+                readings,
+                price_per_kwh=pclearing.ledger_price,
+                shortfall_price_per_kwh=shortfall_price,
+                surplus_price_per_kwh=surplus_price,
+            )
+            outcome = SlotOutcome(index, pds, norders, pfills, pclearing, readings, settlement)
+            result.slots.append(outcome)
+            if on_slot:
+                on_slot(outcome)
+        pending = (k, ds, fills, clearing, len(signed)) if k < config.slots else None
+
+    result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
+    result.gas = dict(ledger.tx.gas_used)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _order_for(
+    ledger: Ledger, participant: Participant, k: int, ds: int, config: DayConfig, rng: random.Random
+) -> SignedOrder | None:
+    """The prosumer's signed order for slot ``k``: its forecast net position at a limit price."""
+    net_wh = round(float(participant.profile.net_w[k]) * HOURS_PER_SLOT)
+    spread = (config.retail_per_kwh - config.feed_in_per_kwh) / 2
+    u = rng.random()
+    if abs(net_wh) < config.min_order_wh:
+        return None
+    if net_wh > 0:
+        side, price = Side.BUY, round(config.retail_per_kwh - u * spread)
+    else:
+        side, price = Side.SELL, round(config.feed_in_per_kwh + u * spread)
+    order = Order(
+        prosumer=participant.address,
+        side=side,
+        delivery_start=ds,
+        energy_wh=abs(net_wh),
+        price_per_kwh=price,
+        nonce=participant.next_nonce,
+        expiry=ds,
+    )
+    participant.next_nonce += 1
+    return ledger.sign(participant.account, order)
+
+
+def _clear_slot(ledger: Ledger, ds: int, *, from_block: int) -> tuple[list[tuple[Order, int]], ClearingResult]:
+    """Clears a slot from the orders the chain recorded (not from what was sent)."""
+    recorded = ledger.recorded_orders(ds, from_block=from_block)
+    clearing = clear(
+        BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival) for r in recorded
+    )
+    return [(r.order, clearing.fills[r.order_hash]) for r in recorded], clearing
+
+
+def _metered_wh(profile: ProsumerProfile, k: int, config: DayConfig, rng: random.Random) -> int:
+    """What the meter measures: the profile with a normally distributed error on load and PV."""
+    load = max(0.0, float(profile.load_w[k]) * (1 + rng.gauss(0, config.meter_deviation)))
+    pv = max(0.0, float(profile.pv_w[k]) * (1 + rng.gauss(0, config.meter_deviation)))
+    return round((load - pv) * HOURS_PER_SLOT)
