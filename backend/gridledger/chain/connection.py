@@ -75,11 +75,13 @@ class Chain:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def move_time_to(self, timestamp: int) -> None:
-        """Makes the next block carry ``timestamp`` (local chains only)."""
+        """Mines a block at ``timestamp``, so that calls and later transactions see that time
+        (local chains only)."""
         if timestamp <= self.now():
             return
         if self.kind == "embedded":
-            self.tester.time_travel(timestamp)
+            self.tester.time_travel(timestamp)  # mines a block at timestamp − 1
+            self.tester.mine_blocks(1)
         elif self.kind in LOCAL_DEVNETS:
             self.w3.provider.make_request("evm_setNextBlockTimestamp", [hex(timestamp)])
             self.w3.provider.make_request("evm_mine", [])

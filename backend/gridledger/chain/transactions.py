@@ -42,18 +42,23 @@ class Transactor:
 
     def send(self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str) -> TxReceipt:
         """Estimates, signs, sends and waits for ``call``; raises the decoded custom error if it reverts."""
-        tx: TxParams = {"from": account.address, "chainId": self.chain.chain_id}
+        w3 = self.chain.w3
+        tx = call.build_transaction(
+            {"from": account.address, "chainId": self.chain.chain_id, "gas": MAX_TX_GAS, **self._fees()}
+        )
         try:
-            gas = call.estimate_gas(tx)
+            if self.chain.kind == "embedded":
+                # py-evm's estimate_gas binary-searches (about nine executions); one eth_call
+                # finds the same reverts, and the cap is the limit (only gas used is paid).
+                w3.eth.call(tx)
+            else:
+                estimate = w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "gas"})  # type: ignore[arg-type]
+                if estimate > MAX_TX_GAS:
+                    raise _too_big(action)
+                tx["gas"] = min(int(estimate * GAS_MARGIN) + 10_000, MAX_TX_GAS)
         except RevertError as exc:
             raise self._revert(exc, action) from None
-        gas = min(int(gas * GAS_MARGIN) + 10_000, MAX_TX_GAS)
-        if gas >= MAX_TX_GAS:
-            raise LedgerError(
-                f"{action} needs about {int(gas / GAS_MARGIN)} gas, above the per-transaction cap of "
-                f"{MAX_TX_GAS} (EIP-7825); split it into smaller batches"
-            )
-        tx = call.build_transaction({**tx, "gas": gas, **self._fees(), "nonce": self._next_nonce(account)})
+        tx["nonce"] = self._next_nonce(account)
         kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
         return self._send_signed(account, tx, action, kind)
 
@@ -97,6 +102,8 @@ class Transactor:
     def _revert(self, exc: Exception, action: str) -> LedgerError:
         data: Any = getattr(exc, "data", None)
         if isinstance(exc, TransactionFailed):
+            if "out of gas" in str(exc).lower():
+                return _too_big(action)
             data = _tester_revert_data(exc)
         if isinstance(data, dict):
             data = data.get("data")
@@ -128,3 +135,10 @@ def _tester_revert_data(exc: TransactionFailed) -> bytes | None:
     except (ValueError, SyntaxError):
         return None
     return data if isinstance(data, bytes) else None
+
+
+def _too_big(action: str) -> LedgerError:
+    return LedgerError(
+        f"{action} needs more than the per-transaction cap of {MAX_TX_GAS:,} gas (EIP-7825); "
+        "split it into smaller batches"
+    )
