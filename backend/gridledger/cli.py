@@ -32,6 +32,7 @@ def demo(
     prosumers: Annotated[int, typer.Option(min=2, max=104, help="number of prosumers")] = 24,
     day: Annotated[int, typer.Option(min=1, max=366, help="day of SimBench's 2016 profile year")] = 173,
     slots: Annotated[int, typer.Option(min=1, max=96, help="15-minute slots to run")] = 96,
+    first_slot: Annotated[int, typer.Option(min=0, max=95, help="first slot of the day (48 = 12:00)")] = 0,
     seed: Annotated[int, typer.Option(help="seed of prices and meter deviations")] = 7,
 ) -> None:
     """Run one market day of P2P trading on the configured chain (embedded by default)."""
@@ -40,7 +41,7 @@ def demo(
     from gridledger.sim.market_day import DayConfig, SlotOutcome, run_market_day
 
     settings = Settings()
-    config = DayConfig(prosumers=prosumers, day=day, slots=slots, seed=seed)
+    config = DayConfig(prosumers=prosumers, day=day, slots=slots, first_slot=first_slot, seed=seed)
     with console.status("compiling contracts, starting the chain and deploying…"):
         ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
     market = ledger.deployment.addresses["EnergyMarket"]

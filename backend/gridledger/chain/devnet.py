@@ -48,7 +48,7 @@ def _command(kind: str, port: int) -> list[str]:
     raise ConfigurationError(f"unknown devnet {kind!r}: use hardhat or anvil")
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
@@ -65,7 +65,7 @@ def _pidfile(kind: str) -> Path:
 def start(kind: str, port: int = 8545) -> Devnet:
     """Starts a node in the background and waits until it answers JSON-RPC."""
     url = f"http://{HOST}:{port}"
-    if _answers(url):
+    if answers(url):
         raise ConfigurationError(f"something already answers at {url}: stop it or choose another port")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     log = (STATE_DIR / f"{kind}.log").open("w")
@@ -73,7 +73,7 @@ def start(kind: str, port: int = 8545) -> Devnet:
         _command(kind, port), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not _answers(url):
+    while not answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -97,6 +97,8 @@ def stop(kind: str) -> bool:
     except ProcessLookupError:
         return False
     for _ in range(50):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if this process started it
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from eth_account.signers.local import LocalAccount
 
 from gridledger.chain.ledger import Ledger
+from gridledger.errors import ConfigurationError
 from gridledger.market.clearing import BookOrder, ClearingResult, clear
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
 from gridledger.settlement.rules import SlotSettlement, settle_slot
@@ -38,6 +39,7 @@ class DayConfig:
     day: int = 173  # 21 June 2016, a clear midsummer day in SimBench's profile year
     grid: str = DEFAULT_GRID
     slots: int = SLOTS_PER_DAY
+    first_slot: int = 0  # index of the first slot of the day to run (44 = 11:00)
     seed: int = 7
     feed_in_per_kwh: int = 80_000  # 0.08 per kWh
     retail_per_kwh: int = 300_000  # 0.30 per kWh
@@ -84,6 +86,11 @@ def run_market_day(
 ) -> DayResult:
     """Runs a market day on ``ledger`` (a chain whose clock can be moved)."""
     started = time.perf_counter()
+    if not 0 <= config.first_slot < config.first_slot + config.slots <= SLOTS_PER_DAY:
+        raise ConfigurationError(
+            f"slots {config.first_slot} to {config.first_slot + config.slots - 1} are outside the day's 0 to "
+            f"{SLOTS_PER_DAY - 1}"
+        )
     rng = random.Random(config.seed)
     profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)[: config.prosumers]
     accounts = make_prosumers(
@@ -101,8 +108,8 @@ def run_market_day(
     result = DayResult(config=config, participants=participants)
 
     pending: tuple[int, int, list[tuple[Order, int]], ClearingResult, int] | None = None
-    for k in range(config.slots + 1):
-        if k < config.slots:
+    for k in range(config.first_slot, config.first_slot + config.slots + 1):
+        if k < config.first_slot + config.slots:
             ds = day_start + k * SLOT_SECONDS
             ledger.chain.move_time_to(ds - gate - 60)
             signed = [_order_for(ledger, p, k, ds, config, rng) for p in participants]
@@ -130,7 +137,7 @@ def run_market_day(
             result.slots.append(outcome)
             if on_slot:
                 on_slot(outcome)
-        pending = (k, ds, fills, clearing, len(signed)) if k < config.slots else None
+        pending = (k, ds, fills, clearing, len(signed)) if k < config.first_slot + config.slots else None
 
     result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
     result.gas = dict(ledger.tx.gas_used)

@@ -1,0 +1,59 @@
+"""A slot end to end on a real devnet node that the test starts and stops itself."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from gridledger.chain import devnet
+from gridledger.chain.ledger import Ledger
+from gridledger.config import Settings
+from gridledger.errors import ReplayRejected
+from gridledger.market.clearing import BookOrder, clear
+from gridledger.market.orders import Side
+from gridledger.sim.participants import make_prosumers
+from tests.conftest import DEPOSIT, make_order, market_total
+
+pytestmark = pytest.mark.devnet
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("kind", ["hardhat", "anvil"])
+def test_a_slot_end_to_end_on_a_devnet(kind, tmp_path) -> None:
+    port = free_port()
+    with devnet.running(kind, port) as node:
+        settings = Settings(chain=kind, devnet_port=port)
+        ledger, deployed = Ledger.open(settings, record=False)
+        assert deployed and ledger.chain.chain_id == 31337
+        alice, bob = make_prosumers(ledger, count=2, deposit=DEPOSIT)
+        slot = (ledger.chain.now() // 900 + 4) * 900
+        buy = make_order(alice, Side.BUY, slot, 2_000, 280_000)
+        sell = make_order(bob, Side.SELL, slot, 1_500, 90_000)
+        ledger.relay_orders([ledger.sign(alice, buy), ledger.sign(bob, sell)])
+        with pytest.raises(ReplayRejected):  # the node's revert data decodes to the same domain error
+            ledger.relay_orders([ledger.sign(bob, sell)])
+
+        recorded = ledger.recorded_orders(slot)
+        result = clear(BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival)
+                       for r in recorded)
+        assert (result.traded_wh, result.price_per_kwh) == (1_500, 185_000)
+        fills = [(r.order, result.fills[r.order_hash]) for r in recorded]
+        ledger.chain.move_time_to(slot - 300)
+        ledger.commit_clearing(slot, result.ledger_price, fills)
+        ledger.chain.move_time_to(slot + 900)
+        ledger.post_meter_readings(slot, {alice.address: 1_500, bob.address: -1_500})
+        ledger.settle(slot, fills)
+
+        # 1.5 kWh at 0.185 = 0.2775 tokens from Alice to Bob, nothing else moves.
+        assert ledger.account_of(alice.address) == (DEPOSIT - 277_500, 0)
+        assert ledger.account_of(bob.address) == (DEPOSIT + 277_500, 0)
+        parties = [alice.address, bob.address, ledger.roles.balancing.address]
+        assert ledger.token_balance(ledger.market.address) == market_total(ledger, parties, [slot]) == 2 * DEPOSIT
+        assert ledger.slot_state(slot).status == "settled"
+    assert not devnet.answers(node.url)  # stopped with the block
