@@ -17,7 +17,7 @@ import argparse
 from gridledger.chain.ledger import Ledger
 from gridledger.chain.transactions import MAX_TX_GAS
 from gridledger.config import Settings
-from gridledger.market.clearing import BookOrder, clear
+from gridledger.market.book import clear_recorded
 from gridledger.market.orders import Order, Side
 from gridledger.sim.participants import make_prosumers
 
@@ -44,14 +44,18 @@ def main() -> None:
             signed.append(ledger.sign(account, order))
         return signed
 
+    def report(label: str, gas: int, items: int, unit: str) -> None:
+        print(f"{label:<52} {gas:>10,} gas {gas / items:>8,.0f} per {unit}")
+
     def relay(label: str, signed: list) -> None:
         gas = ledger.relay_orders(signed, batch_size=len(signed))[0]["gasUsed"]
-        print(f"{label:<58} {gas:>10,} gas  {gas / len(signed):>8,.0f} per order  (tx cap {MAX_TX_GAS:,})")
+        report(label, gas, len(signed), "order")
         figures.setdefault("relay", []).append(gas / len(signed))
 
     figures: dict[str, list[float]] = {}
     prices = {Side.BUY: 300_000, Side.SELL: 100_000}
     print(f"batches of {n} orders, half buy (escrowed) and half sell, embedded chain (py-evm, Cancun)")
+    print(f"every transaction below stays under EIP-7825's cap of {MAX_TX_GAS:,} gas")
     # Slot 0: every prosumer's first order (a fresh storage word each: the worst case).
     first = batch(slot0, prosumers, price_of=prices.get)
     relay(f"{n} prosumers, first order each (fresh word)", first)
@@ -68,21 +72,18 @@ def main() -> None:
     # Clear, meter and settle slot 1 (n fills, all crossing).
     slot = slot0 + 900
     recorded = ledger.recorded_orders(slot)
-    result = clear(
-        BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival) for r in recorded
-    )
-    fills = [(r.order, result.fills[r.order_hash]) for r in recorded]
+    fills, result = clear_recorded(recorded)
     filled = sum(1 for _, f in fills if f)
     ledger.chain.move_time_to(slot - 300)
     gas = ledger.commit_clearing(slot, result.ledger_price, fills)["gasUsed"]
-    print(f"{'commit of ' + str(len(fills)) + ' orders (' + str(filled) + ' filled)':<58} {gas:>10,} gas  {gas / len(fills):>8,.0f} per fill")
+    report(f"commit of {len(fills)} orders ({filled} filled)", gas, len(fills), "fill")
     figures["commit"] = [gas / len(fills)]
     ledger.chain.move_time_to(slot + 900)
     readings = {o.prosumer: (f if o.side is Side.BUY else -f) for o, f in fills}
-    gas_m = ledger.post_meter_readings(slot, readings)["gasUsed"]
-    print(f"{'meter readings of ' + str(len(readings)) + ' meters':<58} {gas_m:>10,} gas  {gas_m / len(readings):>8,.0f} per reading")
+    gas = ledger.post_meter_readings(slot, readings)["gasUsed"]
+    report(f"meter readings of {len(readings)} meters", gas, len(readings), "reading")
     gas = ledger.settle(slot, fills)["gasUsed"]
-    print(f"{'settlement of ' + str(len(fills)) + ' fills':<58} {gas:>10,} gas  {gas / len(fills):>8,.0f} per fill")
+    report(f"settlement of {len(fills)} fills", gas, len(fills), "fill")
     figures["settle"] = [gas / len(fills)]
 
     print()

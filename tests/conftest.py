@@ -56,8 +56,15 @@ def next_slot(ledger: Ledger) -> Callable[[], int]:
     return slot
 
 
-def make_order(account: LocalAccount, side: Side, slot: int, energy_wh: int, price: int, nonce: int = 0,
-               expiry: int | None = None) -> Order:
+def make_order(
+    account: LocalAccount,
+    side: Side,
+    slot: int,
+    energy_wh: int,
+    price: int,
+    nonce: int = 0,
+    expiry: int | None = None,
+) -> Order:
     return Order(account.address, side, slot, energy_wh, price, nonce, slot if expiry is None else expiry)
 
 

@@ -46,10 +46,13 @@ def demo(
         ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
     market = ledger.deployment.addresses["EnergyMarket"]
     console.print(
-        f"[bold]GridLedger demo[/] on [cyan]{settings.chain}[/] (chain {ledger.chain.chain_id}); market {market} "
+        f"[bold]GridLedger demo[/] on [cyan]{settings.chain}[/] (chain {ledger.chain.chain_id}); "
+        f"market {market} "
         f"({'deployed now' if deployed else 'reused'}), solc {ledger.build.compiler_version.split('+')[0]}"
     )
-    console.print(f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes")
+    console.print(
+        f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes"
+    )
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -62,7 +65,9 @@ def demo(
         def on_slot(outcome: SlotOutcome) -> None:
             clock = datetime.fromtimestamp(outcome.delivery_start, tz=UTC).strftime("%H:%M")
             price = outcome.clearing.price_per_kwh
-            what = f"{outcome.clearing.traded_wh / 1000:6.2f} kWh at {price / 1e6:.3f}" if price else "no trade"
+            what = (
+                f"{outcome.clearing.traded_wh / 1000:6.2f} kWh at {price / 1e6:.3f}" if price else "no trade"
+            )
             progress.update(task, advance=1, description=f"slot {clock}  {outcome.orders:3d} orders  {what}")
 
         result = run_market_day(ledger, config, on_slot=on_slot)
@@ -86,18 +91,46 @@ def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
     for name, value in lines:
         console.print(f"  {name:<28} {value}")
     table = Table(title="Each prosumer: cost against retail/feed-in tariffs (tokens; negative = income)")
-    for column in ("prosumer", "bus", "PV kWp", "import kWh", "export kWh", "bought kWh", "sold kWh",
-                   "baseline", "with market", "saving"):
+    for column in (
+        "prosumer",
+        "bus",
+        "PV kWp",
+        "import kWh",
+        "export kWh",
+        "bought kWh",
+        "sold kWh",
+        "baseline",
+        "with market",
+        "saving",
+    ):
         table.add_column(column, justify="left" if column == "prosumer" else "right")
     for p in summary.prosumers:
         table.add_row(
-            p.name.split(" ", 1)[-1], str(p.bus), f"{p.pv_kwp:.0f}", f"{p.imported_wh / 1000:.2f}", f"{p.exported_wh / 1000:.2f}",
-            f"{p.bought_wh / 1000:.2f}", f"{p.sold_wh / 1000:.2f}", _tokens(p.baseline_cost),
-            _tokens(p.market_cost), _tokens(p.saving),
+            p.name.split(" ", 1)[-1],
+            str(p.bus),
+            f"{p.pv_kwp:.0f}",
+            f"{p.imported_wh / 1000:.2f}",
+            f"{p.exported_wh / 1000:.2f}",
+            f"{p.bought_wh / 1000:.2f}",
+            f"{p.sold_wh / 1000:.2f}",
+            _tokens(p.baseline_cost),
+            _tokens(p.market_cost),
+            _tokens(p.saving),
         )
     total_saving = sum(p.saving for p in summary.prosumers)
-    table.add_row("all", "", "", "", "", "", "", _tokens(sum(p.baseline_cost for p in summary.prosumers)),
-                  _tokens(sum(p.market_cost for p in summary.prosumers)), _tokens(total_saving), style="bold")
+    table.add_row(
+        "all",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        _tokens(sum(p.baseline_cost for p in summary.prosumers)),
+        _tokens(sum(p.market_cost for p in summary.prosumers)),
+        _tokens(total_saving),
+        style="bold",
+    )
     console.print(table)
 
 
@@ -107,8 +140,10 @@ def compile() -> None:
     from gridledger.chain.compile import compile_contracts
 
     build = compile_contracts()
-    console.print(f"compiled {', '.join(n for n, c in build.contracts.items() if c.bytecode)} with solc "
-                  f"{build.compiler_version}; source hash {build.source_hash}")
+    console.print(
+        f"compiled {', '.join(n for n, c in build.contracts.items() if c.bytecode)} with solc "
+        f"{build.compiler_version}; source hash {build.source_hash}"
+    )
 
 
 @app.command()

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from web3.logs import DISCARD
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.conftest import DEPOSIT, make_order, market_total, open_ledger
+from web3.logs import DISCARD
 
 from gridledger.errors import ClearingRejected, LedgerError, SettlementRejected
-from gridledger.market.clearing import BookOrder, clear
+from gridledger.market.book import clear_recorded
 from gridledger.market.orders import Side
 from gridledger.settlement.rules import settle_slot
 from gridledger.sim.participants import make_prosumers
-from tests.conftest import DEPOSIT, make_order, market_total, open_ledger
 
 
 @pytest.fixture
@@ -37,7 +37,10 @@ def test_commit_pays_the_clearing_price_and_releases_unused_escrow(ledger, prosu
     # Alice escrowed 0.30 for 1 kWh; she pays 0.8 kWh × 0.20 and gets the rest back.
     assert ledger.account_of(alice.address) == (DEPOSIT - 160_000, 0)
     filled = ledger.market.events.OrderFilled().process_receipt(receipt, errors=DISCARD)
-    assert sorted((e["args"]["filledWh"], e["args"]["cost"]) for e in filled) == [(800, 160_000), (800, 160_000)]
+    assert sorted((e["args"]["filledWh"], e["args"]["cost"]) for e in filled) == [
+        (800, 160_000),
+        (800, 160_000),
+    ]
     cleared = ledger.market.events.SlotCleared().process_receipt(receipt, errors=DISCARD)[0]["args"]
     assert cleared["tradedWh"] == 800
     assert ledger.nonce_status(alice.address, 0) == "cleared"
@@ -73,9 +76,9 @@ def test_commit_waits_for_gate_closure_and_happens_once(ledger, two_sided) -> No
 
 
 def test_commit_must_address_every_open_order_once(ledger, two_sided) -> None:
-    slot, buy, sell = two_sided
+    slot, buy, _ = two_sided
     ledger.chain.move_time_to(slot - 300)
-    with pytest.raises(ClearingRejected, match="lists 1 orders but slot .* has 2 open orders"):
+    with pytest.raises(ClearingRejected, match=r"lists 1 orders but slot .* has 2 open orders"):
         ledger.commit_clearing(slot, 0, [(buy, 0)])
     with pytest.raises(LedgerError) as info:
         ledger.commit_clearing(slot, 0, [(buy, 0), (buy, 0)])
@@ -108,12 +111,24 @@ def test_settlement_pays_delivered_energy_and_prices_deviations(ledger, prosumer
     assert ledger.account_of(alice.address) == (DEPOSIT - 160_000 + 5_000, 0)
     assert ledger.account_of(balancing) == (15_000, 0)
     settled = ledger.market.events.SlotSettled().process_receipt(receipt, errors=DISCARD)[0]["args"]
-    assert (settled["paidToSellers"], settled["toBalancing"], settled["fromBalancing"]) == (160_000, 20_000, 5_000)
+    assert (settled["paidToSellers"], settled["toBalancing"], settled["fromBalancing"]) == (
+        160_000,
+        20_000,
+        5_000,
+    )
     assert ledger.slot_state(slot).status == "settled"
     # The Python mirror of the rule agrees with the chain.
-    mirror = settle_slot(fills, {alice.address: 700, bob.address: -750}, price_per_kwh=200_000,
-                         shortfall_price_per_kwh=400_000, surplus_price_per_kwh=50_000)
-    assert [(f.deviation_wh, f.payment, f.charge) for f in mirror.fills] == [(100, 5_000, 0), (50, 160_000, 20_000)]
+    mirror = settle_slot(
+        fills,
+        {alice.address: 700, bob.address: -750},
+        price_per_kwh=200_000,
+        shortfall_price_per_kwh=400_000,
+        surplus_price_per_kwh=50_000,
+    )
+    assert [(f.deviation_wh, f.payment, f.charge) for f in mirror.fills] == [
+        (100, 5_000, 0),
+        (50, 160_000, 20_000),
+    ]
     # Tokens are conserved: the market holds exactly what it owes.
     owed = market_total(ledger, [p.address for p in prosumers] + [balancing], [slot])
     assert ledger.token_balance(ledger.market.address) == owed == 3 * DEPOSIT
@@ -155,7 +170,9 @@ def test_settlement_refusals(ledger, prosumers, two_sided) -> None:
     ledger.settle(slot, fills)
 
 
-def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_account(ledger, next_slot) -> None:
+def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_account(
+    ledger, next_slot
+) -> None:
     alice, bob = make_prosumers(ledger, count=2, deposit=DEPOSIT)
     ledger.withdraw(bob, DEPOSIT)  # Bob has nothing in the market
     slot = next_slot()
@@ -168,7 +185,9 @@ def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_acc
     ledger.post_meter_readings(slot, {alice.address: 1_000, bob.address: 0})  # Bob delivered nothing
     receipt = ledger.settle(slot, [(buy, 1_000), (sell, 1_000)])
     # Bob is credited 0.10 and owes 0.40: he pays what he has (0.10); 0.30 goes uncollected.
-    uncollected = ledger.market.events.ImbalanceUncollected().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    uncollected = ledger.market.events.ImbalanceUncollected().process_receipt(receipt, errors=DISCARD)[0][
+        "args"
+    ]
     assert (uncollected["account"], uncollected["amount"]) == (bob.address, 300_000)
     assert ledger.account_of(bob.address) == (0, 0)
     assert ledger.account_of(ledger.roles.balancing.address) == (100_000, 0)
@@ -186,7 +205,10 @@ def test_one_prosumers_metered_energy_is_not_counted_twice(ledger, prosumers, ne
     ledger.chain.move_time_to(slot + 900)
     ledger.post_meter_readings(slot, {alice.address: 1_000, bob.address: -600})
     receipt = ledger.settle(slot, fills)
-    deviations = [e["args"]["deviationWh"] for e in ledger.market.events.FillSettled().process_receipt(receipt, errors=DISCARD)]
+    deviations = [
+        e["args"]["deviationWh"]
+        for e in ledger.market.events.FillSettled().process_receipt(receipt, errors=DISCARD)
+    ]
     assert deviations == [0, 400, 0]  # 600 Wh fed in cover the first fill and 100 Wh of the second
 
 
@@ -201,9 +223,14 @@ def shared(build):
 
 
 book = st.lists(
-    st.tuples(st.integers(0, 3), st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 3_000),
-              st.integers(50_000, 300_000)),
-    min_size=1, max_size=8,
+    st.tuples(
+        st.integers(0, 3),
+        st.sampled_from([Side.BUY, Side.SELL]),
+        st.integers(1, 3_000),
+        st.integers(50_000, 300_000),
+    ),
+    min_size=1,
+    max_size=8,
 )
 
 
@@ -215,13 +242,15 @@ def test_any_cleared_and_metered_slot_conserves_tokens(shared, orders, readings)
     signed = []
     for who, side, energy, price in orders:
         account = accounts[who]
-        signed.append(ledger.sign(account, make_order(account, side, slot, energy, price, nonce=nonces[account.address])))
+        signed.append(
+            ledger.sign(
+                account, make_order(account, side, slot, energy, price, nonce=nonces[account.address])
+            )
+        )
         nonces[account.address] += 1
     ledger.relay_orders(signed)
     recorded = ledger.recorded_orders(slot)
-    result = clear(BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival)
-                   for r in recorded)
-    fills = [(r.order, result.fills[r.order_hash]) for r in recorded]
+    fills, result = clear_recorded(recorded)
     ledger.chain.move_time_to(slot - 300)
     ledger.commit_clearing(slot, result.ledger_price, fills)
     ledger.chain.move_time_to(slot + 900)
@@ -233,8 +262,14 @@ def test_any_cleared_and_metered_slot_conserves_tokens(shared, orders, readings)
 
     assert all(locked == 0 for _, locked in (ledger.account_of(a) for a in parties))
     assert ledger.token_balance(ledger.market.address) == market_total(ledger, parties, [slot])
-    mirror = settle_slot(fills, metered, price_per_kwh=result.ledger_price, shortfall_price_per_kwh=400_000,
-                         surplus_price_per_kwh=50_000, available=before)
+    mirror = settle_slot(
+        fills,
+        metered,
+        price_per_kwh=result.ledger_price,
+        shortfall_price_per_kwh=400_000,
+        surplus_price_per_kwh=50_000,
+        available=before,
+    )
     expected = dict(before)
     for f in mirror.fills:
         expected[f.prosumer] += f.payment - f.collected

@@ -19,7 +19,12 @@ def test_facilitator_registers_a_participant(ledger) -> None:
     ("setup", "args", "error", "match"),
     [
         (True, dict(meter_id=2, bus=1, capacity_w=1_000), "AlreadyRegistered", "already registered"),
-        (True, dict(meter_id=1, bus=1, capacity_w=1_000, other=True), "MeterIdTaken", "meter 1 already belongs"),
+        (
+            True,
+            dict(meter_id=1, bus=1, capacity_w=1_000, other=True),
+            "MeterIdTaken",
+            "meter 1 already belongs",
+        ),
         (False, dict(meter_id=1, bus=1, capacity_w=0), "InvalidCapacity", "at least 1 W"),
     ],
 )

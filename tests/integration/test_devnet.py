@@ -5,15 +5,15 @@ from __future__ import annotations
 import socket
 
 import pytest
+from tests.conftest import DEPOSIT, make_order, market_total
 
 from gridledger.chain import devnet
 from gridledger.chain.ledger import Ledger
 from gridledger.config import Settings
 from gridledger.errors import ReplayRejected
-from gridledger.market.clearing import BookOrder, clear
+from gridledger.market.book import clear_recorded
 from gridledger.market.orders import Side
 from gridledger.sim.participants import make_prosumers
-from tests.conftest import DEPOSIT, make_order, market_total
 
 pytestmark = pytest.mark.devnet
 
@@ -40,10 +40,8 @@ def test_a_slot_end_to_end_on_a_devnet(kind, tmp_path) -> None:
             ledger.relay_orders([ledger.sign(bob, sell)])
 
         recorded = ledger.recorded_orders(slot)
-        result = clear(BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival)
-                       for r in recorded)
+        fills, result = clear_recorded(recorded)
         assert (result.traded_wh, result.price_per_kwh) == (1_500, 185_000)
-        fills = [(r.order, result.fills[r.order_hash]) for r in recorded]
         ledger.chain.move_time_to(slot - 300)
         ledger.commit_clearing(slot, result.ledger_price, fills)
         ledger.chain.move_time_to(slot + 900)
@@ -54,6 +52,10 @@ def test_a_slot_end_to_end_on_a_devnet(kind, tmp_path) -> None:
         assert ledger.account_of(alice.address) == (DEPOSIT - 277_500, 0)
         assert ledger.account_of(bob.address) == (DEPOSIT + 277_500, 0)
         parties = [alice.address, bob.address, ledger.roles.balancing.address]
-        assert ledger.token_balance(ledger.market.address) == market_total(ledger, parties, [slot]) == 2 * DEPOSIT
+        assert (
+            ledger.token_balance(ledger.market.address)
+            == market_total(ledger, parties, [slot])
+            == 2 * DEPOSIT
+        )
         assert ledger.slot_state(slot).status == "settled"
     assert not devnet.answers(node.url)  # stopped with the block

@@ -108,7 +108,9 @@ def compile_contracts(*, use_cache: bool = True) -> Build:
             standard_input, solc_binary=_solc_binary(), allow_paths=[str(PROJECT_ROOT)]
         )
     except solcx.exceptions.SolcError as exc:
-        raise CompilationError(_error_messages(exc.stdout_data) or f"solc failed: {exc.message}") from None
+        raise CompilationError(
+            _error_messages(exc.stdout_data or "") or f"solc failed: {exc.message}"
+        ) from None
 
     artifact: dict[str, Any] = {"compilerVersion": _compiler_version(), "contracts": {}}
     for path, by_name in output["contracts"].items():
@@ -131,9 +133,7 @@ def _error_messages(stdout: str) -> str:
 
 
 def _compiler_version() -> str:
-    result = subprocess.run(
-        [str(_solc_binary()), "--version"], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([str(_solc_binary()), "--version"], capture_output=True, text=True, check=True)
     return result.stdout.strip().splitlines()[-1].removeprefix("Version: ")
 
 

@@ -15,6 +15,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint
 
 from gridledger.config import Settings
 from gridledger.errors import ConfigurationError
@@ -29,7 +30,8 @@ FIRST_PROSUMER_INDEX = 10
 
 def derive_account(mnemonic: str, index: int) -> LocalAccount:
     """The account at ``m/44'/60'/0'/0/index`` of ``mnemonic``."""
-    return Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}")
+    account: LocalAccount = Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{index}")
+    return account
 
 
 @dataclass
@@ -83,8 +85,8 @@ class Chain:
             self.tester.time_travel(timestamp)  # mines a block at timestamp − 1
             self.tester.mine_blocks(1)
         elif self.kind in LOCAL_DEVNETS:
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [hex(timestamp)])
-            self.w3.provider.make_request("evm_mine", [])
+            self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [hex(timestamp)])
+            self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         else:
             raise ConfigurationError(
                 f"cannot move time on {self.kind}: only the embedded chain and local devnets allow it"

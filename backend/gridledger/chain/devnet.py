@@ -39,7 +39,15 @@ class Devnet:
 
 def _command(kind: str, port: int) -> list[str]:
     if kind == "hardhat":
-        return ["node", str(PROJECT_ROOT / "scripts" / "hardhat.mjs"), "node", "--hostname", HOST, "--port", str(port)]
+        return [
+            "node",
+            str(PROJECT_ROOT / "scripts" / "hardhat.mjs"),
+            "node",
+            "--hostname",
+            HOST,
+            "--port",
+            str(port),
+        ]
     if kind == "anvil":
         anvil = NODE_MODULES / ".bin" / "anvil"
         if not anvil.exists():

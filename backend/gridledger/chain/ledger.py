@@ -21,7 +21,7 @@ from gridledger.chain.deploy import Deployment, ensure_deployed
 from gridledger.chain.reverts import RevertDecoder
 from gridledger.chain.transactions import Transactor
 from gridledger.config import Settings
-from gridledger.market.orders import Order, SignedOrder, Side
+from gridledger.market.orders import Order, Side, SignedOrder
 from gridledger.wallet.signing import sign_order
 
 RELAY_BATCH_SIZE = 100
@@ -116,13 +116,17 @@ class Ledger:
 
     # ─────────────── facilitator ───────────────
 
-    def relay_orders(self, orders: Sequence[SignedOrder], *, batch_size: int = RELAY_BATCH_SIZE) -> list[TxReceipt]:
+    def relay_orders(
+        self, orders: Sequence[SignedOrder], *, batch_size: int = RELAY_BATCH_SIZE
+    ) -> list[TxReceipt]:
         """Relays signed orders in batches; each batch is recorded whole or not at all."""
         receipts = []
         for start in range(0, len(orders), batch_size):
             batch = [o.as_abi() for o in orders[start : start + batch_size]]
             call = self.market.functions.relayOrders(batch)
-            receipts.append(self.tx.send(self.roles.facilitator, call, action=f"relay of {len(batch)} orders"))
+            receipts.append(
+                self.tx.send(self.roles.facilitator, call, action=f"relay of {len(batch)} orders")
+            )
         return receipts
 
     def commit_clearing(
@@ -137,7 +141,9 @@ class Ledger:
     def post_meter_readings(self, delivery_start: int, readings: dict[str, int]) -> TxReceipt:
         """Posts net metered energy per account (Wh, positive = taken from the grid)."""
         accounts = list(readings)
-        call = self.market.functions.postMeterReadings(delivery_start, accounts, [readings[a] for a in accounts])
+        call = self.market.functions.postMeterReadings(
+            delivery_start, accounts, [readings[a] for a in accounts]
+        )
         return self.tx.send(self.roles.meter, call, action=f"meter readings of slot {delivery_start}")
 
     def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> TxReceipt:

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from gridledger import errors
 
@@ -36,8 +37,10 @@ def _kwh_price(value: int) -> str:
 _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "InvalidSignature": (
         errors.SignatureRejected,
-        lambda a: f"order {_short(a['orderHash'])}: signature recovers to {a['recovered']}, "
-        f"but the order names prosumer {a['prosumer']}; only the prosumer's own signature is accepted",
+        lambda a: (
+            f"order {_short(a['orderHash'])}: signature recovers to {a['recovered']}, "
+            f"but the order names prosumer {a['prosumer']}; only the prosumer's own signature is accepted"
+        ),
     ),
     "NotRegistered": (
         errors.NotRegisteredError,
@@ -45,53 +48,73 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     ),
     "NonceAlreadyUsed": (
         errors.ReplayRejected,
-        lambda a: f"nonce {a['nonce']} of {a['prosumer']} was already used or cancelled; "
-        "each order needs a fresh nonce",
+        lambda a: (
+            f"nonce {a['nonce']} of {a['prosumer']} was already used or cancelled; "
+            "each order needs a fresh nonce"
+        ),
     ),
     "OrderExpired": (
         errors.OrderExpiredError,
-        lambda a: f"order {_short(a['orderHash'])} expired at {clock(a['expiry'])}; "
-        f"the chain's time is {clock(a['nowTs'])}",
+        lambda a: (
+            f"order {_short(a['orderHash'])} expired at {clock(a['expiry'])}; "
+            f"the chain's time is {clock(a['nowTs'])}"
+        ),
     ),
     "GateClosed": (
         errors.GateClosedError,
-        lambda a: f"order {_short(a['orderHash'])} for the slot starting {clock(a['deliveryStart'])} "
-        f"came at {clock(a['nowTs'])}, but the gate closed at {clock(a['gateClosure'])}",
+        lambda a: (
+            f"order {_short(a['orderHash'])} for the slot starting {clock(a['deliveryStart'])} "
+            f"came at {clock(a['nowTs'])}, but the gate closed at {clock(a['gateClosure'])}"
+        ),
     ),
     "InvalidDeliveryStart": (
         errors.LedgerError,
-        lambda a: f"delivery start {a['deliveryStart']} is not a slot boundary; "
-        "it must be a multiple of 900 s (15-minute slots)",
+        lambda a: (
+            f"delivery start {a['deliveryStart']} is not a slot boundary; "
+            "it must be a multiple of 900 s (15-minute slots)"
+        ),
     ),
     "InvalidEnergy": (
         errors.LedgerError,
-        lambda a: f"order {_short(a['orderHash'])} asks for {a['energyWh']} Wh; allowed is 1 to "
-        f"{a['maxEnergyWh']} Wh (the connection's capacity over one 15-minute slot)",
+        lambda a: (
+            f"order {_short(a['orderHash'])} asks for {a['energyWh']} Wh; allowed is 1 to "
+            f"{a['maxEnergyWh']} Wh (the connection's capacity over one 15-minute slot)"
+        ),
     ),
     "InsufficientBalance": (
         errors.InsufficientFunds,
-        lambda a: f"{a['account']} has {a['available']} base units available in the market "
-        f"but {a['required']} are needed; deposit more first",
+        lambda a: (
+            f"{a['account']} has {a['available']} base units available in the market "
+            f"but {a['required']} are needed; deposit more first"
+        ),
     ),
     "NotOrderOwner": (
         errors.SignatureRejected,
-        lambda a: f"{a['caller']} may not place or cancel order {_short(a['orderHash'])}: "
-        f"only its prosumer {a['prosumer']} may",
+        lambda a: (
+            f"{a['caller']} may not place or cancel order {_short(a['orderHash'])}: "
+            f"only its prosumer {a['prosumer']} may"
+        ),
     ),
     "OrderNotOpen": (
         errors.LedgerError,
-        lambda a: f"order {_short(a['orderHash'])} is not an open order on the ledger "
-        "(never recorded, cancelled or already cleared)",
+        lambda a: (
+            f"order {_short(a['orderHash'])} is not an open order on the ledger "
+            "(never recorded, cancelled or already cleared)"
+        ),
     ),
     "WrongDeliverySlot": (
         errors.ClearingRejected,
-        lambda a: f"order {_short(a['orderHash'])} is for the slot at {clock(a['orderSlot'])}, "
-        f"not the one being cleared at {clock(a['slot'])}",
+        lambda a: (
+            f"order {_short(a['orderHash'])} is for the slot at {clock(a['orderSlot'])}, "
+            f"not the one being cleared at {clock(a['slot'])}"
+        ),
     ),
     "GateNotClosed": (
         errors.ClearingRejected,
-        lambda a: f"slot {clock(a['deliveryStart'])} cannot be cleared before its gate closes at "
-        f"{clock(a['gateClosure'])}; the chain's time is {clock(a['nowTs'])}",
+        lambda a: (
+            f"slot {clock(a['deliveryStart'])} cannot be cleared before its gate closes at "
+            f"{clock(a['gateClosure'])}; the chain's time is {clock(a['nowTs'])}"
+        ),
     ),
     "SlotAlreadyCleared": (
         errors.ClearingRejected,
@@ -99,38 +122,52 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     ),
     "FillExceedsOrder": (
         errors.ClearingRejected,
-        lambda a: f"fill of {a['filledWh']} Wh for order {_short(a['orderHash'])} exceeds its "
-        f"{a['energyWh']} Wh",
+        lambda a: (
+            f"fill of {a['filledWh']} Wh for order {_short(a['orderHash'])} exceeds its {a['energyWh']} Wh"
+        ),
     ),
     "PriceBeyondLimit": (
         errors.ClearingRejected,
-        lambda a: f"clearing price {_kwh_price(a['clearingPricePerKWh'])} crosses the limit "
-        f"{_kwh_price(a['limitPricePerKWh'])} of order {_short(a['orderHash'])}",
+        lambda a: (
+            f"clearing price {_kwh_price(a['clearingPricePerKWh'])} crosses the limit "
+            f"{_kwh_price(a['limitPricePerKWh'])} of order {_short(a['orderHash'])}"
+        ),
     ),
     "EnergyImbalance": (
         errors.ClearingRejected,
-        lambda a: f"bought energy {a['boughtWh']} Wh differs from sold energy {a['soldWh']} Wh; "
-        "a clearing result must balance",
+        lambda a: (
+            f"bought energy {a['boughtWh']} Wh differs from sold energy {a['soldWh']} Wh; "
+            "a clearing result must balance"
+        ),
     ),
     "IncompleteClearing": (
         errors.ClearingRejected,
-        lambda a: f"the clearing result lists {a['included']} orders but slot "
-        f"{clock(a['deliveryStart'])} has {a['open']} open orders; every open order needs a fill (0 allowed)",
+        lambda a: (
+            f"the clearing result lists {a['included']} orders but slot "
+            f"{clock(a['deliveryStart'])} has {a['open']} open orders; "
+            "every open order needs a fill (0 allowed)"
+        ),
     ),
     "SlotNotCleared": (
         errors.SettlementRejected,
-        lambda a: f"slot {clock(a['deliveryStart'])} cannot settle: its status is "
-        f"{['open', 'cleared', 'settled'][a['status']]}, and only a cleared slot settles (once)",
+        lambda a: (
+            f"slot {clock(a['deliveryStart'])} cannot settle: its status is "
+            f"{['open', 'cleared', 'settled'][a['status']]}, and only a cleared slot settles (once)"
+        ),
     ),
     "DeliveryNotEnded": (
         errors.SettlementRejected,
-        lambda a: f"delivery of slot {clock(a['deliveryStart'])} ends at {clock(a['deliveryEnd'])}; "
-        f"the chain's time is {clock(a['nowTs'])}",
+        lambda a: (
+            f"delivery of slot {clock(a['deliveryStart'])} ends at {clock(a['deliveryEnd'])}; "
+            f"the chain's time is {clock(a['nowTs'])}"
+        ),
     ),
     "MeterReadingAlreadyPosted": (
         errors.SettlementRejected,
-        lambda a: f"a reading of {a['account']} for slot {clock(a['deliveryStart'])} is already posted; "
-        "readings are final",
+        lambda a: (
+            f"a reading of {a['account']} for slot {clock(a['deliveryStart'])} is already posted; "
+            "readings are final"
+        ),
     ),
     "MeterReadingMissing": (
         errors.SettlementRejected,
@@ -138,8 +175,10 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     ),
     "FillsMismatch": (
         errors.SettlementRejected,
-        lambda a: f"the fills given for slot {clock(a['deliveryStart'])} are not the committed ones "
-        f"(committed hash {_short(a['committed'])}, given {_short(a['given'])})",
+        lambda a: (
+            f"the fills given for slot {clock(a['deliveryStart'])} are not the committed ones "
+            f"(committed hash {_short(a['committed'])}, given {_short(a['given'])})"
+        ),
     ),
     "LengthMismatch": (
         errors.LedgerError,
@@ -165,8 +204,10 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     ),
     "ERC20InsufficientAllowance": (
         errors.InsufficientFunds,
-        lambda a: f"allowance of {a['spender']} is {a['allowance']} base units but {a['needed']} are "
-        "needed; approve the market first",
+        lambda a: (
+            f"allowance of {a['spender']} is {a['allowance']} base units but {a['needed']} are "
+            "needed; approve the market first"
+        ),
     ),
     "ERC20InsufficientBalance": (
         errors.InsufficientFunds,
@@ -206,7 +247,8 @@ class RevertDecoder:
             return errors.LedgerError(f"{action} reverted with unknown data 0x{raw.hex()}")
         name, args = decoded
         cls, message = _MESSAGES.get(name, (errors.LedgerError, lambda a: f"{name}({a})"))
-        return cls(f"{action} rejected: {message(args)}", error=name, args_=args)
+        exception: errors.LedgerError = cls(f"{action} rejected: {message(args)}", error=name, args_=args)
+        return exception
 
 
 def _abi_type(item: dict[str, Any]) -> str:

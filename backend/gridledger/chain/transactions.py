@@ -11,11 +11,11 @@ from collections import Counter
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed
 from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
-from eth_tester.exceptions import TransactionFailed
 from web3.exceptions import ContractCustomError, ContractLogicError
-from web3.types import TxParams, TxReceipt
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from gridledger.chain.connection import Chain
 from gridledger.chain.reverts import RevertDecoder
@@ -40,12 +40,18 @@ class Transactor:
         # Gas used so far, by contract function ("deploy" for constructors, "transfer" for value).
         self.gas_used: Counter[str] = Counter()
 
-    def send(self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str) -> TxReceipt:
+    def send(
+        self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str
+    ) -> TxReceipt:
         """Estimates, signs, sends and waits for ``call``; raises the decoded custom error if it reverts."""
         w3 = self.chain.w3
-        tx = call.build_transaction(
-            {"from": account.address, "chainId": self.chain.chain_id, "gas": MAX_TX_GAS, **self._fees()}
-        )
+        params: TxParams = {
+            "from": account.address,
+            "chainId": self.chain.chain_id,
+            "gas": MAX_TX_GAS,
+            **self._fees(),
+        }
+        tx = call.build_transaction(params)
         try:
             if self.chain.kind == "embedded":
                 # py-evm's estimate_gas binary-searches (about nine executions); one eth_call
@@ -58,7 +64,7 @@ class Transactor:
                 tx["gas"] = min(int(estimate * GAS_MARGIN) + 10_000, MAX_TX_GAS)
         except RevertError as exc:
             raise self._revert(exc, action) from None
-        tx["nonce"] = self._next_nonce(account)
+        tx["nonce"] = Nonce(self._next_nonce(account))
         kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
         return self._send_signed(account, tx, action, kind)
 
@@ -66,10 +72,10 @@ class Transactor:
         tx: TxParams = {
             "from": account.address,
             "to": to,
-            "value": wei,
+            "value": Wei(wei),
             "gas": 21_000,
             "chainId": self.chain.chain_id,
-            "nonce": self._next_nonce(account),
+            "nonce": Nonce(self._next_nonce(account)),
             **self._fees(),
         }
         return self._send_signed(account, tx, f"transfer to {to}", "transfer")
@@ -119,9 +125,12 @@ class Transactor:
         self._nonces[address] = nonce + 1
         return nonce
 
-    def _fees(self) -> dict[str, int]:
+    def _fees(self) -> TxParams:
         base = int(self.chain.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-        return {"maxFeePerGas": 2 * base + PRIORITY_FEE_WEI, "maxPriorityFeePerGas": PRIORITY_FEE_WEI}
+        return {
+            "maxFeePerGas": Wei(2 * base + PRIORITY_FEE_WEI),
+            "maxPriorityFeePerGas": Wei(PRIORITY_FEE_WEI),
+        }
 
 
 def _tester_revert_data(exc: TransactionFailed) -> bytes | None:

@@ -95,5 +95,7 @@ def settle_slot(
             from_balancing += payment
             if available is not None:
                 balances[order.prosumer] = balances.get(order.prosumer, 0) + payment
-        result.append(FillSettlement(order.prosumer, order.side, filled, matched, deviation, payment, charge, collected))
+        result.append(
+            FillSettlement(order.prosumer, order.side, filled, matched, deviation, payment, charge, collected)
+        )
     return SlotSettlement(result, paid, to_balancing + (pot - paid), from_balancing)

@@ -23,7 +23,8 @@ from eth_account.signers.local import LocalAccount
 
 from gridledger.chain.ledger import Ledger
 from gridledger.errors import ConfigurationError
-from gridledger.market.clearing import BookOrder, ClearingResult, clear
+from gridledger.market.book import clear_recorded
+from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
 from gridledger.settlement.rules import SlotSettlement, settle_slot
 from gridledger.sim.participants import make_prosumers
@@ -112,8 +113,7 @@ def run_market_day(
         if k < config.first_slot + config.slots:
             ds = day_start + k * SLOT_SECONDS
             ledger.chain.move_time_to(ds - gate - 60)
-            signed = [_order_for(ledger, p, k, ds, config, rng) for p in participants]
-            signed = [s for s in signed if s is not None]
+            signed = [s for p in participants if (s := _order_for(ledger, p, k, ds, config, rng)) is not None]
             first_block = ledger.chain.w3.eth.block_number
             if signed:
                 ledger.relay_orders(signed)
@@ -171,13 +171,11 @@ def _order_for(
     return ledger.sign(participant.account, order)
 
 
-def _clear_slot(ledger: Ledger, ds: int, *, from_block: int) -> tuple[list[tuple[Order, int]], ClearingResult]:
+def _clear_slot(
+    ledger: Ledger, ds: int, *, from_block: int
+) -> tuple[list[tuple[Order, int]], ClearingResult]:
     """Clears a slot from the orders the chain recorded (not from what was sent)."""
-    recorded = ledger.recorded_orders(ds, from_block=from_block)
-    clearing = clear(
-        BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival) for r in recorded
-    )
-    return [(r.order, clearing.fills[r.order_hash]) for r in recorded], clearing
+    return clear_recorded(ledger.recorded_orders(ds, from_block=from_block))
 
 
 def _metered_wh(profile: ProsumerProfile, k: int, config: DayConfig, rng: random.Random) -> int:

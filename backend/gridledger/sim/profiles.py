@@ -62,10 +62,14 @@ def _absolute_profiles(code: str) -> Any:
 def day_profiles(*, count: int, day: int, grid: str = DEFAULT_GRID) -> list[ProsumerProfile]:
     """``count`` prosumers of ``grid`` for day ``day`` (1 = 1 January) of the profile year."""
     if not 1 <= day <= DAYS_IN_PROFILE_YEAR:
-        raise ConfigurationError(f"day must be 1 to {DAYS_IN_PROFILE_YEAR} (day of the 2016 profile year), got {day}")
+        raise ConfigurationError(
+            f"day must be 1 to {DAYS_IN_PROFILE_YEAR} (day of the 2016 profile year), got {day}"
+        )
     net = load_grid(grid)
     if not 1 <= count <= len(net.load):
-        raise ConfigurationError(f"grid {grid} has {len(net.load)} loads; choose 1 to {len(net.load)} prosumers")
+        raise ConfigurationError(
+            f"grid {grid} has {len(net.load)} loads; choose 1 to {len(net.load)} prosumers"
+        )
     profiles = _absolute_profiles(grid)
     steps = slice((day - 1) * SLOTS_PER_DAY, day * SLOTS_PER_DAY)
     loads = profiles[("load", "p_mw")].iloc[steps]

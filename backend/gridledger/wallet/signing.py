@@ -5,7 +5,7 @@ from __future__ import annotations
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from gridledger.errors import OrderError
 from gridledger.market.orders import ORDER_TYPES, Order, SignedOrder, market_domain

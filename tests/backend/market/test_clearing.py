@@ -135,7 +135,9 @@ def test_fills_respect_orders_prices_and_balance(raw: list[tuple[Side, int, int,
 
 @settings(max_examples=300, deadline=None)
 @given(orders_strategy)
-def test_traded_volume_is_the_maximum_the_crossing_orders_allow(raw: list[tuple[Side, int, int, int]]) -> None:
+def test_traded_volume_is_the_maximum_the_crossing_orders_allow(
+    raw: list[tuple[Side, int, int, int]],
+) -> None:
     book = build(raw)
     assert clear(book).traded_wh == max_crossing_volume(book)
 

@@ -23,8 +23,15 @@ ADDRESS = Account.create().address
     ],
 )
 def test_out_of_range_fields_are_refused_with_the_allowed_range(field, value, match) -> None:
-    fields = dict(prosumer=ADDRESS, side=Side.BUY, delivery_start=900 * 2_000_000, energy_wh=100,
-                  price_per_kwh=1, nonce=0, expiry=0)
+    fields = dict(
+        prosumer=ADDRESS,
+        side=Side.BUY,
+        delivery_start=900 * 2_000_000,
+        energy_wh=100,
+        price_per_kwh=1,
+        nonce=0,
+        expiry=0,
+    )
     fields[field] = value
     with pytest.raises(OrderError, match=match):
         Order(**fields)
