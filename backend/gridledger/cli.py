@@ -140,10 +140,9 @@ def compile() -> None:
     from gridledger.chain.compile import compile_contracts
 
     build = compile_contracts()
-    console.print(
-        f"compiled {', '.join(n for n, c in build.contracts.items() if c.bytecode)} with solc "
-        f"{build.compiler_version}; source hash {build.source_hash}"
-    )
+    names = ", ".join(n for n, c in build.contracts.items() if c.bytecode)
+    console.print(f"compiled {names} with solc {build.compiler_version}", soft_wrap=True)
+    console.print(f"source hash {build.source_hash}", soft_wrap=True)
 
 
 @app.command()

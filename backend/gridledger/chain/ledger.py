@@ -125,7 +125,11 @@ class Ledger:
             batch = [o.as_abi() for o in orders[start : start + batch_size]]
             call = self.market.functions.relayOrders(batch)
             receipts.append(
-                self.tx.send(self.roles.facilitator, call, action=f"relay of {len(batch)} orders")
+                self.tx.send(
+                    self.roles.facilitator,
+                    call,
+                    action=f"relay of {len(batch)} order{'' if len(batch) == 1 else 's'}",
+                )
             )
         return receipts
 
