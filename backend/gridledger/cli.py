@@ -148,8 +148,8 @@ def compile() -> None:
 @app.command()
 def deploy() -> None:
     """Deploy to the configured chain and record deployments/<chainId>.json (reuses a live deployment)."""
+    from gridledger.chain.deploy import record_path
     from gridledger.chain.ledger import Ledger
-    from gridledger.paths import DEPLOYMENTS_DIR
 
     settings = Settings()
     if settings.chain == "embedded":
@@ -161,7 +161,7 @@ def deploy() -> None:
     d = ledger.deployment
     console.print(("deployed" if deployed else "reused the existing deployment") + f" on chain {d.chain_id}:")
     console.print(json.dumps(d.addresses, indent=2))
-    console.print(f"record: {DEPLOYMENTS_DIR / f'{d.chain_id}.json'}")
+    console.print(f"record: {record_path(d.chain_id)}", soft_wrap=True)
 
 
 @devnet_app.command("start")

@@ -219,6 +219,11 @@ def test_one_prosumers_metered_energy_is_not_counted_twice(ledger, prosumers, ne
 def shared(build):
     ledger = open_ledger(build)
     accounts = make_prosumers(ledger, count=4, deposit=DEPOSIT)
+    # The balancing account pays surplus buy-backs, so it needs a float of its own.
+    balancing = ledger.roles.balancing
+    ledger.fund_gas(balancing.address, 10**18)
+    ledger.mint(balancing.address, 1_000 * DEPOSIT)
+    ledger.deposit(balancing, 1_000 * DEPOSIT)
     return ledger, accounts, {a.address: 0 for a in accounts}
 
 

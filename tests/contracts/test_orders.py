@@ -203,3 +203,14 @@ def test_orders_from_many_prosumers_share_nothing_but_the_slot(ledger, next_slot
     ledger.relay_orders(signed, batch_size=2)  # three transactions
     recorded = ledger.recorded_orders(slot)
     assert [r.order_hash for r in recorded] == [s.order_hash for s in signed]  # arrival order
+
+
+def test_an_order_signed_with_a_keystore_key_is_accepted(ledger, next_slot, tmp_path) -> None:
+    from gridledger.wallet import keystore
+
+    created = keystore.create("prosumer", "a long password", directory=tmp_path)
+    ledger.register(created.address, meter_id=9_999, bus=3, capacity_w=5_000)
+    wallet = keystore.load("prosumer", "a long password", directory=tmp_path)
+    signed = ledger.sign(wallet, make_order(wallet, Side.SELL, next_slot(), 1_000, 80_000))
+    ledger.relay_orders([signed])
+    assert ledger.nonce_status(wallet.address, 0) == "open"

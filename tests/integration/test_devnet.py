@@ -59,3 +59,31 @@ def test_a_slot_end_to_end_on_a_devnet(kind, tmp_path) -> None:
         )
         assert ledger.slot_state(slot).status == "settled"
     assert not devnet.answers(node.url)  # stopped with the block
+
+
+def test_deploy_command_records_then_reuses_on_a_devnet(tmp_path, monkeypatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gridledger.chain import deploy
+    from gridledger.cli import app
+
+    monkeypatch.setattr(deploy, "DEPLOYMENTS_DIR", tmp_path)
+    port = free_port()
+    env = {
+        "GRIDLEDGER_CHAIN": "anvil",
+        "GRIDLEDGER_DEVNET_PORT": str(port),
+        "GRIDLEDGER_DEPLOYMENTS_DIR": str(tmp_path),
+    }
+    runner = CliRunner()
+    with devnet.running("anvil", port):
+        first = runner.invoke(app, ["deploy"], env=env)
+        assert first.exit_code == 0, first.output
+        assert "deployed on chain 31337" in first.output
+        record = json.loads((tmp_path / "31337.json").read_text())
+        second = runner.invoke(app, ["deploy"], env=env)
+        assert second.exit_code == 0, second.output
+        assert "reused the existing deployment" in second.output
+        assert json.loads((tmp_path / "31337.json").read_text()) == record
+        assert record["roles"]["facilitator"] == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

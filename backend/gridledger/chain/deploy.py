@@ -21,6 +21,11 @@ from gridledger.paths import DEPLOYMENTS_DIR
 CONTRACT_NAMES = ("SettlementToken", "ParticipantRegistry", "EnergyMarket")
 
 
+def record_path(chain_id: int) -> Path:
+    """Where the deployment record of ``chain_id`` lives."""
+    return DEPLOYMENTS_DIR / f"{chain_id}.json"
+
+
 @dataclass(frozen=True)
 class Deployment:
     chain_id: int
@@ -30,15 +35,16 @@ class Deployment:
     source_hash: str
     roles: dict[str, str]
 
-    def save(self, directory: Path = DEPLOYMENTS_DIR) -> Path:
+    def save(self, directory: Path | None = None) -> Path:
+        directory = directory or DEPLOYMENTS_DIR
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.chain_id}.json"
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
         return path
 
     @classmethod
-    def load(cls, chain_id: int, directory: Path = DEPLOYMENTS_DIR) -> Deployment | None:
-        path = directory / f"{chain_id}.json"
+    def load(cls, chain_id: int, directory: Path | None = None) -> Deployment | None:
+        path = (directory or DEPLOYMENTS_DIR) / f"{chain_id}.json"
         if not path.exists():
             return None
         try:
@@ -59,7 +65,7 @@ def ensure_deployed(
     build: Build,
     settings: Settings,
     *,
-    directory: Path = DEPLOYMENTS_DIR,
+    directory: Path | None = None,
     record: bool = True,
 ) -> tuple[Deployment, bool]:
     """Returns the chain's deployment, deploying it first if the chain has none.
@@ -67,6 +73,7 @@ def ensure_deployed(
     The flag says whether this call deployed. A recorded deployment that is live but was built
     from other sources is refused: redeploying would leave two markets on one chain.
     """
+    directory = directory or DEPLOYMENTS_DIR
     existing = Deployment.load(chain.chain_id, directory) if record else None
     if existing is not None and is_live(chain, existing):
         if existing.source_hash != build.source_hash:
