@@ -175,13 +175,19 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     // ───────────────────────────── clearing ─────────────────────────────
 
     /// @inheritdoc IEnergyMarket
-    function commitClearing(uint40 deliveryStart, uint64 clearingPricePerKWh, Fill[] calldata fills)
-        external
-        onlyRole(FACILITATOR_ROLE)
-    {
+    function commitClearing(
+        uint40 deliveryStart,
+        uint64 clearingPricePerKWh,
+        bytes32 networkReportHash,
+        bytes32 networkModelVersion,
+        Fill[] calldata fills
+    ) external onlyRole(FACILITATOR_ROLE) {
         SlotState storage slot = _slots[deliveryStart];
-        SlotState memory state = slot; // gas savings: both words read once
+        SlotState memory state = slot; // gas savings: every word read once
         if (state.status != SlotStatus.Open) revert SlotAlreadyCleared(deliveryStart);
+        if (networkReportHash == bytes32(0) || networkModelVersion == bytes32(0)) {
+            revert NetworkReportMissing(deliveryStart);
+        }
         if (block.timestamp + GATE_CLOSURE_SECONDS < deliveryStart) {
             revert GateNotClosed(deliveryStart, deliveryStart - GATE_CLOSURE_SECONDS, block.timestamp);
         }
@@ -234,10 +240,13 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (boughtWh != soldWh) revert EnergyImbalance(boughtWh, soldWh);
 
         slot.fillsHash = chain;
+        slot.networkReportHash = networkReportHash;
         slot.status = SlotStatus.Cleared;
         slot.clearingPricePerKWh = clearingPricePerKWh;
         slot.potAmount = uint128(pot);
-        emit SlotCleared(deliveryStart, clearingPricePerKWh, boughtWh, chain);
+        emit SlotCleared(
+            deliveryStart, clearingPricePerKWh, boughtWh, chain, networkReportHash, networkModelVersion
+        );
     }
 
     // ───────────────────────────── metering and settlement ─────────────────────────────
@@ -265,6 +274,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         SlotState storage slot = _slots[deliveryStart];
         SlotState memory state = slot; // gas savings
         if (state.status != SlotStatus.Cleared) revert SlotNotCleared(deliveryStart, state.status);
+        // Nothing settles without a network validation report (commitClearing requires one).
+        if (state.networkReportHash == bytes32(0)) revert NetworkReportMissing(deliveryStart);
         _requireDeliveryEnded(deliveryStart);
 
         uint256 price = state.clearingPricePerKWh;

@@ -41,7 +41,9 @@ def demo(
     from gridledger.sim.market_day import DayConfig, SlotOutcome, run_market_day
 
     settings = Settings()
-    config = DayConfig(prosumers=prosumers, day=day, slots=slots, first_slot=first_slot, seed=seed)
+    config = DayConfig(
+        prosumers=prosumers, day=day, slots=slots, first_slot=first_slot, seed=seed, database=settings.database
+    )
     with console.status("compiling contracts, starting the chain and deploying…"):
         ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
     market = ledger.deployment.addresses["EnergyMarket"]
@@ -50,9 +52,7 @@ def demo(
         f"market {market} "
         f"({'deployed now' if deployed else 'reused'}), solc {ledger.build.compiler_version.split('+')[0]}"
     )
-    console.print(
-        f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes"
-    )
+    console.print(f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes")
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -65,9 +65,7 @@ def demo(
         def on_slot(outcome: SlotOutcome) -> None:
             clock = datetime.fromtimestamp(outcome.delivery_start, tz=UTC).strftime("%H:%M")
             price = outcome.clearing.price_per_kwh
-            what = (
-                f"{outcome.clearing.traded_wh / 1000:6.2f} kWh at {price / 1e6:.3f}" if price else "no trade"
-            )
+            what = f"{outcome.clearing.traded_wh / 1000:6.2f} kWh at {price / 1e6:.3f}" if price else "no trade"
             progress.update(task, advance=1, description=f"slot {clock}  {outcome.orders:3d} orders  {what}")
 
         result = run_market_day(ledger, config, on_slot=on_slot)
@@ -84,6 +82,15 @@ def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
         ("trades (filled orders)", f"{summary.trades:,}"),
         ("energy traded locally", f"{summary.traded_wh / 1000:,.2f} kWh"),
         ("average clearing price", f"{avg / 1e6:.4f} per kWh (volume-weighted)" if avg else "no trades"),
+        ("network model", f"{summary.network_name}"),
+        ("worst line loading", f"{summary.network.max_line_loading_percent:.1f} %"),
+        ("worst transformer loading", f"{summary.network.max_trafo_loading_percent:.1f} %"),
+        ("bus voltage range", f"{summary.network.v_min_pu:.3f}–{summary.network.v_max_pu:.3f} pu"),
+        (
+            "slots curtailed",
+            f"{summary.network.curtailed_slots} ({summary.network.curtailed_wh / 1000:.2f} kWh curtailed); "
+            f"slots with violations left: {summary.network.slots_with_violations}",
+        ),
         ("total gas", f"{summary.total_gas:,}"),
         ("gas by call", ", ".join(f"{k} {v:,}" for k, v in summary.gas_by_call.items())),
         ("wall time", f"{summary.seconds:.1f} s"),

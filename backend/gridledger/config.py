@@ -29,3 +29,4 @@ class Settings(BaseSettings):
     gate_closure_seconds: int = Field(default=300, ge=0, le=86_400)
     shortfall_price_per_kwh: int = Field(default=400_000, ge=0, description="token base units per kWh")
     surplus_price_per_kwh: int = Field(default=50_000, ge=0, description="token base units per kWh")
+    database: str = Field(default="data/gridledger.sqlite", description="the facilitator's SQLite file")

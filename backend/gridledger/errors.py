@@ -8,6 +8,7 @@ says what was wrong and what is allowed.
     ├── DeploymentError           a deployment is missing, stale or would be duplicated
     ├── WalletError               a keystore cannot be created, read or unlocked
     ├── OrderError                an order is invalid before it reaches the chain
+    ├── NetworkError              the network model, its limits or a power flow cannot be used
     └── LedgerError               the contract rejected a transaction (a custom error)
         ├── SignatureRejected     a signature does not recover to the order's prosumer
         ├── NotRegisteredError    the account is not a registered participant
@@ -48,6 +49,10 @@ class WalletError(GridLedgerError):
 
 class OrderError(GridLedgerError):
     """Raised when an order is invalid before it is signed or sent."""
+
+
+class NetworkError(GridLedgerError):
+    """Raised when a network model, its limits, a bus or a power flow cannot be used."""
 
 
 class LedgerError(GridLedgerError):

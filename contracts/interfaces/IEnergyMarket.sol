@@ -41,11 +41,13 @@ interface IEnergyMarket {
         uint32 filledWh;
     }
 
-    /// @notice A delivery slot's ledger state, packed into two storage slots.
+    /// @notice A delivery slot's ledger state, packed into three storage slots.
     /// @param fillsHash before clearing: zero; after: the hash chain over (orderHash, filledWh)
+    /// @param networkReportHash the hash of the network validation report the result passed
     /// @param openOrders orders recorded and not cancelled, which the clearing must all address
     struct SlotState {
         bytes32 fillsHash;
+        bytes32 networkReportHash;
         uint32 openOrders;
         SlotStatus status;
         uint64 clearingPricePerKWh;
@@ -75,7 +77,16 @@ interface IEnergyMarket {
     event OrderFilled(
         bytes32 indexed orderHash, address indexed prosumer, uint40 indexed deliveryStart, uint32 filledWh, uint256 cost
     );
-    event SlotCleared(uint40 indexed deliveryStart, uint64 clearingPricePerKWh, uint256 tradedWh, bytes32 fillsHash);
+    /// @notice A slot's clearing result was committed, with the network validation report it
+    /// passed (`networkReportHash`) and the version of the published network model it used.
+    event SlotCleared(
+        uint40 indexed deliveryStart,
+        uint64 clearingPricePerKWh,
+        uint256 tradedWh,
+        bytes32 fillsHash,
+        bytes32 networkReportHash,
+        bytes32 networkModelVersion
+    );
     event MeterReadingPosted(uint40 indexed deliveryStart, address indexed account, int64 netWh);
     /// @notice One fill settled: `payment` was credited (sale or surplus buy-back) and
     /// `imbalanceCharge` debited (shortfall bought back), `deviationWh` the energy not delivered
@@ -121,6 +132,9 @@ interface IEnergyMarket {
     error WrongDeliverySlot(bytes32 orderHash, uint40 orderSlot, uint40 slot);
     /// @notice The slot's gate closes at `gateClosure`; clearing must wait until then.
     error GateNotClosed(uint40 deliveryStart, uint256 gateClosure, uint256 nowTs);
+    /// @notice A clearing result needs the hash of its network validation report (and the
+    /// network model version); nothing settles without one.
+    error NetworkReportMissing(uint40 deliveryStart);
     /// @notice The slot was already cleared.
     error SlotAlreadyCleared(uint40 deliveryStart);
     /// @notice A fill is larger than its order.
@@ -160,8 +174,15 @@ interface IEnergyMarket {
     /// order was never recorded, its nonce is burnt so that a signed copy can no longer be relayed.
     function cancelOrder(Order calldata order) external;
 
-    /// @notice Commits a slot's clearing: its uniform price and the fill of every open order.
-    function commitClearing(uint40 deliveryStart, uint64 clearingPricePerKWh, Fill[] calldata fills) external;
+    /// @notice Commits a slot's clearing: its uniform price, the fill of every open order, and the
+    /// hash of the network validation report that the result passed.
+    function commitClearing(
+        uint40 deliveryStart,
+        uint64 clearingPricePerKWh,
+        bytes32 networkReportHash,
+        bytes32 networkModelVersion,
+        Fill[] calldata fills
+    ) external;
 
     /// @notice Posts metered net energy per participant for a slot (meter operator only).
     function postMeterReadings(uint40 deliveryStart, address[] calldata accounts, int64[] calldata netWh) external;

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import DEPOSIT, make_order, market_total, open_ledger
+from tests.conftest import DEPOSIT, REPORT, make_order, market_total, open_ledger
 from web3.logs import DISCARD
 
 from gridledger.errors import ClearingRejected, LedgerError, SettlementRejected
@@ -30,7 +30,7 @@ def test_commit_pays_the_clearing_price_and_releases_unused_escrow(ledger, prosu
     slot, buy, sell = two_sided
     alice = prosumers[0]
     ledger.chain.move_time_to(slot - 300)
-    receipt = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)])
+    receipt = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
 
     state = ledger.slot_state(slot)
     assert (state.status, state.clearing_price_per_kwh, state.pot_amount) == ("cleared", 200_000, 160_000)
@@ -59,36 +59,55 @@ def test_commit_refuses_results_that_break_an_order(ledger, two_sided, price, fi
     slot, buy, sell = two_sided
     ledger.chain.move_time_to(slot - 300)
     with pytest.raises(ClearingRejected, match=match) as info:
-        ledger.commit_clearing(slot, price, [(buy, fills[0]), (sell, fills[1])])
+        ledger.commit_clearing(slot, price, [(buy, fills[0]), (sell, fills[1])], **REPORT)
     assert info.value.error == error
     assert ledger.slot_state(slot).status == "open"
+
+
+def test_commit_needs_a_network_report(ledger, two_sided) -> None:
+    slot, buy, sell = two_sided
+    ledger.chain.move_time_to(slot - 300)
+    with pytest.raises(ClearingRejected, match="has no network validation report") as info:
+        ledger.commit_clearing(
+            slot,
+            200_000,
+            [(buy, 800), (sell, 800)],
+            network_report_hash=b"\0" * 32,
+            network_model_version=REPORT["network_model_version"],
+        )
+    assert info.value.error == "NetworkReportMissing"
+    receipt = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
+    assert ledger.slot_state(slot).network_report_hash == REPORT["network_report_hash"]
+    cleared = ledger.market.events.SlotCleared().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    assert bytes(cleared["networkModelVersion"]) == REPORT["network_model_version"]
 
 
 def test_commit_waits_for_gate_closure_and_happens_once(ledger, two_sided) -> None:
     slot, buy, sell = two_sided
     with pytest.raises(ClearingRejected, match="before its gate closes") as info:
-        ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)])
+        ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
     assert info.value.error == "GateNotClosed"
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)])
+    ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
     with pytest.raises(ClearingRejected, match="already cleared"):
-        ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)])
+        ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
 
 
 def test_commit_must_address_every_open_order_once(ledger, two_sided) -> None:
     slot, buy, _ = two_sided
     ledger.chain.move_time_to(slot - 300)
     with pytest.raises(ClearingRejected, match=r"lists 1 orders but slot .* has 2 open orders"):
-        ledger.commit_clearing(slot, 0, [(buy, 0)])
+        ledger.commit_clearing(slot, 0, [(buy, 0)], **REPORT)
     with pytest.raises(LedgerError) as info:
-        ledger.commit_clearing(slot, 0, [(buy, 0), (buy, 0)])
+        ledger.commit_clearing(slot, 0, [(buy, 0), (buy, 0)], **REPORT)
     assert info.value.error == "OrderNotOpen"
 
 
 def test_only_the_facilitator_commits(ledger, prosumers, two_sided) -> None:
     slot, buy, sell = two_sided
     ledger.chain.move_time_to(slot - 300)
-    call = ledger.market.functions.commitClearing(slot, 200_000, [(buy.as_abi(), 800), (sell.as_abi(), 800)])
+    fills = [(buy.as_abi(), 800), (sell.as_abi(), 800)]
+    call = ledger.market.functions.commitClearing(slot, 200_000, *REPORT.values(), fills)
     with pytest.raises(LedgerError, match="lacks the role") as info:
         ledger.tx.send(prosumers[0], call, action="commit by a prosumer")
     assert info.value.error == "AccessControlUnauthorizedAccount"
@@ -100,7 +119,7 @@ def test_settlement_pays_delivered_energy_and_prices_deviations(ledger, prosumer
     balancing = ledger.roles.balancing.address
     fills = [(buy, 800), (sell, 800)]
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, 200_000, fills)
+    ledger.commit_clearing(slot, 200_000, fills, **REPORT)
     ledger.chain.move_time_to(slot + 900)
     # Alice took 700 Wh of her 800 (surplus 100); Bob fed in 750 of his 800 (short 50).
     ledger.post_meter_readings(slot, {alice.address: 700, bob.address: -750})
@@ -138,7 +157,7 @@ def test_no_slot_settles_twice(ledger, prosumers, two_sided) -> None:
     slot, buy, sell = two_sided
     fills = [(buy, 800), (sell, 800)]
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, 200_000, fills)
+    ledger.commit_clearing(slot, 200_000, fills, **REPORT)
     ledger.chain.move_time_to(slot + 900)
     ledger.post_meter_readings(slot, {prosumers[0].address: 800, prosumers[1].address: -800})
     ledger.settle(slot, fills)
@@ -152,7 +171,7 @@ def test_settlement_refusals(ledger, prosumers, two_sided) -> None:
     alice, bob = prosumers[:2]
     fills = [(buy, 800), (sell, 800)]
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, 200_000, fills)
+    ledger.commit_clearing(slot, 200_000, fills, **REPORT)
     with pytest.raises(SettlementRejected, match="ends at") as info:
         ledger.settle(slot, fills)
     assert info.value.error == "DeliveryNotEnded"
@@ -170,9 +189,7 @@ def test_settlement_refusals(ledger, prosumers, two_sided) -> None:
     ledger.settle(slot, fills)
 
 
-def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_account(
-    ledger, next_slot
-) -> None:
+def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_account(ledger, next_slot) -> None:
     alice, bob = make_prosumers(ledger, count=2, deposit=DEPOSIT)
     ledger.withdraw(bob, DEPOSIT)  # Bob has nothing in the market
     slot = next_slot()
@@ -180,14 +197,12 @@ def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_acc
     sell = make_order(bob, Side.SELL, slot, 1_000, 100_000)
     ledger.relay_orders([ledger.sign(alice, buy), ledger.sign(bob, sell)])
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, 100_000, [(buy, 1_000), (sell, 1_000)])
+    ledger.commit_clearing(slot, 100_000, [(buy, 1_000), (sell, 1_000)], **REPORT)
     ledger.chain.move_time_to(slot + 900)
     ledger.post_meter_readings(slot, {alice.address: 1_000, bob.address: 0})  # Bob delivered nothing
     receipt = ledger.settle(slot, [(buy, 1_000), (sell, 1_000)])
     # Bob is credited 0.10 and owes 0.40: he pays what he has (0.10); 0.30 goes uncollected.
-    uncollected = ledger.market.events.ImbalanceUncollected().process_receipt(receipt, errors=DISCARD)[0][
-        "args"
-    ]
+    uncollected = ledger.market.events.ImbalanceUncollected().process_receipt(receipt, errors=DISCARD)[0]["args"]
     assert (uncollected["account"], uncollected["amount"]) == (bob.address, 300_000)
     assert ledger.account_of(bob.address) == (0, 0)
     assert ledger.account_of(ledger.roles.balancing.address) == (100_000, 0)
@@ -201,13 +216,12 @@ def test_one_prosumers_metered_energy_is_not_counted_twice(ledger, prosumers, ne
     ledger.relay_orders([ledger.sign(bob, s) for s in sells] + [ledger.sign(alice, buy)])
     fills = [(sells[0], 500), (sells[1], 500), (buy, 1_000)]
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, 100_000, fills)
+    ledger.commit_clearing(slot, 100_000, fills, **REPORT)
     ledger.chain.move_time_to(slot + 900)
     ledger.post_meter_readings(slot, {alice.address: 1_000, bob.address: -600})
     receipt = ledger.settle(slot, fills)
     deviations = [
-        e["args"]["deviationWh"]
-        for e in ledger.market.events.FillSettled().process_receipt(receipt, errors=DISCARD)
+        e["args"]["deviationWh"] for e in ledger.market.events.FillSettled().process_receipt(receipt, errors=DISCARD)
     ]
     assert deviations == [0, 400, 0]  # 600 Wh fed in cover the first fill and 100 Wh of the second
 
@@ -248,16 +262,14 @@ def test_any_cleared_and_metered_slot_conserves_tokens(shared, orders, readings)
     for who, side, energy, price in orders:
         account = accounts[who]
         signed.append(
-            ledger.sign(
-                account, make_order(account, side, slot, energy, price, nonce=nonces[account.address])
-            )
+            ledger.sign(account, make_order(account, side, slot, energy, price, nonce=nonces[account.address]))
         )
         nonces[account.address] += 1
     ledger.relay_orders(signed)
     recorded = ledger.recorded_orders(slot)
     fills, result = clear_recorded(recorded)
     ledger.chain.move_time_to(slot - 300)
-    ledger.commit_clearing(slot, result.ledger_price, fills)
+    ledger.commit_clearing(slot, result.ledger_price, fills, **REPORT)
     ledger.chain.move_time_to(slot + 900)
     metered = {a.address: readings[i] for i, a in enumerate(accounts)}
     ledger.post_meter_readings(slot, metered)

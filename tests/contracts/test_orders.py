@@ -32,9 +32,7 @@ def test_signature_made_in_python_is_accepted_on_chain(ledger, prosumers, next_s
 
     # The digest Python signs is the one the contract computes.
     assert signed.order_hash == ledger.order_hash(order)
-    assert signed.order_hash == order_hash(
-        order, chain_id=ledger.chain.chain_id, market_address=ledger.market.address
-    )
+    assert signed.order_hash == order_hash(order, chain_id=ledger.chain.chain_id, market_address=ledger.market.address)
     events = ledger.market.events.OrderRecorded().process_receipt(receipt, errors=DISCARD)
     assert len(events) == 1
     args = events[0]["args"]
@@ -128,9 +126,7 @@ def test_buy_order_needs_its_escrow(ledger, prosumers, next_slot) -> None:
     alice = prosumers[0]
     # 7.5 kWh at 20 tokens/kWh = 150 tokens, more than the 100 deposited.
     signed = ledger.sign(alice, make_order(alice, Side.BUY, next_slot(), 7_500, 20_000_000))
-    with pytest.raises(
-        InsufficientFunds, match=f"has {DEPOSIT} base units available .* 150000000 are needed"
-    ):
+    with pytest.raises(InsufficientFunds, match=f"has {DEPOSIT} base units available .* 150000000 are needed"):
         ledger.relay_orders([signed])
 
 
@@ -196,10 +192,7 @@ def test_withdraw_more_than_available_is_refused(ledger, prosumers) -> None:
 def test_orders_from_many_prosumers_share_nothing_but_the_slot(ledger, next_slot) -> None:
     accounts = make_prosumers(ledger, count=5, deposit=DEPOSIT)
     slot = next_slot()
-    signed = [
-        ledger.sign(a, make_order(a, Side.SELL, slot, 100 + i, 50_000, nonce=i))
-        for i, a in enumerate(accounts)
-    ]
+    signed = [ledger.sign(a, make_order(a, Side.SELL, slot, 100 + i, 50_000, nonce=i)) for i, a in enumerate(accounts)]
     ledger.relay_orders(signed, batch_size=2)  # three transactions
     recorded = ledger.recorded_orders(slot)
     assert [r.order_hash for r in recorded] == [s.order_hash for s in signed]  # arrival order

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from tests.conftest import DEPOSIT, make_order, market_total
+from tests.conftest import DEPOSIT, REPORT, make_order, market_total
 
 from gridledger.chain import devnet
 from gridledger.chain.ledger import Ledger
@@ -43,7 +43,7 @@ def test_a_slot_end_to_end_on_a_devnet(kind, tmp_path) -> None:
         fills, result = clear_recorded(recorded)
         assert (result.traded_wh, result.price_per_kwh) == (1_500, 185_000)
         ledger.chain.move_time_to(slot - 300)
-        ledger.commit_clearing(slot, result.ledger_price, fills)
+        ledger.commit_clearing(slot, result.ledger_price, fills, **REPORT)
         ledger.chain.move_time_to(slot + 900)
         ledger.post_meter_readings(slot, {alice.address: 1_500, bob.address: -1_500})
         ledger.settle(slot, fills)
@@ -52,11 +52,7 @@ def test_a_slot_end_to_end_on_a_devnet(kind, tmp_path) -> None:
         assert ledger.account_of(alice.address) == (DEPOSIT - 277_500, 0)
         assert ledger.account_of(bob.address) == (DEPOSIT + 277_500, 0)
         parties = [alice.address, bob.address, ledger.roles.balancing.address]
-        assert (
-            ledger.token_balance(ledger.market.address)
-            == market_total(ledger, parties, [slot])
-            == 2 * DEPOSIT
-        )
+        assert ledger.token_balance(ledger.market.address) == market_total(ledger, parties, [slot]) == 2 * DEPOSIT
         assert ledger.slot_state(slot).status == "settled"
     assert not devnet.answers(node.url)  # stopped with the block
 

@@ -65,9 +65,7 @@ def _sources() -> dict[str, str]:
 def _openzeppelin_version() -> str:
     package = NODE_MODULES / "@openzeppelin" / "contracts" / "package.json"
     if not package.exists():
-        raise ToolchainError(
-            "node_modules/@openzeppelin/contracts is missing: run `npm ci` (scripts/setup.sh does)"
-        )
+        raise ToolchainError("node_modules/@openzeppelin/contracts is missing: run `npm ci` (scripts/setup.sh does)")
     return str(json.loads(package.read_text())["version"])
 
 
@@ -104,13 +102,9 @@ def compile_contracts(*, use_cache: bool = True) -> Build:
         "settings": COMPILER_SETTINGS,
     }
     try:
-        output = solcx.compile_standard(
-            standard_input, solc_binary=_solc_binary(), allow_paths=[str(PROJECT_ROOT)]
-        )
+        output = solcx.compile_standard(standard_input, solc_binary=_solc_binary(), allow_paths=[str(PROJECT_ROOT)])
     except solcx.exceptions.SolcError as exc:
-        raise CompilationError(
-            _error_messages(exc.stdout_data or "") or f"solc failed: {exc.message}"
-        ) from None
+        raise CompilationError(_error_messages(exc.stdout_data or "") or f"solc failed: {exc.message}") from None
 
     artifact: dict[str, Any] = {"compilerVersion": _compiler_version(), "contracts": {}}
     for path, by_name in output["contracts"].items():

@@ -104,9 +104,7 @@ def connect(settings: Settings | None = None) -> Chain:
     elif name.startswith(("http://", "https://")):
         url = name
     else:
-        raise ConfigurationError(
-            f"unknown chain {name!r}: use embedded, hardhat, anvil or an http(s) JSON-RPC URL"
-        )
+        raise ConfigurationError(f"unknown chain {name!r}: use embedded, hardhat, anvil or an http(s) JSON-RPC URL")
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
     if not w3.is_connected():
         hint = "start it with `gridledger devnet start`" if name in LOCAL_DEVNETS else "check the URL"

@@ -90,9 +90,7 @@ def ensure_deployed(
     return deployment, True
 
 
-def deploy(
-    chain: Chain, transactor: Transactor, roles: Roles, build: Build, settings: Settings
-) -> Deployment:
+def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, settings: Settings) -> Deployment:
     """Deploys the three contracts and grants the facilitator, DSO and meter roles."""
     w3 = chain.w3
     admin = roles.admin

@@ -40,6 +40,7 @@ class RecordedOrder:
 @dataclass(frozen=True, slots=True)
 class SlotState:
     fills_hash: bytes
+    network_report_hash: bytes
     open_orders: int
     status: str
     clearing_price_per_kwh: int
@@ -116,9 +117,7 @@ class Ledger:
 
     # ─────────────── facilitator ───────────────
 
-    def relay_orders(
-        self, orders: Sequence[SignedOrder], *, batch_size: int = RELAY_BATCH_SIZE
-    ) -> list[TxReceipt]:
+    def relay_orders(self, orders: Sequence[SignedOrder], *, batch_size: int = RELAY_BATCH_SIZE) -> list[TxReceipt]:
         """Relays signed orders in batches; each batch is recorded whole or not at all."""
         receipts = []
         for start in range(0, len(orders), batch_size):
@@ -134,10 +133,19 @@ class Ledger:
         return receipts
 
     def commit_clearing(
-        self, delivery_start: int, price_per_kwh: int, fills: Sequence[tuple[Order, int]]
+        self,
+        delivery_start: int,
+        price_per_kwh: int,
+        fills: Sequence[tuple[Order, int]],
+        *,
+        network_report_hash: bytes,
+        network_model_version: bytes,
     ) -> TxReceipt:
-        """Commits a slot's uniform price and the fill of every open order of the slot."""
-        call = self.market.functions.commitClearing(delivery_start, price_per_kwh, _fills_abi(fills))
+        """Commits a slot's uniform price, the fill of every open order of the slot, and the hash
+        of the network validation report the result passed (with the model's version)."""
+        call = self.market.functions.commitClearing(
+            delivery_start, price_per_kwh, network_report_hash, network_model_version, _fills_abi(fills)
+        )
         return self.tx.send(self.roles.facilitator, call, action=f"clearing of slot {delivery_start}")
 
     # ─────────────── meter operator and settlement ───────────────
@@ -145,9 +153,7 @@ class Ledger:
     def post_meter_readings(self, delivery_start: int, readings: dict[str, int]) -> TxReceipt:
         """Posts net metered energy per account (Wh, positive = taken from the grid)."""
         accounts = list(readings)
-        call = self.market.functions.postMeterReadings(
-            delivery_start, accounts, [readings[a] for a in accounts]
-        )
+        call = self.market.functions.postMeterReadings(delivery_start, accounts, [readings[a] for a in accounts])
         return self.tx.send(self.roles.meter, call, action=f"meter readings of slot {delivery_start}")
 
     def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> TxReceipt:
@@ -163,8 +169,7 @@ class Ledger:
         filters: dict[str, Any] = {"deliveryStart": delivery_start}
         recorded = self.market.events.OrderRecorded.get_logs(from_block=start, argument_filters=filters)
         cancelled = {
-            bytes(log["args"]["orderHash"])
-            for log in self.market.events.OrderCancelled.get_logs(from_block=start)
+            bytes(log["args"]["orderHash"]) for log in self.market.events.OrderCancelled.get_logs(from_block=start)
         }
         result = []
         for log in recorded:
@@ -186,8 +191,10 @@ class Ledger:
         return result
 
     def slot_state(self, delivery_start: int) -> SlotState:
-        fills_hash, open_orders, status, price, pot = self.market.functions.slotState(delivery_start).call()
-        return SlotState(bytes(fills_hash), open_orders, SLOT_STATUS[status], price, pot)
+        fills_hash, report_hash, open_orders, status, price, pot = self.market.functions.slotState(
+            delivery_start
+        ).call()
+        return SlotState(bytes(fills_hash), bytes(report_hash), open_orders, SLOT_STATUS[status], price, pot)
 
     def account_of(self, address: str) -> tuple[int, int]:
         """(available, locked) base units of ``address`` inside the market."""

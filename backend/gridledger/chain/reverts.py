@@ -49,15 +49,13 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "NonceAlreadyUsed": (
         errors.ReplayRejected,
         lambda a: (
-            f"nonce {a['nonce']} of {a['prosumer']} was already used or cancelled; "
-            "each order needs a fresh nonce"
+            f"nonce {a['nonce']} of {a['prosumer']} was already used or cancelled; each order needs a fresh nonce"
         ),
     ),
     "OrderExpired": (
         errors.OrderExpiredError,
         lambda a: (
-            f"order {_short(a['orderHash'])} expired at {clock(a['expiry'])}; "
-            f"the chain's time is {clock(a['nowTs'])}"
+            f"order {_short(a['orderHash'])} expired at {clock(a['expiry'])}; the chain's time is {clock(a['nowTs'])}"
         ),
     ),
     "GateClosed": (
@@ -116,15 +114,20 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
             f"{clock(a['gateClosure'])}; the chain's time is {clock(a['nowTs'])}"
         ),
     ),
+    "NetworkReportMissing": (
+        errors.ClearingRejected,
+        lambda a: (
+            f"slot {clock(a['deliveryStart'])} has no network validation report: a clearing result "
+            "must carry the hash of the report it passed and the network model's version"
+        ),
+    ),
     "SlotAlreadyCleared": (
         errors.ClearingRejected,
         lambda a: f"slot {clock(a['deliveryStart'])} was already cleared; a slot clears once",
     ),
     "FillExceedsOrder": (
         errors.ClearingRejected,
-        lambda a: (
-            f"fill of {a['filledWh']} Wh for order {_short(a['orderHash'])} exceeds its {a['energyWh']} Wh"
-        ),
+        lambda a: f"fill of {a['filledWh']} Wh for order {_short(a['orderHash'])} exceeds its {a['energyWh']} Wh",
     ),
     "PriceBeyondLimit": (
         errors.ClearingRejected,
@@ -165,8 +168,7 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "MeterReadingAlreadyPosted": (
         errors.SettlementRejected,
         lambda a: (
-            f"a reading of {a['account']} for slot {clock(a['deliveryStart'])} is already posted; "
-            "readings are final"
+            f"a reading of {a['account']} for slot {clock(a['deliveryStart'])} is already posted; readings are final"
         ),
     ),
     "MeterReadingMissing": (

@@ -40,9 +40,7 @@ class Transactor:
         # Gas used so far, by contract function ("deploy" for constructors, "transfer" for value).
         self.gas_used: Counter[str] = Counter()
 
-    def send(
-        self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str
-    ) -> TxReceipt:
+    def send(self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str) -> TxReceipt:
         """Estimates, signs, sends and waits for ``call``; raises the decoded custom error if it reverts."""
         w3 = self.chain.w3
         params: TxParams = {

@@ -16,7 +16,6 @@ def clear_recorded(recorded: Sequence[RecordedOrder]) -> tuple[list[tuple[Order,
     """Clears the recorded orders of one slot; returns every order's fill in arrival order
     (the list ``commitClearing`` and ``settle`` take) and the clearing result."""
     result = clear(
-        BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival)
-        for r in recorded
+        BookOrder(r.order_hash, r.order.side, r.order.energy_wh, r.order.price_per_kwh, r.arrival) for r in recorded
     )
     return [(r.order, result.fills[r.order_hash]) for r in recorded], result

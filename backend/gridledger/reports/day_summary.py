@@ -48,6 +48,21 @@ class DaySummary:
     total_gas: int
     gas_by_call: dict[str, int]
     seconds: float
+    network_name: str
+    network: NetworkDay
+
+
+@dataclass(frozen=True)
+class NetworkDay:
+    """The day on the network, from the slots' AC checks (after any curtailment)."""
+
+    max_line_loading_percent: float
+    max_trafo_loading_percent: float
+    v_min_pu: float
+    v_max_pu: float
+    curtailed_slots: int
+    curtailed_wh: int
+    slots_with_violations: int  # violations left that no trade caused (reported, not hidden)
 
 
 def summarise(result: DayResult) -> DaySummary:
@@ -107,4 +122,22 @@ def summarise(result: DayResult) -> DaySummary:
         total_gas=sum(result.gas.values()),
         gas_by_call=dict(sorted(result.gas.items(), key=lambda kv: -kv[1])),
         seconds=result.seconds,
+        network_name=(
+            f"{config.grid}, version {result.slots[0].report.model_version[:12]}…, limits: loading ≤ "
+            f"{config.limits.max_loading_percent:g} %, "
+            f"voltage {config.limits.v_min_pu:.2f}–{config.limits.v_max_pu:.2f} pu"
+            if result.slots
+            else config.grid
+        ),
+        network=NetworkDay(
+            max_line_loading_percent=max((s.report.check.max_line_loading_percent for s in result.slots), default=0.0),
+            max_trafo_loading_percent=max(
+                (s.report.check.max_trafo_loading_percent for s in result.slots), default=0.0
+            ),
+            v_min_pu=min((s.report.check.v_min_pu for s in result.slots), default=1.0),
+            v_max_pu=max((s.report.check.v_max_pu for s in result.slots), default=1.0),
+            curtailed_slots=sum(1 for s in result.slots if s.network.curtailments),
+            curtailed_wh=sum(s.network.curtailed_wh for s in result.slots),
+            slots_with_violations=sum(1 for s in result.slots if not s.report.check.passed),
+        ),
     )

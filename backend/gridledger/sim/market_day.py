@@ -19,16 +19,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 
-from gridledger.chain.ledger import Ledger
+from gridledger.chain.ledger import Ledger, RecordedOrder
 from gridledger.errors import ConfigurationError
 from gridledger.market.book import clear_recorded
 from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
+from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
+from gridledger.network.model import Limits, NetworkModel
+from gridledger.network.validation import BatchEngine, NetworkReport, Schedule, report_for
 from gridledger.settlement.rules import SlotSettlement, settle_slot
 from gridledger.sim.participants import make_prosumers
-from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles
+from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles, grid_baseline
+from gridledger.store.reports import ReportStore
 
 SECONDS_PER_DAY = 86_400
 HOURS_PER_SLOT = 0.25
@@ -48,6 +53,8 @@ class DayConfig:
     deposit: int = 50_000_000  # 50 tokens per prosumer
     balancing_float: int = 1_000_000_000  # 1,000 tokens for the balancing account
     min_order_wh: int = 10
+    limits: Limits = field(default_factory=Limits)
+    database: str | None = None  # SQLite file for the network reports (None: in memory)
 
 
 @dataclass
@@ -70,6 +77,8 @@ class SlotOutcome:
     clearing: ClearingResult
     readings_wh: dict[str, int]
     settlement: SlotSettlement
+    network: NetworkClearing
+    report: NetworkReport
 
 
 @dataclass
@@ -94,10 +103,10 @@ def run_market_day(
         )
     rng = random.Random(config.seed)
     profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)[: config.prosumers]
-    accounts = make_prosumers(
-        ledger, count=len(profiles), deposit=config.deposit, buses=[p.bus for p in profiles]
-    )
+    accounts = make_prosumers(ledger, count=len(profiles), deposit=config.deposit, buses=[p.bus for p in profiles])
     participants = [Participant(a, p) for a, p in zip(accounts, profiles, strict=True)]
+    grid = _GridDay(config, participants)
+    store = ReportStore(config.database or ":memory:")
     balancing = ledger.roles.balancing
     ledger.fund_gas(balancing.address, 10**18)
     ledger.mint(balancing.address, config.balancing_float)
@@ -108,7 +117,8 @@ def run_market_day(
     day_start = (ledger.chain.now() // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY
     result = DayResult(config=config, participants=participants)
 
-    pending: tuple[int, int, list[tuple[Order, int]], ClearingResult, int] | None = None
+    pending: tuple[int, int, list[tuple[Order, int]], ClearingResult, int, NetworkClearing, NetworkReport] | None
+    pending = None
     for k in range(config.first_slot, config.first_slot + config.slots + 1):
         if k < config.first_slot + config.slots:
             ds = day_start + k * SLOT_SECONDS
@@ -118,10 +128,20 @@ def run_market_day(
             if signed:
                 ledger.relay_orders(signed)
             ledger.chain.move_time_to(ds - gate)
-            fills, clearing = _clear_slot(ledger, ds, from_block=first_block)
-            ledger.commit_clearing(ds, clearing.ledger_price, fills)
+            recorded, clearing = _clear_slot(ledger, ds, from_block=first_block)
+            network = grid.check(k, recorded, clearing)
+            fills = [(r.order, network.fills.get(r.order_hash, 0)) for r in recorded]
+            report = report_for(grid.model, ds, network.check, network.curtailments)
+            store.save(ledger.market.address, report)
+            ledger.commit_clearing(
+                ds,
+                clearing.ledger_price,
+                fills,
+                network_report_hash=report.hash,
+                network_model_version=grid.model.version,
+            )
         if pending is not None:
-            index, pds, pfills, pclearing, norders = pending
+            index, pds, pfills, pclearing, norders, pnetwork, preport = pending
             ledger.chain.move_time_to(pds + SLOT_SECONDS)
             readings = {p.address: _metered_wh(p.profile, index, config, rng) for p in participants}
             ledger.post_meter_readings(pds, readings)
@@ -133,11 +153,14 @@ def run_market_day(
                 shortfall_price_per_kwh=shortfall_price,
                 surplus_price_per_kwh=surplus_price,
             )
-            outcome = SlotOutcome(index, pds, norders, pfills, pclearing, readings, settlement)
+            outcome = SlotOutcome(index, pds, norders, pfills, pclearing, readings, settlement, pnetwork, preport)
             result.slots.append(outcome)
             if on_slot:
                 on_slot(outcome)
-        pending = (k, ds, fills, clearing, len(signed)) if k < config.first_slot + config.slots else None
+        if k < config.first_slot + config.slots:
+            pending = (k, ds, fills, clearing, len(signed), network, report)
+        else:
+            pending = None
 
     result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
     result.gas = dict(ledger.tx.gas_used)
@@ -171,11 +194,39 @@ def _order_for(
     return ledger.sign(participant.account, order)
 
 
-def _clear_slot(
-    ledger: Ledger, ds: int, *, from_block: int
-) -> tuple[list[tuple[Order, int]], ClearingResult]:
+def _clear_slot(ledger: Ledger, ds: int, *, from_block: int) -> tuple[list[RecordedOrder], ClearingResult]:
     """Clears a slot from the orders the chain recorded (not from what was sent)."""
-    return clear_recorded(ledger.recorded_orders(ds, from_block=from_block))
+    recorded = ledger.recorded_orders(ds, from_block=from_block)
+    return recorded, clear_recorded(recorded)[1]
+
+
+class _GridDay:
+    """The day's network: the grid's own loads and PV from SimBench, with each prosumer's
+    household replaced by its forecast net position (what flows at its bus whether it trades
+    locally or with its supplier)."""
+
+    def __init__(self, config: DayConfig, participants: list[Participant]) -> None:
+        self.model = NetworkModel.load(config.grid, config.limits)
+        self.engine = BatchEngine(self.model)
+        self.load_p, self.load_q, self.sgen_p = grid_baseline(day=config.day, grid=config.grid)
+        self.market = np.zeros((SLOTS_PER_DAY, len(self.model.buses)))
+        self.bus_of: dict[str, int] = {}
+        for p in participants:
+            self.model.require_bus(p.profile.bus)
+            self.load_p[:, p.profile.load_index] = 0.0
+            self.load_q[:, p.profile.load_index] = 0.0
+            self.market[:, self.model.bus_position[p.profile.bus]] += p.profile.net_w
+            self.bus_of[p.address] = p.profile.bus
+
+    def check(self, k: int, recorded: list[RecordedOrder], clearing: ClearingResult) -> NetworkClearing:
+        rows = slice(k, k + 1)
+        schedule = Schedule(self.load_p[rows], self.load_q[rows], self.sgen_p[rows], self.market[rows])
+        fills = [
+            TradeFill(r.order_hash, r.order.prosumer, r.order.side, self.bus_of[r.order.prosumer], filled)
+            for r in recorded
+            if (filled := clearing.fills[r.order_hash]) > 0
+        ]
+        return clear_network_aware(self.model, self.engine, schedule, fills)
 
 
 def _metered_wh(profile: ProsumerProfile, k: int, config: DayConfig, rng: random.Random) -> int:

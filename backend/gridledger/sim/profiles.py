@@ -31,6 +31,7 @@ class ProsumerProfile:
 
     name: str
     bus: int
+    load_index: int  # the grid's load element this prosumer's household is
     load_w: FloatArray  # ≥ 0, SLOTS_PER_DAY values
     pv_w: FloatArray  # ≥ 0 (generation), SLOTS_PER_DAY values
     pv_kwp: float
@@ -59,17 +60,32 @@ def _absolute_profiles(code: str) -> Any:
     return simbench.get_absolute_values(load_grid(code), profiles_instead_of_study_cases=True)
 
 
+def grid_baseline(*, day: int, grid: str = DEFAULT_GRID) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Every load's P (W) and Q (var) and every generator's P (W) of the grid for one day, per
+    slot (rows) and element (columns, in the net's element order), from SimBench's profiles."""
+    if not 1 <= day <= DAYS_IN_PROFILE_YEAR:
+        raise ConfigurationError(f"day must be 1 to {DAYS_IN_PROFILE_YEAR}, got {day}")
+    net = load_grid(grid)
+    profiles = _absolute_profiles(grid)
+    steps = slice((day - 1) * SLOTS_PER_DAY, day * SLOTS_PER_DAY)
+
+    def table(key: tuple[str, str], index: Any) -> FloatArray:
+        return np.asarray(profiles[key].iloc[steps].reindex(columns=index).fillna(0.0).to_numpy(float) * W_PER_MW)
+
+    return (
+        table(("load", "p_mw"), net.load.index),
+        table(("load", "q_mvar"), net.load.index),
+        table(("sgen", "p_mw"), net.sgen.index),
+    )
+
+
 def day_profiles(*, count: int, day: int, grid: str = DEFAULT_GRID) -> list[ProsumerProfile]:
     """``count`` prosumers of ``grid`` for day ``day`` (1 = 1 January) of the profile year."""
     if not 1 <= day <= DAYS_IN_PROFILE_YEAR:
-        raise ConfigurationError(
-            f"day must be 1 to {DAYS_IN_PROFILE_YEAR} (day of the 2016 profile year), got {day}"
-        )
+        raise ConfigurationError(f"day must be 1 to {DAYS_IN_PROFILE_YEAR} (day of the 2016 profile year), got {day}")
     net = load_grid(grid)
     if not 1 <= count <= len(net.load):
-        raise ConfigurationError(
-            f"grid {grid} has {len(net.load)} loads; choose 1 to {len(net.load)} prosumers"
-        )
+        raise ConfigurationError(f"grid {grid} has {len(net.load)} loads; choose 1 to {len(net.load)} prosumers")
     profiles = _absolute_profiles(grid)
     steps = slice((day - 1) * SLOTS_PER_DAY, day * SLOTS_PER_DAY)
     loads = profiles[("load", "p_mw")].iloc[steps]
@@ -90,6 +106,7 @@ def day_profiles(*, count: int, day: int, grid: str = DEFAULT_GRID) -> list[Pros
             ProsumerProfile(
                 name=str(net.load.at[idx, "name"]),
                 bus=int(net.load.at[idx, "bus"]),
+                load_index=int(idx),
                 load_w=load_w,
                 pv_w=np.clip(shape * kwp * 1000.0, 0.0, None),
                 pv_kwp=kwp,

@@ -20,9 +20,7 @@ def _path(directory: Path, name: str) -> Path:
     return directory / f"{name}.json"
 
 
-def create(
-    name: str, password: str, *, directory: Path = KEYSTORE_DIR, private_key: str | None = None
-) -> LocalAccount:
+def create(name: str, password: str, *, directory: Path = KEYSTORE_DIR, private_key: str | None = None) -> LocalAccount:
     """Creates (or imports, given ``private_key``) a key and writes it encrypted as ``<name>.json``."""
     if len(password) < 8:
         raise WalletError("the password must have at least 8 characters")

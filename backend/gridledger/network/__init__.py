@@ -1,0 +1,1 @@
+"""The distribution network: model and limits, power-flow validation, network-aware clearing."""

@@ -1,0 +1,206 @@
+"""Network-aware clearing: curtail trades until the slot passes its power-flow check.
+
+What a trade changes physically. A fill is a schedule: a seller's fill is energy it injects at
+its bus and a buyer's fill energy it withdraws at its bus. Curtailing ``x`` Wh of a sale means
+the seller injects ``x`` less (PV curtailed, battery not discharged); curtailing ``x`` Wh of a
+purchase means the buyer withdraws ``x`` less. ``market_p_w`` of the schedule carries the
+result's physical flows; each curtailment moves it by ``x / 0.25 h`` at the participant's bus.
+
+The rule (deterministic, published, non-discriminatory):
+
+1. Solve the slot. If every element is within its limits, nothing is curtailed.
+2. Take the most severe violation (largest excess relative to its limit; ties by element kind
+   and index). Compute, by finite differences on the batch engine, how much curtailing 1 Wh of
+   each open fill relieves it (its sensitivity at the fill's bus).
+3. Fills whose relief per Wh is at least ``RELIEF_THRESHOLD`` of the best one "load the
+   constrained element". They are curtailed pro rata to their traded energy, by just enough to
+   remove the excess (with a 5 % margin).
+4. Bought must equal sold: the side curtailed less is then reduced by the difference, pro rata
+   among its fills that do not worsen the violation (and among all of them if those are short).
+5. Repeat from 1 (at most ``MAX_ROUNDS`` times). A violation no fill relieves is not caused by the
+   market; it is reported as unresolved.
+6. pandapower's full AC power flow confirms the final schedule; its result is the report's check.
+
+Every curtailed fill carries its reasons: the element, the limit, the value and the excess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from gridledger.market.orders import Side
+from gridledger.network.model import NetworkModel, wh_to_w
+from gridledger.network.validation import BatchEngine, Schedule, SlotCheck, Violation, ac_check
+
+RELIEF_THRESHOLD = 0.05  # a fill takes part if it relieves ≥ 5 % as much per Wh as the best one
+MAX_ROUNDS = 20
+PROBE_W = 1_000.0  # finite-difference step: 1 kW of extra load at a bus
+MARGIN = 1.05
+
+
+@dataclass(frozen=True)
+class TradeFill:
+    """A fill of the clearing result, with the bus it is delivered at."""
+
+    order_hash: bytes
+    prosumer: str
+    side: Side
+    bus: int
+    filled_wh: int
+
+
+@dataclass
+class NetworkClearing:
+    fills: dict[bytes, int]  # order hash → filled Wh after curtailment
+    check: SlotCheck  # the AC check of the final schedule (pandapower)
+    screening: SlotCheck  # the batch engine's check of the unconstrained result
+    curtailments: list[dict[str, Any]] = field(default_factory=list)
+    unresolved: list[Violation] = field(default_factory=list)
+
+    @property
+    def curtailed_wh(self) -> int:
+        """Energy taken out of the market (sold side; the bought side is the same)."""
+        return sum(c["curtailed_wh"] for c in self.curtailments if c["side"] == "sell")
+
+
+def severity(v: Violation) -> tuple[float, str, int]:
+    return (-v.excess / v.limit_value, v.element, v.index)
+
+
+def sensitivities(engine: BatchEngine, schedule: Schedule, violation: Violation) -> np.ndarray:
+    """d(metric)/d(W of extra load) at every bus: loading % for lines and transformers, pu for
+    buses, by finite differences (one batch: the operating point and one probe per bus)."""
+    model = engine.model
+    buses = len(model.buses)
+    probes = Schedule(
+        np.repeat(schedule.load_p_w, buses + 1, axis=0),
+        np.repeat(schedule.load_q_var, buses + 1, axis=0),
+        np.repeat(schedule.sgen_p_w, buses + 1, axis=0),
+        np.repeat(schedule.market_p_w, buses + 1, axis=0) + np.vstack([np.zeros(buses), np.eye(buses) * PROBE_W]),
+    )
+    vm, lines, trafos = engine.solve(probes)
+    table, values = {
+        "line": (model.net.line, lines),
+        "trafo": (model.net.trafo, trafos),
+        "bus": (model.net.bus, vm),
+    }[violation.element]
+    column = values[:, table.index.get_loc(violation.index)]
+    return np.asarray((column[1:] - column[0]) / PROBE_W)
+
+
+def clear_network_aware(
+    model: NetworkModel, engine: BatchEngine, schedule: Schedule, fills: list[TradeFill]
+) -> NetworkClearing:
+    """Curtails ``fills`` (one slot; ``schedule`` holds the unconstrained physical flows)."""
+    remaining = {f.order_hash: f.filled_wh for f in fills}
+    reasons: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
+    curtailed: dict[bytes, int] = defaultdict(int)
+    current = schedule
+    screening = engine.run(current)[0]
+    check = screening
+    unresolved: list[Violation] = []
+    for _ in range(MAX_ROUNDS):
+        open_violations = [v for v in check.violations if v not in unresolved]
+        if not open_violations:
+            break
+        violation = min(open_violations, key=severity)
+        slope = sensitivities(engine, current, violation)
+        # Relief per Wh curtailed: a sale curtailed adds load at its bus, a purchase removes it.
+        sign = 1.0 if violation.limit == "v_min_pu" else -1.0
+        relief = {
+            f.order_hash: sign * slope[model.bus_position[f.bus]] * wh_to_w(1) * (1 if f.side is Side.SELL else -1)
+            for f in fills
+            if remaining[f.order_hash] > 0
+        }
+        cut = _plan(fills, remaining, relief, violation.excess * MARGIN)
+        if not cut:
+            unresolved.append(violation)
+            continue
+        reason = {
+            "element": violation.element,
+            "index": violation.index,
+            "name": violation.name,
+            "limit": violation.limit,
+            "limit_value": violation.limit_value,
+            "value": violation.value,
+            "excess": violation.excess,
+        }
+        delta = np.zeros(len(model.buses))
+        for f in fills:
+            c = cut.get(f.order_hash, 0)
+            if c <= 0:
+                continue
+            remaining[f.order_hash] -= c
+            curtailed[f.order_hash] += c
+            reasons[f.order_hash].append(reason)
+            delta[model.bus_position[f.bus]] += wh_to_w(c) * (1 if f.side is Side.SELL else -1)
+        current = replace(current, market_p_w=current.market_p_w + delta)
+        check = engine.run(current)[0]
+
+    final = ac_check(model, current)
+    curtailments = [
+        {
+            "order_hash": "0x" + f.order_hash.hex(),
+            "prosumer": f.prosumer,
+            "side": f.side.name.lower(),
+            "bus": f.bus,
+            "filled_wh": f.filled_wh,
+            "curtailed_wh": curtailed[f.order_hash],
+            "reasons": reasons[f.order_hash],
+        }
+        for f in fills
+        if curtailed[f.order_hash]
+    ]
+    return NetworkClearing(remaining, final, screening, curtailments, [v for v in final.violations])
+
+
+def _plan(
+    fills: list[TradeFill], remaining: dict[bytes, int], relief: dict[bytes, float], needed: float
+) -> dict[bytes, int]:
+    """How many Wh to curtail from each fill this round; empty if curtailing cannot help.
+
+    Curtailment removes traded energy, so it takes the same energy X from each side. On each
+    side it falls on the fills that load the constrained element (positive relief per Wh, at least
+    RELIEF_THRESHOLD of the side's best), or, on a side where none does, on the fills that harm
+    least (the highest relief). Within a set, X is shared pro rata to the fills' energy.
+    """
+    chosen: dict[Side, list[TradeFill]] = {}
+    weighted: dict[Side, float] = {}
+    for side in Side:
+        pool = [f for f in fills if f.side is side and remaining[f.order_hash] > 0]
+        if not pool:
+            return {}
+        best = max(relief[f.order_hash] for f in pool)
+        if best > 0:
+            group = [f for f in pool if relief[f.order_hash] >= RELIEF_THRESHOLD * best]
+        else:
+            group = [f for f in pool if relief[f.order_hash] >= best - 1e-12]
+        energy = sum(remaining[f.order_hash] for f in group)
+        chosen[side] = group
+        weighted[side] = sum(remaining[f.order_hash] * relief[f.order_hash] for f in group) / energy
+    per_wh = weighted[Side.SELL] + weighted[Side.BUY]
+    if per_wh <= 0:
+        return {}  # a balanced curtailment would not relieve this element: not the market's doing
+    x = min(
+        math.ceil(needed / per_wh),
+        *(sum(remaining[f.order_hash] for f in chosen[side]) for side in Side),
+    )
+    cut: dict[bytes, int] = {}
+    for side in Side:
+        group = chosen[side]
+        total = sum(remaining[f.order_hash] for f in group)
+        shares = {f.order_hash: remaining[f.order_hash] * x // total for f in group}
+        rest = x - sum(shares.values())
+        for f in group:  # the integer remainder, in the fills' listed (arrival) order
+            if rest == 0:
+                break
+            if shares[f.order_hash] < remaining[f.order_hash]:
+                shares[f.order_hash] += 1
+                rest -= 1
+        cut.update(shares)
+    return cut

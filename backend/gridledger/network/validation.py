@@ -1,0 +1,292 @@
+"""Power-flow validation of slots against the network's limits.
+
+Two engines on the same schedules:
+
+- ``BatchEngine``: power-grid-model, a C++ power-flow solver, for many slots at once (a batch of
+  time steps in one call). The facilitator screens every slot with it.
+- ``ac_check``: a full pandapower AC power flow (Newton-Raphson) of one slot: the last word.
+
+A ``Schedule`` holds S slots: the grid's own loads and generators (the baseline, pandapower's
+element order) and the market's extra power at each bus (``market_p_w``, load positive).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from gridledger.errors import NetworkError
+from gridledger.network.model import FloatArray, NetworkModel
+
+W_PER_MW = 1e6
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Power per slot (rows) and element (columns), in W and var; sgen generation positive."""
+
+    load_p_w: FloatArray
+    load_q_var: FloatArray
+    sgen_p_w: FloatArray
+    market_p_w: FloatArray  # extra load per bus of ``model.buses`` (negative = injection)
+
+    @property
+    def slots(self) -> int:
+        return int(self.load_p_w.shape[0])
+
+    def slot(self, s: int) -> Schedule:
+        return Schedule(
+            self.load_p_w[s : s + 1],
+            self.load_q_var[s : s + 1],
+            self.sgen_p_w[s : s + 1],
+            self.market_p_w[s : s + 1],
+        )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One element outside its limit: which element, which limit, and by how much."""
+
+    element: str  # "line", "trafo" or "bus"
+    index: int
+    name: str
+    limit: str  # "max_loading_percent", "v_min_pu" or "v_max_pu"
+    limit_value: float
+    value: float
+
+    @property
+    def excess(self) -> float:
+        return round(abs(self.value - self.limit_value), 6)
+
+    def describe(self) -> str:
+        unit = "%" if self.limit == "max_loading_percent" else " pu"
+        return f"{self.element} {self.name}: {self.value:.4g}{unit} against {self.limit} {self.limit_value:g}{unit}"
+
+
+@dataclass(frozen=True)
+class SlotCheck:
+    """The result of one slot's power flow: worst values and every violation."""
+
+    engine: str
+    max_line_loading_percent: float
+    max_line: int
+    max_trafo_loading_percent: float
+    max_trafo: int
+    v_min_pu: float
+    v_min_bus: int
+    v_max_pu: float
+    v_max_bus: int
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+
+def _check(
+    model: NetworkModel,
+    engine: str,
+    line_loading: FloatArray,
+    trafo_loading: FloatArray,
+    vm: FloatArray,
+) -> SlotCheck:
+    """Builds a SlotCheck from one slot's results, in pandapower's element order."""
+    net, limits = model.net, model.limits
+    violations = []
+    for element, loading, table in (("line", line_loading, net.line), ("trafo", trafo_loading, net.trafo)):
+        for position in np.flatnonzero(loading > limits.max_loading_percent):
+            index = int(table.index[position])
+            violations.append(
+                Violation(
+                    element,
+                    index,
+                    str(table.at[index, "name"]),
+                    "max_loading_percent",
+                    limits.max_loading_percent,
+                    round(float(loading[position]), 4),
+                )
+            )
+    for position in np.flatnonzero((vm < limits.v_min_pu) | (vm > limits.v_max_pu)):
+        index = int(net.bus.index[position])
+        low = vm[position] < limits.v_min_pu
+        violations.append(
+            Violation(
+                "bus",
+                index,
+                str(net.bus.at[index, "name"]),
+                "v_min_pu" if low else "v_max_pu",
+                limits.v_min_pu if low else limits.v_max_pu,
+                round(float(vm[position]), 6),
+            )
+        )
+    line = int(np.argmax(line_loading)) if len(line_loading) else 0
+    trafo = int(np.argmax(trafo_loading)) if len(trafo_loading) else 0
+    return SlotCheck(
+        engine=engine,
+        max_line_loading_percent=round(float(line_loading[line]), 4) if len(line_loading) else 0.0,
+        max_line=int(net.line.index[line]) if len(line_loading) else -1,
+        max_trafo_loading_percent=round(float(trafo_loading[trafo]), 4) if len(trafo_loading) else 0.0,
+        max_trafo=int(net.trafo.index[trafo]) if len(trafo_loading) else -1,
+        v_min_pu=round(float(vm.min()), 6),
+        v_min_bus=int(net.bus.index[int(np.argmin(vm))]),
+        v_max_pu=round(float(vm.max()), 6),
+        v_max_bus=int(net.bus.index[int(np.argmax(vm))]),
+        violations=violations,
+    )
+
+
+class BatchEngine:
+    """power-grid-model on a network model: many slots per call."""
+
+    def __init__(self, model: NetworkModel) -> None:
+        from power_grid_model import ComponentType, DatasetType, PowerGridModel, initialize_array
+        from power_grid_model_io.converters import PandaPowerConverter
+
+        self.model = model
+        net = model.net
+        converter = PandaPowerConverter()
+        try:
+            data, _ = converter.load_input_data(net)
+        except Exception as exc:
+            raise NetworkError(f"cannot convert network {model.source} for power-grid-model: {exc}") from None
+        ct = ComponentType
+        self._load_ids = np.array([converter.get_id("load", int(i), "const_power") for i in net.load.index], int)
+        self._sgen_ids = np.array([converter.get_id("sgen", int(i)) for i in net.sgen.index], int)
+        self._node_rows = self._rows(data[ct.node]["id"], [converter.get_id("bus", int(b)) for b in net.bus.index])
+        self._line_rows = self._rows(data[ct.line]["id"], [converter.get_id("line", int(i)) for i in net.line.index])
+        self._trafo_rows = self._rows(
+            data[ct.transformer]["id"], [converter.get_id("trafo", int(i)) for i in net.trafo.index]
+        )
+        # One extra load per bus carries the market's power.
+        next_id = max(int(a["id"].max()) for a in data.values() if len(a)) + 1
+        market = initialize_array(DatasetType.input, ct.sym_load, len(model.buses))
+        market["id"] = np.arange(next_id, next_id + len(model.buses))
+        market["node"] = [converter.get_id("bus", b) for b in model.buses]
+        market["status"] = 1
+        market["type"] = 0  # constant power
+        market["p_specified"] = 0.0
+        market["q_specified"] = 0.0
+        data[ct.sym_load] = np.concatenate([data[ct.sym_load], market])
+        self._market_ids = market["id"].copy()
+        self._pgm = PowerGridModel(data)
+        self._ct, self._dt, self._init = ct, DatasetType, initialize_array
+
+    @staticmethod
+    def _rows(ids: Any, wanted: list[int]) -> np.ndarray:
+        position = {int(i): row for row, i in enumerate(ids)}
+        return np.array([position[w] for w in wanted], int)
+
+    def run(self, schedule: Schedule) -> list[SlotCheck]:
+        """Solves every slot of ``schedule``; one SlotCheck per slot."""
+        vm, lines, trafos = self.solve(schedule)
+        return [_check(self.model, "power-grid-model", lines[i], trafos[i], vm[i]) for i in range(schedule.slots)]
+
+    def solve(self, schedule: Schedule) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Bus voltages (pu), line and transformer loadings (%) per slot, in pandapower's order."""
+        ct, s = self._ct, schedule.slots
+        loads = self._init(self._dt.update, ct.sym_load, (s, len(self._load_ids) + len(self._market_ids)))
+        loads["id"] = np.concatenate([self._load_ids, self._market_ids])
+        loads["p_specified"] = np.concatenate([schedule.load_p_w, schedule.market_p_w], axis=1)
+        loads["q_specified"] = np.concatenate([schedule.load_q_var, np.zeros_like(schedule.market_p_w)], axis=1)
+        gens = self._init(self._dt.update, ct.sym_gen, (s, len(self._sgen_ids)))
+        gens["id"] = self._sgen_ids
+        gens["p_specified"] = schedule.sgen_p_w
+        gens["q_specified"] = 0.0
+        try:
+            out = self._pgm.calculate_power_flow(
+                update_data={ct.sym_load: loads, ct.sym_gen: gens},
+                output_component_types=[ct.node, ct.line, ct.transformer],
+                max_iterations=30,
+            )
+        except Exception as exc:
+            raise NetworkError(f"power flow did not converge on {self.model.source}: {exc}") from None
+        vm = out[ct.node]["u_pu"][:, self._node_rows]
+        lines = out[ct.line]["loading"][:, self._line_rows] * 100
+        trafos = out[ct.transformer]["loading"][:, self._trafo_rows] * 100
+        return vm, lines, trafos
+
+
+def ac_check(model: NetworkModel, schedule: Schedule) -> SlotCheck:
+    """A full pandapower AC power flow of the schedule's first slot."""
+    import pandapower
+
+    net = _ac_net(model)
+    n_loads = len(model.net.load)
+    net.load.loc[net.load.index[:n_loads], "p_mw"] = schedule.load_p_w[0] / W_PER_MW
+    net.load.loc[net.load.index[:n_loads], "q_mvar"] = schedule.load_q_var[0] / W_PER_MW
+    net.load.loc[net.load.index[n_loads:], "p_mw"] = schedule.market_p_w[0] / W_PER_MW
+    net.load.loc[net.load.index[n_loads:], "q_mvar"] = 0.0
+    net.load["scaling"] = 1.0
+    net.sgen["p_mw"] = schedule.sgen_p_w[0] / W_PER_MW
+    net.sgen["q_mvar"] = 0.0
+    net.sgen["scaling"] = 1.0
+    try:
+        pandapower.runpp(net, max_iteration=30)
+    except Exception as exc:
+        raise NetworkError(f"AC power flow did not converge on {model.source}: {exc}") from None
+    return _check(
+        model,
+        "pandapower",
+        net.res_line.loading_percent.to_numpy(float),
+        net.res_trafo.loading_percent.to_numpy(float),
+        net.res_bus.vm_pu.to_numpy(float),
+    )
+
+
+_AC_NETS: dict[int, Any] = {}
+
+
+def _ac_net(model: NetworkModel) -> Any:
+    """A copy of the model's net with one market load per bus appended (cached per model)."""
+    import pandapower
+
+    key = id(model)
+    if key not in _AC_NETS:
+        net = copy.deepcopy(model.net)
+        for bus in model.buses:
+            pandapower.create_load(net, bus=bus, p_mw=0.0, name=f"market@{bus}")
+        _AC_NETS[key] = net
+    return _AC_NETS[key]
+
+
+@dataclass(frozen=True)
+class NetworkReport:
+    """What the facilitator publishes for a slot: the check the cleared result passed."""
+
+    delivery_start: int
+    network: str
+    model_version: str
+    limits: dict[str, float]
+    check: SlotCheck
+    curtailments: list[dict[str, Any]] = field(default_factory=list)
+
+    def canonical(self) -> bytes:
+        """Sorted-key JSON: the bytes whose hash goes on-chain."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+
+    @cached_property
+    def hash(self) -> bytes:
+        from eth_utils.crypto import keccak
+
+        return bytes(keccak(self.canonical()))
+
+
+def report_for(
+    model: NetworkModel,
+    delivery_start: int,
+    check: SlotCheck,
+    curtailments: list[dict[str, Any]] | None = None,
+) -> NetworkReport:
+    return NetworkReport(
+        delivery_start=delivery_start,
+        network=model.source,
+        model_version="0x" + model.version.hex(),
+        limits=asdict(model.limits),
+        check=check,
+        curtailments=curtailments or [],
+    )

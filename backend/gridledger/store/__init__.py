@@ -1,0 +1,1 @@
+"""The facilitator's SQLite database (sqlite-utils)."""
