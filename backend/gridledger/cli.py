@@ -70,6 +70,65 @@ def demo(
 
         result = run_market_day(ledger, config, on_slot=on_slot)
     _print_summary(summarise(result))
+    with console.status("auditing every slot from the chain's records…"):
+        audits = _audit(ledger, settings, [s.delivery_start for s in result.slots], grid=config.grid)
+    confirmed = sum(a.confirmed for a in audits)
+    console.print(
+        f"audit: {confirmed} of {len(audits)} slots confirmed from the chain's records, the published "
+        f"network model and the stored reports (`gridledger audit` re-runs this on a devnet)"
+    )
+
+
+def _audit(ledger, settings: Settings, slots: list[int], *, grid: str):  # type: ignore[no-untyped-def]
+    from gridledger.audit import audit_slot
+    from gridledger.network.model import NetworkModel
+    from gridledger.network.validation import BatchEngine
+    from gridledger.store.reports import ReportStore
+
+    model = NetworkModel.load(grid)
+    engine = BatchEngine(model)
+    store = ReportStore(settings.database)
+    return [audit_slot(ledger, model, engine, store, slot) for slot in slots]
+
+
+@app.command()
+def audit(
+    network: Annotated[str, typer.Option(help="SimBench code or pandapower JSON of the published model")] = (
+        "1-LV-semiurb5--0-sw"
+    ),
+    slot: Annotated[
+        list[int] | None, typer.Option(help="delivery start(s) to audit; default: every cleared slot")
+    ] = None,
+) -> None:
+    """Re-run clearing and network validation for cleared slots and compare with the chain."""
+    from gridledger.chain.ledger import Ledger
+
+    settings = Settings()
+    if settings.chain == "embedded":
+        raise GridLedgerError(
+            "the embedded chain ends with the process that ran it: audit a devnet or RPC chain "
+            "(GRIDLEDGER_CHAIN=hardhat|anvil|http://…); the demo audits its own day at the end"
+        )
+    ledger, _ = Ledger.open(settings)
+    slots = slot or sorted(
+        {
+            int(e["args"]["deliveryStart"])
+            for e in ledger.market.events.SlotCleared.get_logs(from_block=ledger.deployment.block)
+        }
+    )
+    failed = 0
+    for result in _audit(ledger, settings, slots, grid=network):
+        clock = datetime.fromtimestamp(result.delivery_start, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        if result.confirmed:
+            console.print(f"{clock}  confirmed")
+        else:
+            failed += 1
+            console.print(f"{clock}  [red]REFUTED[/]", soft_wrap=True)
+            for difference in result.differences:
+                console.print(f"    - {difference}", soft_wrap=True)
+    console.print(f"{len(slots) - failed} of {len(slots)} slots confirmed")
+    if failed:
+        raise typer.Exit(code=1)
 
 
 def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,8 @@ from gridledger.errors import NetworkError
 FloatArray = npt.NDArray[np.float64]
 SLOT_HOURS = 0.25
 DEFAULT_GRID = "1-LV-semiurb5--0-sw"
+# The tables that define the network's physics and topology (what the version hashes).
+MODEL_TABLES = ("bus", "line", "trafo", "trafo3w", "switch", "ext_grid", "load", "sgen", "gen", "shunt", "impedance")
 
 
 def wh_to_w(energy_wh: float) -> float:
@@ -66,6 +68,7 @@ class NetworkModel:
             net.storage.drop(net.storage.index, inplace=True)
         if "vector_group" not in net.trafo or net.trafo["vector_group"].isna().any():
             net.trafo["vector_group"] = "Dyn5"  # SimBench leaves it empty; pgm needs one
+        self.version  # noqa: B018  (hashed now, before any engine or power flow touches the net)
 
     @classmethod
     def load(cls, source: str = DEFAULT_GRID, limits: Limits | None = None) -> NetworkModel:
@@ -88,10 +91,15 @@ class NetworkModel:
 
     @cached_property
     def version(self) -> bytes:
-        """32 bytes: the SHA-256 of the net's content and the limits."""
-        import pandapower
-
-        digest = hashlib.sha256(pandapower.to_json(self.net).encode())
+        """32 bytes: the SHA-256 of the net's element tables and the limits. Columns and rows are
+        put in a fixed order first, because pandapower's own JSON orders some columns by set
+        iteration, which changes from one Python process to the next."""
+        digest = hashlib.sha256()
+        for name in MODEL_TABLES:
+            table = self.net[name]
+            table = table.reindex(sorted(table.columns, key=str), axis=1).sort_index()
+            digest.update(name.encode() + b"\0")
+            digest.update(table.to_json(orient="split", double_precision=15, default_handler=str).encode())
         digest.update(json.dumps(asdict(self.limits), sort_keys=True).encode())
         return digest.digest()
 

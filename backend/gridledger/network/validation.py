@@ -264,6 +264,8 @@ class NetworkReport:
     limits: dict[str, float]
     check: SlotCheck
     curtailments: list[dict[str, Any]] = field(default_factory=list)
+    # How to rebuild the slot's baseline: e.g. {"grid": ..., "day": 173, "slot": 48, "replaced_loads": [...]}
+    baseline: dict[str, Any] = field(default_factory=dict)
 
     def canonical(self) -> bytes:
         """Sorted-key JSON: the bytes whose hash goes on-chain."""
@@ -281,6 +283,7 @@ def report_for(
     delivery_start: int,
     check: SlotCheck,
     curtailments: list[dict[str, Any]] | None = None,
+    baseline: dict[str, Any] | None = None,
 ) -> NetworkReport:
     return NetworkReport(
         delivery_start=delivery_start,
@@ -289,4 +292,5 @@ def report_for(
         limits=asdict(model.limits),
         check=check,
         curtailments=curtailments or [],
+        baseline=baseline or {},
     )

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from gridledger.chain.ledger import Ledger, RecordedOrder
@@ -27,12 +26,13 @@ from gridledger.errors import ConfigurationError
 from gridledger.market.book import clear_recorded
 from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
-from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
+from gridledger.network.curtailment import NetworkClearing
+from gridledger.network.facilitation import BaselineRef, check_slot
 from gridledger.network.model import Limits, NetworkModel
-from gridledger.network.validation import BatchEngine, NetworkReport, Schedule, report_for
+from gridledger.network.validation import BatchEngine, NetworkReport
 from gridledger.settlement.rules import SlotSettlement, settle_slot
 from gridledger.sim.participants import make_prosumers
-from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles, grid_baseline
+from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles
 from gridledger.store.reports import ReportStore
 
 SECONDS_PER_DAY = 86_400
@@ -129,9 +129,8 @@ def run_market_day(
                 ledger.relay_orders(signed)
             ledger.chain.move_time_to(ds - gate)
             recorded, clearing = _clear_slot(ledger, ds, from_block=first_block)
-            network = grid.check(k, recorded, clearing)
+            network, report = grid.check(k, ds, recorded, clearing)
             fills = [(r.order, network.fills.get(r.order_hash, 0)) for r in recorded]
-            report = report_for(grid.model, ds, network.check, network.curtailments)
             store.save(ledger.market.address, report)
             ledger.commit_clearing(
                 ds,
@@ -201,32 +200,24 @@ def _clear_slot(ledger: Ledger, ds: int, *, from_block: int) -> tuple[list[Recor
 
 
 class _GridDay:
-    """The day's network: the grid's own loads and PV from SimBench, with each prosumer's
-    household replaced by its forecast net position (what flows at its bus whether it trades
-    locally or with its supplier)."""
+    """The day's network: the published model, SimBench's baseline, the participants' buses."""
 
     def __init__(self, config: DayConfig, participants: list[Participant]) -> None:
+        self.config = config
         self.model = NetworkModel.load(config.grid, config.limits)
         self.engine = BatchEngine(self.model)
-        self.load_p, self.load_q, self.sgen_p = grid_baseline(day=config.day, grid=config.grid)
-        self.market = np.zeros((SLOTS_PER_DAY, len(self.model.buses)))
-        self.bus_of: dict[str, int] = {}
         for p in participants:
             self.model.require_bus(p.profile.bus)
-            self.load_p[:, p.profile.load_index] = 0.0
-            self.load_q[:, p.profile.load_index] = 0.0
-            self.market[:, self.model.bus_position[p.profile.bus]] += p.profile.net_w
-            self.bus_of[p.address] = p.profile.bus
+        self.bus_of = {p.address: p.profile.bus for p in participants}
+        self.replaced = tuple(sorted(p.profile.load_index for p in participants))
 
-    def check(self, k: int, recorded: list[RecordedOrder], clearing: ClearingResult) -> NetworkClearing:
-        rows = slice(k, k + 1)
-        schedule = Schedule(self.load_p[rows], self.load_q[rows], self.sgen_p[rows], self.market[rows])
-        fills = [
-            TradeFill(r.order_hash, r.order.prosumer, r.order.side, self.bus_of[r.order.prosumer], filled)
-            for r in recorded
-            if (filled := clearing.fills[r.order_hash]) > 0
-        ]
-        return clear_network_aware(self.model, self.engine, schedule, fills)
+    def check(
+        self, k: int, ds: int, recorded: list[RecordedOrder], clearing: ClearingResult
+    ) -> tuple[NetworkClearing, NetworkReport]:
+        ref = BaselineRef(self.config.grid, self.config.day, k, self.replaced)
+        return check_slot(
+            self.model, self.engine, ref, ds, [(r.order_hash, r.order) for r in recorded], clearing, self.bus_of
+        )
 
 
 def _metered_wh(profile: ProsumerProfile, k: int, config: DayConfig, rng: random.Random) -> int:

@@ -8,6 +8,7 @@ Power is in W as floats (the network model's units); the market converts to Wh a
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -57,7 +58,8 @@ def load_grid(code: str = DEFAULT_GRID) -> Any:
 def _absolute_profiles(code: str) -> Any:
     import simbench
 
-    return simbench.get_absolute_values(load_grid(code), profiles_instead_of_study_cases=True)
+    # On a copy: the grid itself must stay as published (its hash is the model's version).
+    return simbench.get_absolute_values(copy.deepcopy(load_grid(code)), profiles_instead_of_study_cases=True)
 
 
 def grid_baseline(*, day: int, grid: str = DEFAULT_GRID) -> tuple[FloatArray, FloatArray, FloatArray]:

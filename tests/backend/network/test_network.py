@@ -191,3 +191,13 @@ def test_nothing_is_curtailed_when_the_network_carries_the_trades(semiurb, semiu
     )
     assert result.curtailments == [] and result.check.passed
     assert result.fills == {f.order_hash: f.filled_wh for f in fills}
+
+
+def test_the_model_version_is_the_same_in_another_process(semiurb) -> None:
+    """The version goes on-chain; an auditor's process must compute the same bytes."""
+    import subprocess
+    import sys
+
+    code = "from gridledger.network.model import NetworkModel; print(NetworkModel.load().version.hex())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == semiurb.version.hex()

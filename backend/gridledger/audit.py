@@ -1,0 +1,117 @@
+"""Audit: re-run a slot's clearing and network validation from public records and compare.
+
+Anyone holding the chain's events, the published network model and the facilitator's report
+can do this. For each slot the audit:
+
+1. reads the committed result from the chain (price, fills hash, report hash, model version);
+2. checks that the published model is the one the commit names;
+3. checks that the stored report is the one whose hash is on-chain;
+4. re-runs the auction on the orders the chain recorded and the network check on the model and
+   the report's baseline, and compares the price, the fills and the report with the chain's.
+
+Every mismatch is named; a slot is confirmed only if there is none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from gridledger.chain.ledger import Ledger
+from gridledger.market.book import clear_recorded
+from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash
+from gridledger.network.model import NetworkModel
+from gridledger.network.validation import BatchEngine
+from gridledger.store.reports import ReportStore
+
+
+@dataclass
+class SlotAudit:
+    delivery_start: int
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.differences
+
+
+def audit_slot(
+    ledger: Ledger, model: NetworkModel, engine: BatchEngine, store: ReportStore, delivery_start: int
+) -> SlotAudit:
+    audit = SlotAudit(delivery_start)
+    differences = audit.differences
+    events = ledger.market.events.SlotCleared.get_logs(
+        from_block=ledger.deployment.block, argument_filters={"deliveryStart": delivery_start}
+    )
+    if not events:
+        differences.append("no clearing result on the chain for this slot")
+        return audit
+    committed = events[-1]["args"]
+    if bytes(committed["networkModelVersion"]) != model.version:
+        differences.append(
+            f"network model version: the commit names 0x{bytes(committed['networkModelVersion']).hex()}, "
+            f"the published model {model.source} is 0x{model.version.hex()}"
+        )
+    row = store.get(ledger.market.address, delivery_start)
+    if row is None:
+        differences.append("the facilitator's report for this slot is missing")
+        return audit
+    stored_hash = bytes(keccak(json.dumps(row["report"], sort_keys=True, separators=(",", ":")).encode()))
+    if stored_hash != bytes(committed["networkReportHash"]):
+        on_chain = bytes(committed["networkReportHash"]).hex()
+        differences.append(f"stored report hashes to 0x{stored_hash.hex()}, the chain has 0x{on_chain}")
+
+    recorded = ledger.recorded_orders(delivery_start)
+    _, clearing = clear_recorded(recorded)
+    bus_of = {
+        r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
+    }
+    ref = BaselineRef.from_dict(row["report"]["baseline"])
+    network, report = check_slot(
+        model, engine, ref, delivery_start, [(r.order_hash, r.order) for r in recorded], clearing, bus_of
+    )
+    if clearing.ledger_price != committed["clearingPricePerKWh"]:
+        differences.append(
+            f"clearing price: the chain has {committed['clearingPricePerKWh']}, re-running the auction gives "
+            f"{clearing.ledger_price} (base units per kWh)"
+        )
+    fills = [(r.order_hash, network.fills.get(r.order_hash, 0)) for r in recorded]
+    if fills_hash(fills) != bytes(committed["fillsHash"]):
+        differences.append(_fill_differences(ledger, delivery_start, recorded, network.fills))
+    rerun = json.loads(report.canonical())
+    if report.hash != bytes(committed["networkReportHash"]) or stored_hash != report.hash:
+        changed = _changed_fields(row["report"], rerun)
+        differences.append(
+            f"network report: the re-run differs from the stored report in {', '.join(changed) or 'its hash'}"
+        )
+    return audit
+
+
+def _fill_differences(ledger: Ledger, delivery_start: int, recorded: Any, expected: dict[bytes, int]) -> str:
+    on_chain = {
+        bytes(e["args"]["orderHash"]): int(e["args"]["filledWh"])
+        for e in ledger.market.events.OrderFilled.get_logs(
+            from_block=ledger.deployment.block, argument_filters={"deliveryStart": delivery_start}
+        )
+    }
+    wrong = [
+        f"0x{r.order_hash.hex()[:12]}… chain {on_chain.get(r.order_hash, 0)} Wh, "
+        f"re-run {expected.get(r.order_hash, 0)} Wh"
+        for r in recorded
+        if on_chain.get(r.order_hash, 0) != expected.get(r.order_hash, 0)
+    ]
+    return "fills differ: " + ("; ".join(wrong) if wrong else "same energies, different order or orders")
+
+
+def _changed_fields(stored: dict[str, Any], rerun: dict[str, Any], prefix: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(stored) | set(rerun)):
+        a, b = stored.get(key), rerun.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_fields(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key} ({a!r} → {b!r})" if not isinstance(a, list) else f"{prefix}{key}")
+    return changed

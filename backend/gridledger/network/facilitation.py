@@ -1,0 +1,95 @@
+"""The facilitator's network duty for one slot, as a function anyone can re-run.
+
+Inputs are all public: the published network model, SimBench's profiles (named in the report's
+``baseline``), the orders the ledger recorded and the participants' buses from the registry.
+The physical schedule is the grid's own loads and generation, with each participant's
+household load replaced by its orders (a sale injects its energy at the participant's bus, a
+purchase withdraws it), since that energy flows whether it is traded locally or with the
+supplier. Network-aware clearing then curtails fills until the AC check passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from gridledger.market.clearing import ClearingResult
+from gridledger.market.orders import Order, Side
+from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
+from gridledger.network.model import FloatArray, NetworkModel, wh_to_w
+from gridledger.network.validation import BatchEngine, NetworkReport, Schedule, report_for
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """Which SimBench profile step is the slot's baseline, and which loads the market replaces."""
+
+    grid: str
+    day: int
+    slot: int
+    replaced_loads: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"grid": self.grid, "day": self.day, "slot": self.slot, "replaced_loads": list(self.replaced_loads)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaselineRef:
+        return cls(
+            str(data["grid"]), int(data["day"]), int(data["slot"]), tuple(int(i) for i in data["replaced_loads"])
+        )
+
+
+@cache
+def _day(grid: str, day: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    from gridledger.sim.profiles import grid_baseline
+
+    return grid_baseline(day=day, grid=grid)
+
+
+def slot_schedule(
+    model: NetworkModel, ref: BaselineRef, orders: Sequence[Order], bus_of: Mapping[str, int]
+) -> Schedule:
+    load_p, load_q, sgen_p = (a[ref.slot : ref.slot + 1].copy() for a in _day(ref.grid, ref.day))
+    replaced = list(ref.replaced_loads)
+    load_p[:, replaced] = 0.0
+    load_q[:, replaced] = 0.0
+    market = np.zeros((1, len(model.buses)))
+    for order in orders:
+        sign = 1.0 if order.side is Side.BUY else -1.0
+        market[0, model.bus_position[bus_of[order.prosumer]]] += sign * wh_to_w(order.energy_wh)
+    return Schedule(load_p, load_q, sgen_p, market)
+
+
+def check_slot(
+    model: NetworkModel,
+    engine: BatchEngine,
+    ref: BaselineRef,
+    delivery_start: int,
+    recorded: Sequence[tuple[bytes, Order]],
+    clearing: ClearingResult,
+    bus_of: Mapping[str, int],
+) -> tuple[NetworkClearing, NetworkReport]:
+    """Validates (and if needed curtails) one cleared slot; returns the result and its report."""
+    schedule = slot_schedule(model, ref, [o for _, o in recorded], bus_of)
+    fills = [
+        TradeFill(h, o.prosumer, o.side, bus_of[o.prosumer], clearing.fills[h])
+        for h, o in recorded
+        if clearing.fills[h]
+    ]
+    network = clear_network_aware(model, engine, schedule, fills)
+    report = report_for(model, delivery_start, network.check, network.curtailments, ref.as_dict())
+    return network, report
+
+
+def fills_hash(fills: Sequence[tuple[bytes, int]]) -> bytes:
+    """The hash chain the contract stores at clearing: keccak(previous ‖ orderHash ‖ filledWh)."""
+    from eth_utils.crypto import keccak
+
+    chain = b"\0" * 32
+    for order_hash, filled_wh in fills:
+        chain = bytes(keccak(chain + order_hash + filled_wh.to_bytes(32, "big")))
+    return chain
