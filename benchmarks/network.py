@@ -65,8 +65,10 @@ def main() -> None:
     sens = compute(engine, noon)
     ms = median_ms(lambda: screen(sens, model.limits, seller_pos=sellers, buyer_pos=buyers, power_w=power), repeat)
     ok = screen(sens, model.limits, seller_pos=sellers, buyer_pos=buyers, power_w=power)
-    print(f"screening 1,000 candidate trades with sensitivities:      {ms:8.2f} ms   target < 10 ms "
-          f"({int(ok.sum())} pass alone)")
+    print(
+        f"screening 1,000 candidate trades with sensitivities:      {ms:8.2f} ms   target < 10 ms "
+        f"({int(ok.sum())} pass alone)"
+    )
     print(f"  computing the sensitivities ({buses + 1} power flows, one batch): {ms_sens:8.2f} ms")
 
     # 1,000 orders: 500 buyers near the transformer, 500 sellers at the feeder ends, whose trades
