@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from gridledger.market.orders import Order, Side
 from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
 from gridledger.network.model import FloatArray, NetworkModel, wh_to_w
 from gridledger.network.validation import BatchEngine, NetworkReport, Schedule, report_for
+
+if TYPE_CHECKING:
+    from gridledger.chain.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -93,3 +96,12 @@ def fills_hash(fills: Sequence[tuple[bytes, int]]) -> bytes:
     for order_hash, filled_wh in fills:
         chain = bytes(keccak(chain + order_hash + filled_wh.to_bytes(32, "big")))
     return chain
+
+
+def register_participant(
+    ledger: Ledger, model: NetworkModel, account: str, *, meter_id: int, bus: int, capacity_w: int
+) -> None:
+    """Registers a participant after checking that its connection point is a bus of the
+    published model: a bus the model lacks is refused before anything reaches the chain."""
+    model.require_bus(bus)
+    ledger.register(account, meter_id=meter_id, bus=bus, capacity_w=capacity_w)

@@ -103,9 +103,10 @@ def run_market_day(
         )
     rng = random.Random(config.seed)
     profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)[: config.prosumers]
+    grid = _GridDay(config, profiles)
     accounts = make_prosumers(ledger, count=len(profiles), deposit=config.deposit, buses=[p.bus for p in profiles])
     participants = [Participant(a, p) for a, p in zip(accounts, profiles, strict=True)]
-    grid = _GridDay(config, participants)
+    grid.bus_of = {p.address: p.profile.bus for p in participants}
     store = ReportStore(config.database or ":memory:")
     balancing = ledger.roles.balancing
     ledger.fund_gas(balancing.address, 10**18)
@@ -202,14 +203,14 @@ def _clear_slot(ledger: Ledger, ds: int, *, from_block: int) -> tuple[list[Recor
 class _GridDay:
     """The day's network: the published model, SimBench's baseline, the participants' buses."""
 
-    def __init__(self, config: DayConfig, participants: list[Participant]) -> None:
+    def __init__(self, config: DayConfig, profiles: list[ProsumerProfile]) -> None:
         self.config = config
         self.model = NetworkModel.load(config.grid, config.limits)
         self.engine = BatchEngine(self.model)
-        for p in participants:
-            self.model.require_bus(p.profile.bus)
-        self.bus_of = {p.address: p.profile.bus for p in participants}
-        self.replaced = tuple(sorted(p.profile.load_index for p in participants))
+        for profile in profiles:  # before anyone is registered on-chain
+            self.model.require_bus(profile.bus)
+        self.replaced = tuple(sorted(p.load_index for p in profiles))
+        self.bus_of: dict[str, int] = {}
 
     def check(
         self, k: int, ds: int, recorded: list[RecordedOrder], clearing: ClearingResult

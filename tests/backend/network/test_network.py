@@ -201,3 +201,16 @@ def test_the_model_version_is_the_same_in_another_process(semiurb) -> None:
     code = "from gridledger.network.model import NetworkModel; print(NetworkModel.load().version.hex())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.strip().splitlines()[-1] == semiurb.version.hex()
+
+
+def test_a_participant_at_a_bus_the_model_lacks_is_refused_before_the_chain(ledger, semiurb) -> None:
+    from eth_account import Account
+
+    from gridledger.network.facilitation import register_participant
+
+    account = Account.create().address
+    with pytest.raises(NetworkError, match="bus 4242 is not in the network model"):
+        register_participant(ledger, semiurb, account, meter_id=1, bus=4242, capacity_w=10_000)
+    assert ledger.registry.functions.capacityOf(account).call() == 0  # nothing was written
+    register_participant(ledger, semiurb, account, meter_id=1, bus=semiurb.buses[5], capacity_w=10_000)
+    assert ledger.registry.functions.participant(account).call()[1] == semiurb.buses[5]
