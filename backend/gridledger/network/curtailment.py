@@ -12,11 +12,13 @@ The rule (deterministic, published, non-discriminatory):
 2. Take the most severe violation (largest excess relative to its limit; ties by element kind
    and index). Compute, by finite differences on the batch engine, how much curtailing 1 Wh of
    each open fill relieves it (its sensitivity at the fill's bus).
-3. Fills whose relief per Wh is at least ``RELIEF_THRESHOLD`` of the best one "load the
-   constrained element". They are curtailed pro rata to their traded energy, by just enough to
-   remove the excess (with a 5 % margin).
-4. Bought must equal sold: the side curtailed less is then reduced by the difference, pro rata
-   among its fills that do not worsen the violation (and among all of them if those are short).
+3. Curtailment removes traded energy, so each round takes the same energy X from both sides.
+   On each side it falls on the fills that load the constrained element (relief per Wh at least
+   ``RELIEF_THRESHOLD`` of that side's best), or, on a side where no fill does, on the fills that
+   harm least; within that set X is shared pro rata to the fills' energy (whole Wh, the
+   remainder in arrival order). X is just enough to remove the excess, with a 5 % margin.
+4. If taking the same energy from both sides would not relieve the element, the violation is not
+   the market's doing: it is reported as left, and nothing is curtailed for it.
 5. Repeat from 1 (at most ``MAX_ROUNDS`` times). A violation no fill relieves is not caused by the
    market; it is reported as unresolved.
 6. pandapower's full AC power flow confirms the final schedule; its result is the report's check.

@@ -238,20 +238,18 @@ def ac_check(model: NetworkModel, schedule: Schedule) -> SlotCheck:
     )
 
 
-_AC_NETS: dict[int, Any] = {}
-
-
 def _ac_net(model: NetworkModel) -> Any:
-    """A copy of the model's net with one market load per bus appended (cached per model)."""
+    """A copy of the model's net with one market load per bus appended, kept on the model
+    (a cache keyed by anything else could hand one model's net to another)."""
     import pandapower
 
-    key = id(model)
-    if key not in _AC_NETS:
+    net = model.__dict__.get("_ac_net")
+    if net is None:
         net = copy.deepcopy(model.net)
         for bus in model.buses:
             pandapower.create_load(net, bus=bus, p_mw=0.0, name=f"market@{bus}")
-        _AC_NETS[key] = net
-    return _AC_NETS[key]
+        model.__dict__["_ac_net"] = net
+    return net
 
 
 @dataclass(frozen=True)
