@@ -34,6 +34,9 @@ def demo(
     slots: Annotated[int, typer.Option(min=1, max=96, help="15-minute slots to run")] = 96,
     first_slot: Annotated[int, typer.Option(min=0, max=95, help="first slot of the day (48 = 12:00)")] = 0,
     seed: Annotated[int, typer.Option(help="seed of prices and meter deviations")] = 7,
+    audit_slots: Annotated[
+        bool, typer.Option("--audit", help="audit every slot afterwards (slow on the embedded chain)")
+    ] = False,
 ) -> None:
     """Run one market day of P2P trading on the configured chain (embedded by default)."""
     from gridledger.chain.ledger import Ledger
@@ -70,6 +73,8 @@ def demo(
 
         result = run_market_day(ledger, config, on_slot=on_slot)
     _print_summary(summarise(result))
+    if not audit_slots:
+        return
     with console.status("auditing every slot from the chain's records…"):
         audits = _audit(ledger, settings, [s.delivery_start for s in result.slots], grid=config.grid)
     confirmed = sum(a.confirmed for a in audits)
