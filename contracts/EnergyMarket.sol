@@ -43,6 +43,10 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         "Order(address prosumer,uint8 side,uint40 deliveryStart,uint32 energyWh,uint64 pricePerKWh,uint64 nonce,uint40 expiry)"
     );
 
+    /// @dev A prosumer's signed cancellation names the order by its EIP-712 hash, which already
+    /// binds the prosumer and the nonce; a relayed copy can only repeat a finished cancellation.
+    bytes32 public constant CANCELLATION_TYPEHASH = keccak256("Cancellation(bytes32 orderHash)");
+
     uint256 public constant SLOT_SECONDS = 900;
     /// @dev Slots per hour: a connection of C W carries at most C/4 Wh in one slot.
     uint32 private constant SLOTS_PER_HOUR = 4;
@@ -146,30 +150,19 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     /// @inheritdoc IEnergyMarket
     function cancelOrder(Order calldata order) external {
         bytes32 hash = _hashOrder(order);
-        address prosumer = order.prosumer;
-        if (msg.sender != prosumer) revert NotOrderOwner(hash, msg.sender, prosumer);
-        _requireGateOpen(hash, order.deliveryStart);
+        if (msg.sender != order.prosumer) revert NotOrderOwner(hash, msg.sender, order.prosumer);
+        _cancel(order, hash);
+    }
 
-        (uint256 word, uint256 shift, uint256 entry) = _entryOf(prosumer, order.nonce);
-        uint256 refund;
-        if (entry == 0) {
-            // Never recorded: burn the nonce so a signed copy can no longer be relayed.
-            _orderEntries[prosumer][order.nonce >> 2] = word | (_fingerprint(hash, ENTRY_CANCELLED) << shift);
-        } else if (entry == _fingerprint(hash, ENTRY_OPEN)) {
-            _orderEntries[prosumer][order.nonce >> 2] =
-                (word & ~(ENTRY_MASK << shift)) | (_fingerprint(hash, ENTRY_CANCELLED) << shift);
-            _slots[order.deliveryStart].openOrders -= 1;
-            if (order.side == Side.Buy) {
-                refund = _cost(order.energyWh, order.pricePerKWh);
-                Account memory account = _accounts[prosumer];
-                account.locked -= uint128(refund);
-                account.available += uint128(refund);
-                _accounts[prosumer] = account;
-            }
-        } else {
-            revert OrderNotOpen(hash);
+    /// @inheritdoc IEnergyMarket
+    function cancelOrderBySig(Order calldata order, bytes32 r, bytes32 vs) external {
+        bytes32 hash = _hashOrder(order);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CANCELLATION_TYPEHASH, hash)));
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, r, vs);
+        if (err != ECDSA.RecoverError.NoError || signer != order.prosumer) {
+            revert InvalidSignature(digest, order.prosumer, signer);
         }
-        emit OrderCancelled(hash, prosumer, order.nonce, refund);
+        _cancel(order, hash);
     }
 
     // ───────────────────────────── clearing ─────────────────────────────
@@ -408,6 +401,32 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         emit OrderRecorded(
             hash, prosumer, deliveryStart, order.side, order.energyWh, order.pricePerKWh, order.nonce, order.expiry
         );
+    }
+
+    function _cancel(Order calldata order, bytes32 hash) private {
+        address prosumer = order.prosumer;
+        _requireGateOpen(hash, order.deliveryStart);
+
+        (uint256 word, uint256 shift, uint256 entry) = _entryOf(prosumer, order.nonce);
+        uint256 refund;
+        if (entry == 0) {
+            // Never recorded: burn the nonce so a signed copy can no longer be relayed.
+            _orderEntries[prosumer][order.nonce >> 2] = word | (_fingerprint(hash, ENTRY_CANCELLED) << shift);
+        } else if (entry == _fingerprint(hash, ENTRY_OPEN)) {
+            _orderEntries[prosumer][order.nonce >> 2] =
+                (word & ~(ENTRY_MASK << shift)) | (_fingerprint(hash, ENTRY_CANCELLED) << shift);
+            _slots[order.deliveryStart].openOrders -= 1;
+            if (order.side == Side.Buy) {
+                refund = _cost(order.energyWh, order.pricePerKWh);
+                Account memory account = _accounts[prosumer];
+                account.locked -= uint128(refund);
+                account.available += uint128(refund);
+                _accounts[prosumer] = account;
+            }
+        } else {
+            revert OrderNotOpen(hash);
+        }
+        emit OrderCancelled(hash, prosumer, order.nonce, refund);
     }
 
     function _closeOpenEntry(address prosumer, uint64 nonce, bytes32 hash) private {

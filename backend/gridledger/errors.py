@@ -9,6 +9,11 @@ says what was wrong and what is allowed.
     ├── WalletError               a keystore cannot be created, read or unlocked
     ├── OrderError                an order is invalid before it reaches the chain
     ├── NetworkError              the network model, its limits or a power flow cannot be used
+    ├── RequestError              an API request the facilitator refuses before the chain sees it
+    │   ├── SignatureError        a signature is missing, malformed or not the expected party's
+    │   ├── ForbiddenError        the signer is known but may not do this
+    │   ├── NotFoundError         no such order, slot, participant or report
+    │   └── ConflictError         a duplicate or a replay
     └── LedgerError               the contract rejected a transaction (a custom error)
         ├── SignatureRejected     a signature does not recover to the order's prosumer
         ├── NotRegisteredError    the account is not a registered participant
@@ -53,6 +58,26 @@ class OrderError(GridLedgerError):
 
 class NetworkError(GridLedgerError):
     """Raised when a network model, its limits, a bus or a power flow cannot be used."""
+
+
+class RequestError(GridLedgerError):
+    """Raised when the facilitator's API refuses a request before anything reaches the chain."""
+
+
+class SignatureError(RequestError):
+    """Raised when a signature is missing, malformed, or recovers to someone other than expected."""
+
+
+class ForbiddenError(RequestError):
+    """Raised when a correctly signed request comes from a party that may not make it."""
+
+
+class NotFoundError(RequestError):
+    """Raised when an order, slot, participant or report is unknown."""
+
+
+class ConflictError(RequestError):
+    """Raised for a duplicate (an order or nonce seen before) or a replayed request."""
 
 
 class LedgerError(GridLedgerError):

@@ -174,6 +174,10 @@ interface IEnergyMarket {
     /// order was never recorded, its nonce is burnt so that a signed copy can no longer be relayed.
     function cancelOrder(Order calldata order) external;
 
+    /// @notice Cancels an order on the prosumer's EIP-712 signature of `Cancellation(orderHash)`,
+    /// relayed by anyone (the facilitator's API does). Same rules and effects as `cancelOrder`.
+    function cancelOrderBySig(Order calldata order, bytes32 r, bytes32 vs) external;
+
     /// @notice Commits a slot's clearing: its uniform price, the fill of every open order, and the
     /// hash of the network validation report that the result passed.
     function commitClearing(

@@ -180,6 +180,32 @@ def test_cancelling_a_signed_order_before_relay_burns_its_nonce(ledger, prosumer
         ledger.relay_orders([signed])
 
 
+def test_a_signed_cancellation_relayed_by_the_facilitator_refunds_the_escrow(ledger, prosumers, next_slot) -> None:
+    alice, bob = prosumers[:2]
+    signed = ledger.sign(alice, make_order(alice, Side.BUY, next_slot(), 1_000, 200_000, nonce=3))
+    ledger.relay_orders([signed])
+    assert ledger.account_of(alice.address) == (DEPOSIT - 200_000, 200_000)
+
+    # Bob's signature, or Alice's over another order, cannot cancel it.
+    for signer, over in ((bob, signed.order_hash), (alice, b"\x01" * 32)):
+        r, vs = ledger.sign_cancellation(signer, over)
+        with pytest.raises(SignatureRejected) as info:
+            ledger.cancel_order_by_sig(signed.order, r, vs)
+        assert info.value.error == "InvalidSignature"
+    assert ledger.nonce_status(alice.address, 3) == "open"
+
+    r, vs = ledger.sign_cancellation(alice, signed.order_hash)
+    receipt = ledger.cancel_order_by_sig(signed.order, r, vs)
+    event = ledger.market.events.OrderCancelled().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    assert (bytes(event["orderHash"]), event["refund"]) == (signed.order_hash, 200_000)
+    assert ledger.account_of(alice.address) == (DEPOSIT, 0)
+    assert ledger.nonce_status(alice.address, 3) == "cancelled"
+    # A replayed cancellation finds nothing open.
+    with pytest.raises(LedgerError) as replay:
+        ledger.cancel_order_by_sig(signed.order, r, vs)
+    assert replay.value.error == "OrderNotOpen"
+
+
 def test_withdraw_more_than_available_is_refused(ledger, prosumers) -> None:
     alice = prosumers[0]
     with pytest.raises(InsufficientFunds, match="deposit more first"):

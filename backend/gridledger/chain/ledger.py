@@ -22,7 +22,7 @@ from gridledger.chain.reverts import RevertDecoder
 from gridledger.chain.transactions import Transactor
 from gridledger.config import Settings
 from gridledger.market.orders import Order, Side, SignedOrder
-from gridledger.wallet.signing import sign_order
+from gridledger.wallet.signing import sign_cancellation, sign_order
 
 RELAY_BATCH_SIZE = 100
 SLOT_STATUS = ("open", "cleared", "settled")
@@ -115,6 +115,9 @@ class Ledger:
     def sign(self, account: LocalAccount, order: Order) -> SignedOrder:
         return sign_order(account, order, chain_id=self.chain.chain_id, market_address=self.market.address)
 
+    def sign_cancellation(self, account: LocalAccount, order_hash: bytes) -> tuple[bytes, bytes]:
+        return sign_cancellation(account, order_hash, chain_id=self.chain.chain_id, market_address=self.market.address)
+
     # ─────────────── facilitator ───────────────
 
     def relay_orders(self, orders: Sequence[SignedOrder], *, batch_size: int = RELAY_BATCH_SIZE) -> list[TxReceipt]:
@@ -131,6 +134,11 @@ class Ledger:
                 )
             )
         return receipts
+
+    def cancel_order_by_sig(self, order: Order, r: bytes, vs: bytes) -> TxReceipt:
+        """Relays a prosumer's signed cancellation (facilitator's key pays the gas)."""
+        call = self.market.functions.cancelOrderBySig(order.as_abi(), r, vs)
+        return self.tx.send(self.roles.facilitator, call, action=f"cancellation of order of {order.prosumer}")
 
     def commit_clearing(
         self,

@@ -35,6 +35,10 @@ ORDER_TYPES: dict[str, list[dict[str, str]]] = {
 }
 
 
+# A prosumer's cancellation names its order by the order's EIP-712 hash (prosumer and nonce included).
+CANCELLATION_TYPES: dict[str, list[dict[str, str]]] = {"Cancellation": [{"name": "orderHash", "type": "bytes32"}]}
+
+
 class Side(IntEnum):
     BUY = 0
     SELL = 1

@@ -1,20 +1,41 @@
-"""EIP-712 signing and hashing of orders with eth-account."""
+"""EIP-712 signing, hashing and signer recovery of orders and cancellations, with eth-account."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys import keys
+from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 
-from gridledger.errors import OrderError
-from gridledger.market.orders import ORDER_TYPES, Order, SignedOrder, market_domain
+from gridledger.errors import OrderError, SignatureError
+from gridledger.market.orders import CANCELLATION_TYPES, ORDER_TYPES, Order, SignedOrder, market_domain
+
+_HIGH_BIT = 1 << 255
+
+
+def _digest(domain: dict[str, Any], types: dict[str, list[dict[str, str]]], message: dict[str, Any]) -> bytes:
+    encoded = encode_typed_data(domain, types, message)
+    return bytes(keccak(b"\x19" + encoded.version + encoded.header + encoded.body))
 
 
 def order_hash(order: Order, *, chain_id: int, market_address: str) -> bytes:
     """The order's EIP-712 digest, as the contract's ``orderHash`` computes it."""
-    message = encode_typed_data(market_domain(chain_id, market_address), ORDER_TYPES, order.as_message())
-    return keccak(b"\x19" + message.version + message.header + message.body)
+    return _digest(market_domain(chain_id, market_address), ORDER_TYPES, order.as_message())
+
+
+def cancellation_digest(order_hash_: bytes, *, chain_id: int, market_address: str) -> bytes:
+    """The EIP-712 digest a prosumer signs to cancel the order ``order_hash_``."""
+    return _digest(market_domain(chain_id, market_address), CANCELLATION_TYPES, {"orderHash": order_hash_})
+
+
+def _compact(r: int, s: int, v: int) -> tuple[bytes, bytes]:
+    # EIP-2098 compact form: the y-parity goes into the top bit of s.
+    vs = ((v - 27) << 255) | s
+    return r.to_bytes(32, "big"), vs.to_bytes(32, "big")
 
 
 def sign_order(account: LocalAccount, order: Order, *, chain_id: int, market_address: str) -> SignedOrder:
@@ -24,11 +45,42 @@ def sign_order(account: LocalAccount, order: Order, *, chain_id: int, market_add
     signed = Account.sign_typed_data(
         account.key, market_domain(chain_id, market_address), ORDER_TYPES, order.as_message()
     )
-    # EIP-2098 compact form: the y-parity goes into the top bit of s.
-    vs = ((signed.v - 27) << 255) | signed.s
-    return SignedOrder(
-        order=order,
-        order_hash=bytes(signed.message_hash),
-        r=signed.r.to_bytes(32, "big"),
-        vs=vs.to_bytes(32, "big"),
+    r, vs = _compact(signed.r, signed.s, signed.v)
+    return SignedOrder(order=order, order_hash=bytes(signed.message_hash), r=r, vs=vs)
+
+
+def sign_cancellation(
+    account: LocalAccount, order_hash_: bytes, *, chain_id: int, market_address: str
+) -> tuple[bytes, bytes]:
+    """The compact (r, vs) signature of a cancellation of ``order_hash_``."""
+    signed = Account.sign_typed_data(
+        account.key, market_domain(chain_id, market_address), CANCELLATION_TYPES, {"orderHash": order_hash_}
     )
+    return _compact(signed.r, signed.s, signed.v)
+
+
+def split_signature(signature: bytes) -> tuple[bytes, bytes]:
+    """(r, vs) from a 64-byte compact (EIP-2098) or a 65-byte (r ‖ s ‖ v) signature."""
+    if len(signature) == 64:
+        return signature[:32], signature[32:]
+    if len(signature) == 65:
+        v = signature[64]
+        if v in (0, 1):
+            v += 27
+        if v not in (27, 28):
+            raise SignatureError(f"signature's v byte is {signature[64]}: allowed are 0, 1, 27 and 28")
+        return _compact(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), v)
+    raise SignatureError(
+        f"a signature has 64 bytes (EIP-2098 r ‖ vs) or 65 bytes (r ‖ s ‖ v), not {len(signature)}"
+    )
+
+
+def recover_signer(digest: bytes, r: bytes, vs: bytes) -> str | None:
+    """The checksummed address whose key made the compact signature (r, vs) of ``digest``,
+    or None if no key did (the signature is malformed)."""
+    packed = int.from_bytes(vs, "big")
+    try:
+        signature = keys.Signature(vrs=(packed >> 255, int.from_bytes(r, "big"), packed & (_HIGH_BIT - 1)))
+        return str(signature.recover_public_key_from_msg_hash(digest).to_checksum_address())
+    except (BadSignature, ValueError):
+        return None
