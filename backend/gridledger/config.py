@@ -30,3 +30,11 @@ class Settings(BaseSettings):
     shortfall_price_per_kwh: int = Field(default=400_000, ge=0, description="token base units per kWh")
     surplus_price_per_kwh: int = Field(default=50_000, ge=0, description="token base units per kWh")
     database: str = Field(default="data/gridledger.sqlite", description="the facilitator's SQLite file")
+    network_model: str = Field(
+        default="1-LV-semiurb5--0-sw", description="SimBench LV grid code or pandapower JSON file of the network"
+    )
+    api_host: str = Field(default="127.0.0.1", description="where `gridledger serve` listens")
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_url: str = Field(default="http://127.0.0.1:8000", description="the API the wallet commands talk to")
+    relay_batch_size: int = Field(default=100, ge=1, le=500, description="orders per relay transaction")
+    relay_max_wait_s: float = Field(default=0.2, ge=0, le=60, description="longest an accepted order waits")

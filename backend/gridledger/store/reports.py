@@ -16,10 +16,13 @@ TABLE = "network_reports"
 class ReportStore:
     """One row per (market, slot): the canonical report bytes and what the API needs to list it."""
 
-    def __init__(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(path)
+    def __init__(self, where: str | Path | sqlite_utils.Database) -> None:
+        if isinstance(where, sqlite_utils.Database):
+            self.db = where
+        else:
+            path = Path(where)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
         self.table = self.db.table(TABLE)
         self.table.create(
             {

@@ -7,7 +7,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_keys import keys
+from eth_keys import keys  # type: ignore[attr-defined]
 from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 
@@ -70,9 +70,7 @@ def split_signature(signature: bytes) -> tuple[bytes, bytes]:
         if v not in (27, 28):
             raise SignatureError(f"signature's v byte is {signature[64]}: allowed are 0, 1, 27 and 28")
         return _compact(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), v)
-    raise SignatureError(
-        f"a signature has 64 bytes (EIP-2098 r ‖ vs) or 65 bytes (r ‖ s ‖ v), not {len(signature)}"
-    )
+    raise SignatureError(f"a signature has 64 bytes (EIP-2098 r ‖ vs) or 65 bytes (r ‖ s ‖ v), not {len(signature)}")
 
 
 def recover_signer(digest: bytes, r: bytes, vs: bytes) -> str | None:

@@ -1,0 +1,116 @@
+"""A client of the facilitator's API, as a prosumer's wallet or an operating party uses it.
+
+The wallet signs locally (the key never leaves it) with the EIP-712 domain the API publishes
+at ``/version``, so an order signed here is exactly what the contract verifies.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+
+from gridledger.errors import GridLedgerError
+from gridledger.market.orders import Order, Side
+from gridledger.service.auth import sign_request
+from gridledger.wallet.signing import sign_cancellation, sign_order
+
+
+class ApiError(GridLedgerError):
+    """The API refused a request; ``status`` is the HTTP status, ``body`` the JSON it sent."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"HTTP {status} {body.get('error', '')}: {body.get('detail', body)}")
+        self.status = status
+        self.body = body
+
+
+class GridLedgerClient:
+    def __init__(self, base_url: str | None = None, *, http: httpx.Client | None = None, timeout: float = 600) -> None:
+        self.http = http or httpx.Client(base_url=base_url or "http://127.0.0.1:8000", timeout=timeout)
+        self._domain: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ─────────────── plumbing ───────────────
+
+    def request(self, method: str, path: str, *, body: Any = None, signer: LocalAccount | None = None) -> Any:
+        content = b"" if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"} if body is not None else {}
+        if signer is not None:
+            headers |= sign_request(signer, method, path, content)
+        response = self.http.request(method, path, content=content, headers=headers)
+        data = response.json() if response.content else {}
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, data if isinstance(data, dict) else {"detail": data})
+        return data
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    @property
+    def domain(self) -> dict[str, Any]:
+        if self._domain is None:
+            self._domain = self.get("/version")["eip712_domain"]
+        return self._domain
+
+    # ─────────────── prosumer ───────────────
+
+    def order_body(self, account: LocalAccount, order: Order) -> dict[str, Any]:
+        signed = sign_order(
+            account, order, chain_id=self.domain["chainId"], market_address=self.domain["verifyingContract"]
+        )
+        return {
+            "prosumer": order.prosumer,
+            "side": order.side.name.lower(),
+            "delivery_start": order.delivery_start,
+            "energy_wh": order.energy_wh,
+            "price_per_kwh": order.price_per_kwh,
+            "nonce": order.nonce,
+            "expiry": order.expiry,
+            "signature": "0x" + (signed.r + signed.vs).hex(),
+        }
+
+    def submit_order(self, account: LocalAccount, order: Order) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/orders", body=self.order_body(account, order))
+        return result
+
+    def place(
+        self,
+        account: LocalAccount,
+        *,
+        side: Side,
+        delivery_start: int,
+        energy_wh: int,
+        price_per_kwh: int,
+        nonce: int | None = None,
+        expiry: int | None = None,
+    ) -> dict[str, Any]:
+        """Signs and submits an order; the nonce defaults to the API's next free one for the account."""
+        if nonce is None:
+            nonce = int(self.get(f"/participants/{account.address}")["next_nonce"])
+        order = Order(
+            account.address,
+            side,
+            delivery_start,
+            energy_wh,
+            price_per_kwh,
+            nonce,
+            delivery_start if expiry is None else expiry,
+        )
+        return self.submit_order(account, order)
+
+    def cancel(self, account: LocalAccount, order_hash: str) -> dict[str, Any]:
+        r, vs = sign_cancellation(
+            account,
+            bytes.fromhex(order_hash.removeprefix("0x")),
+            chain_id=self.domain["chainId"],
+            market_address=self.domain["verifyingContract"],
+        )
+        result: dict[str, Any] = self.request(
+            "POST", f"/orders/{order_hash}/cancellation", body={"signature": "0x" + (r + vs).hex()}
+        )
+        return result

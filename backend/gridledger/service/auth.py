@@ -1,0 +1,101 @@
+"""Signed requests: how the facilitator and the meter operator authorise privileged writes.
+
+No passwords. The caller signs (EIP-191 ``personal_sign``) a message binding the method, the
+path, a timestamp and the SHA-256 of the body, and sends the signature in three headers. The
+service accepts it within ``WINDOW_S`` of its own clock and only once: every accepted
+signature is kept in ``request_log`` until it would be too old anyway, so a captured request
+cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+
+import sqlite_utils
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from eth_utils.address import is_address, to_checksum_address
+
+from gridledger.errors import ConflictError, ForbiddenError, SignatureError
+
+HEADER_ADDRESS = "X-GridLedger-Address"
+HEADER_TIMESTAMP = "X-GridLedger-Timestamp"
+HEADER_SIGNATURE = "X-GridLedger-Signature"
+WINDOW_S = 300
+
+
+def request_message(method: str, path: str, timestamp: int, body: bytes) -> bytes:
+    return (
+        f"GridLedger API request\n{method.upper()} {path}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}"
+    ).encode()
+
+
+def sign_request(
+    account: LocalAccount, method: str, path: str, body: bytes, *, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers that authorise ``method path`` with ``body`` as ``account``."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    signed = account.sign_message(encode_defunct(request_message(method, path, ts, body)))
+    return {
+        HEADER_ADDRESS: account.address,
+        HEADER_TIMESTAMP: str(ts),
+        HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex(),
+    }
+
+
+def verify_request(
+    db: sqlite_utils.Database,
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    body: bytes,
+    *,
+    role: str,
+    expected: str,
+    now: float | None = None,
+) -> str:
+    """Checks that ``expected`` (the ``role``'s address) signed this request, recently and for the
+    first time; returns the signer. Raises SignatureError (401), ForbiddenError (403) or
+    ConflictError (409, a replay)."""
+    need = f"this request needs the {role}'s signature ({expected})"
+    values = {h: headers.get(h) for h in (HEADER_ADDRESS, HEADER_TIMESTAMP, HEADER_SIGNATURE)}
+    missing = [h for h, v in values.items() if not v]
+    if missing:
+        raise SignatureError(f"{need}: missing header{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    claimed, ts_text, signature = values[HEADER_ADDRESS], values[HEADER_TIMESTAMP], values[HEADER_SIGNATURE]
+    assert claimed and ts_text and signature
+    if not is_address(claimed):
+        raise SignatureError(f"{HEADER_ADDRESS} {claimed!r} is not an Ethereum address")
+    try:
+        timestamp = int(ts_text)
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        raise SignatureError(
+            f"{HEADER_TIMESTAMP} must be unix seconds and {HEADER_SIGNATURE} 65 bytes of hex"
+        ) from None
+    now = time.time() if now is None else now
+    if abs(now - timestamp) > WINDOW_S:
+        raise SignatureError(
+            f"request timestamp {timestamp} is {abs(now - timestamp):.0f} s from the service's clock ({now:.0f}); "
+            f"allowed are {WINDOW_S} s either way"
+        )
+    try:
+        signer: str = Account.recover_message(
+            encode_defunct(request_message(method, path, timestamp, body)), signature=raw
+        )
+    except Exception:
+        raise SignatureError(f"{need}: the signature is malformed") from None
+    if signer != to_checksum_address(claimed):
+        raise SignatureError(f"{need}: the signature recovers to {signer}, not to {claimed} (altered request?)")
+    if signer != expected:
+        raise ForbiddenError(f"{need}; {signer} is not the {role}")
+    key = hashlib.sha256(raw).hexdigest()
+    with db.atomic():
+        db.execute("delete from request_log where at < ?", [now - 2 * WINDOW_S])
+        if db.execute("select 1 from request_log where signature_hash = ?", [key]).fetchone():
+            raise ConflictError("this signed request was already used: sign each request anew (replay refused)")
+        db.execute("insert into request_log (signature_hash, signer, at) values (?, ?, ?)", [key, signer, now])
+    return signer

@@ -1,0 +1,270 @@
+"""The ledger indexer: follows the contracts' events into SQLite and resumes where it stopped.
+
+Each sync reads the logs of a block range once (all three contracts in one ``eth_getLogs``),
+applies them in chain order and records the last block processed, in one SQLite transaction:
+a crash leaves the index at a block boundary, and the next sync starts from the block after.
+Market balances are not recomputed from events (that would copy the contract's rules); the
+accounts an event touched are read from the contract at the range's last block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import sqlite_utils
+from eth_typing import ABIEvent
+from eth_utils.abi import event_abi_to_log_topic
+from hexbytes import HexBytes
+from web3._utils.events import get_event_data
+from web3.types import LogReceipt
+
+from gridledger.chain.ledger import Ledger
+from gridledger.errors import ConfigurationError
+from gridledger.store.database import INDEXED_TABLES, get_meta, set_meta
+
+log = logging.getLogger(__name__)
+
+MAX_BLOCKS_PER_SYNC = 2_000
+BUY, SELL = 0, 1
+
+
+def hex0x(value: bytes | HexBytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+class Indexer:
+    """Keeps the index tables of ``db`` in step with ``ledger``'s deployment."""
+
+    def __init__(self, ledger: Ledger, db: sqlite_utils.Database) -> None:
+        self.ledger = ledger
+        self.db = db
+        self.w3 = ledger.chain.w3
+        self.addresses = [ledger.registry.address, ledger.market.address, ledger.token.address]
+        self._events: dict[bytes, tuple[Any, Callable[[dict[str, Any], LogReceipt], None]]] = {}
+        for contract in (ledger.registry, ledger.market, ledger.token):
+            for abi in contract.abi:
+                if abi.get("type") != "event":
+                    continue
+                event = cast(ABIEvent, abi)
+                handler = getattr(self, f"_on_{event['name']}", None)
+                if handler is not None:
+                    self._events[bytes(event_abi_to_log_topic(event))] = (event, handler)
+        self._touched: set[str] = set()
+        self._check_deployment()
+
+    @property
+    def last_block(self) -> int:
+        value = get_meta(self.db, "last_block")
+        return int(value) if value is not None else self.ledger.deployment.block - 1
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def sync(self, *, to_block: int | None = None) -> int:
+        """Processes every block up to ``to_block`` (default: the head); returns blocks processed."""
+        target = self.head() if to_block is None else to_block
+        processed = 0
+        while self.last_block < target:
+            start = self.last_block + 1
+            end = min(target, start + MAX_BLOCKS_PER_SYNC - 1)
+            logs = self.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": self.addresses})
+            block = self.w3.eth.get_block(end)
+            self._touched.clear()
+            with self.db.atomic():
+                for entry in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+                    self._apply(entry)
+                self._refresh_accounts(end)
+                set_meta(self.db, "last_block", end)
+                set_meta(self.db, "last_block_hash", hex0x(block["hash"]))
+                set_meta(self.db, "last_block_timestamp", block["timestamp"])
+            processed += end - start + 1
+        return processed
+
+    # ─────────────── bookkeeping ───────────────
+
+    def _check_deployment(self) -> None:
+        """Refuses a database that indexes another deployment or a chain history that is gone."""
+        market = self.ledger.market.address
+        known = get_meta(self.db, "market")
+        chain_id = str(self.ledger.chain.chain_id)
+        if known is None:
+            with self.db.atomic():
+                set_meta(self.db, "market", market)
+                set_meta(self.db, "chain_id", chain_id)
+            return
+        if known != market or get_meta(self.db, "chain_id") != chain_id:
+            raise ConfigurationError(
+                f"database {self.db.conn!r} indexes market {known} on chain {get_meta(self.db, 'chain_id')}, "
+                f"not market {market} on chain {chain_id}: set GRIDLEDGER_DATABASE to another file"
+            )
+        last_hash = get_meta(self.db, "last_block_hash")
+        if last_hash is None:
+            return
+        last = self.last_block
+        if last > self.head() or hex0x(self.w3.eth.get_block(last)["hash"]) != last_hash:
+            raise ConfigurationError(
+                f"the chain no longer has block {last} as indexed ({last_hash}): it was reset or reorganised. "
+                "Index a fresh chain into a new file (set GRIDLEDGER_DATABASE)"
+            )
+
+    def reset(self) -> None:
+        """Empties the index tables (the facilitator's own tables are kept)."""
+        with self.db.atomic():
+            for table in INDEXED_TABLES:
+                self.db.execute(f"delete from {table}")
+            self.db.execute("delete from meta where key like 'last_block%'")
+
+    def _apply(self, entry: LogReceipt) -> None:
+        topics = entry["topics"]
+        if not topics:
+            return
+        found = self._events.get(bytes(topics[0]))
+        if found is None:
+            return
+        abi, handler = found
+        event = get_event_data(self.w3.codec, abi, entry)
+        handler(dict(event["args"]), entry)
+
+    def _refresh_accounts(self, block: int) -> None:
+        market, token = self.ledger.market.functions, self.ledger.token.functions
+        for account in sorted(self._touched):
+            available, locked = market.accountOf(account).call(block_identifier=block)
+            balance = token.balanceOf(account).call(block_identifier=block)
+            self.db.execute(
+                "insert or replace into accounts (account, available, locked, token_balance, block) "
+                "values (?, ?, ?, ?, ?)",
+                [account, int(available), int(locked), int(balance), block],
+            )
+
+    def _payment(
+        self, entry: LogReceipt, account: str, kind: str, amount: int, ds: int | None, order_hash: str | None
+    ) -> None:
+        # One payment per log; a log with two amounts (FillSettled) uses log_index·4 + k.
+        self.db.execute(
+            "insert or replace into payments (block, log_index, account, delivery_start, kind, amount, order_hash) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            [entry["blockNumber"], entry["logIndex"] * 4 + _KIND_SLOT[kind], account, ds, kind, amount, order_hash],
+        )
+
+    # ─────────────── event handlers (named after the events) ───────────────
+
+    def _on_ParticipantRegistered(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "insert or replace into participants (account, meter_id, bus, capacity_w, block, log_index) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [a["account"], a["meterId"], a["bus"], a["capacityW"], entry["blockNumber"], entry["logIndex"]],
+        )
+
+    def _on_Transfer(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        zero = "0x" + "00" * 20
+        self._touched.update(x for x in (a["from"], a["to"]) if x not in (zero, self.ledger.market.address))
+
+    def _on_Deposited(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self._touched.add(a["account"])
+        self._payment(entry, a["account"], "deposit", a["amount"], None, None)
+
+    def _on_Withdrawn(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self._touched.add(a["account"])
+        self._payment(entry, a["account"], "withdrawal", -a["amount"], None, None)
+
+    def _on_OrderRecorded(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self._touched.add(a["prosumer"])
+        self.db.execute(
+            "insert or replace into orders (order_hash, prosumer, delivery_start, side, energy_wh, price_per_kwh, "
+            "nonce, expiry, status, filled_wh, block, log_index) values (?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, ?, ?)",
+            [
+                hex0x(a["orderHash"]),
+                a["prosumer"],
+                a["deliveryStart"],
+                a["side"],
+                a["energyWh"],
+                a["pricePerKWh"],
+                a["nonce"],
+                a["expiry"],
+                entry["blockNumber"],
+                entry["logIndex"],
+            ],
+        )
+
+    def _on_OrderCancelled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self._touched.add(a["prosumer"])
+        self.db.execute("update orders set status = 'cancelled' where order_hash = ?", [hex0x(a["orderHash"])])
+
+    def _on_OrderFilled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        order_hash = hex0x(a["orderHash"])
+        row = self.db.execute("select side from orders where order_hash = ?", [order_hash]).fetchone()
+        side = int(row[0]) if row else BUY
+        self._touched.add(a["prosumer"])
+        self.db.execute(
+            "update orders set status = 'filled', filled_wh = ? where order_hash = ?", [a["filledWh"], order_hash]
+        )
+        self.db.execute(
+            "insert or replace into fills (order_hash, prosumer, delivery_start, side, filled_wh, amount, block) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            [order_hash, a["prosumer"], a["deliveryStart"], side, a["filledWh"], a["cost"], entry["blockNumber"]],
+        )
+        if side == BUY:
+            self._payment(entry, a["prosumer"], "purchase", -a["cost"], a["deliveryStart"], order_hash)
+
+    def _on_SlotCleared(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        ds = a["deliveryStart"]
+        self.db.execute("update orders set status = 'unfilled' where delivery_start = ? and status = 'open'", [ds])
+        self.db.execute(
+            "insert or replace into slots (delivery_start, status, clearing_price_per_kwh, traded_wh, fills_hash, "
+            "network_report_hash, network_model_version, cleared_block) values (?, 'cleared', ?, ?, ?, ?, ?, ?)",
+            [
+                ds,
+                a["clearingPricePerKWh"],
+                a["tradedWh"],
+                hex0x(a["fillsHash"]),
+                hex0x(a["networkReportHash"]),
+                hex0x(a["networkModelVersion"]),
+                entry["blockNumber"],
+            ],
+        )
+
+    def _on_MeterReadingPosted(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "insert or replace into meter_readings (delivery_start, account, net_wh, block) values (?, ?, ?, ?)",
+            [a["deliveryStart"], a["account"], a["netWh"], entry["blockNumber"]],
+        )
+
+    def _on_FillSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        order_hash, prosumer, ds = hex0x(a["orderHash"]), a["prosumer"], a["deliveryStart"]
+        self._touched.add(prosumer)
+        self.db.execute(
+            "insert or replace into settlements (order_hash, prosumer, delivery_start, deviation_wh, payment, "
+            "imbalance_charge, block) values (?, ?, ?, ?, ?, ?, ?)",
+            [order_hash, prosumer, ds, a["deviationWh"], a["payment"], a["imbalanceCharge"], entry["blockNumber"]],
+        )
+        self.db.execute("update orders set status = 'settled' where order_hash = ?", [order_hash])
+        row = self.db.execute("select side from fills where order_hash = ?", [order_hash]).fetchone()
+        if a["payment"]:
+            kind = "sale" if row and row[0] == SELL else "surplus_buyback"
+            self._payment(entry, prosumer, kind, a["payment"], ds, order_hash)
+        if a["imbalanceCharge"]:
+            self._payment(entry, prosumer, "imbalance_charge", -a["imbalanceCharge"], ds, order_hash)
+
+    def _on_ImbalanceUncollected(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self._payment(entry, a["account"], "uncollected", a["amount"], a["deliveryStart"], None)
+
+    def _on_SlotSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self._touched.add(self.ledger.roles.balancing.address)
+        self.db.execute(
+            "update slots set status = 'settled', paid_to_sellers = ?, to_balancing = ?, from_balancing = ?, "
+            "settled_block = ? where delivery_start = ?",
+            [a["paidToSellers"], a["toBalancing"], a["fromBalancing"], entry["blockNumber"], a["deliveryStart"]],
+        )
+
+
+_KIND_SLOT = {
+    "deposit": 0,
+    "withdrawal": 0,
+    "purchase": 0,
+    "uncollected": 0,
+    "sale": 1,
+    "surplus_buyback": 1,
+    "imbalance_charge": 2,
+}

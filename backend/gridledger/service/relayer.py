@@ -1,0 +1,167 @@
+"""The relayer: takes accepted orders and cancellations from SQLite to the chain.
+
+An accepted order is in ``submissions`` before the API answers, so a restart loses nothing.
+It is relayed at most once: the chain refuses a used nonce, and before sending, the relayer
+asks the index whether the chain already recorded the order (a batch sent just before a crash
+is found there and marked relayed, not sent again). A batch is all-or-nothing on-chain; if one
+order in it fails (say its gate closed meanwhile), the batch is split in halves until that order
+stands alone and is rejected with the contract's reason, and the rest go through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from gridledger.chain.ledger import Ledger
+from gridledger.errors import LedgerError
+from gridledger.market.orders import Order, Side, SignedOrder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    """When a batch goes: as soon as ``batch_size`` orders wait, or when the oldest has waited
+    ``max_wait_s``."""
+
+    batch_size: int = 100
+    max_wait_s: float = 0.2
+
+
+def order_of(row: dict[str, Any]) -> Order:
+    return Order(
+        prosumer=row["prosumer"],
+        side=Side(row["side"]),
+        delivery_start=row["delivery_start"],
+        energy_wh=row["energy_wh"],
+        price_per_kwh=row["price_per_kwh"],
+        nonce=row["nonce"],
+        expiry=row["expiry"],
+    )
+
+
+class Relayer:
+    def __init__(self, ledger: Ledger, db: sqlite_utils.Database, policy: RelayPolicy = RelayPolicy()) -> None:
+        self.ledger = ledger
+        self.db = db
+        self.policy = policy
+        self.relayed = 0
+        self.rejected = 0
+
+    def seconds_until_due(self) -> float | None:
+        """None if nothing waits; else how long until the next batch is due (0: now)."""
+        row = self.db.execute("select count(*), min(accepted_at) from submissions where status = 'accepted'").fetchone()
+        count, oldest = int(row[0]), row[1]
+        if count == 0:
+            return None
+        if count >= self.policy.batch_size:
+            return 0.0
+        return max(0.0, float(oldest) + self.policy.max_wait_s - time.time())
+
+    def relay_due(self, *, force: bool = False) -> int:
+        """Relays the batches that are due (all waiting orders if ``force``); returns orders relayed."""
+        sent = 0
+        while True:
+            wait = self.seconds_until_due()
+            if wait is None or (wait > 0 and not force):
+                return sent
+            rows = self.db.execute_returning_dicts(
+                "select * from submissions where status = 'accepted' order by seq limit ?", [self.policy.batch_size]
+            )
+            rows = self._skip_already_recorded(rows)
+            if rows:
+                sent += self._send(rows)
+
+    def process_cancellations(self) -> int:
+        """Sends every pending signed cancellation; returns how many were processed."""
+        pending = self.db.execute_returning_dicts("select * from cancellations where status = 'pending' order by at")
+        for c in pending:
+            order_hash = c["order_hash"]
+            row = self._order_row(order_hash)
+            with self.db.atomic():
+                # An order not yet relayed never will be; the cancellation still burns its nonce on-chain.
+                self.db.execute(
+                    "update submissions set status = 'withdrawn', reason = ? "
+                    "where order_hash = ? and status = 'accepted'",
+                    ["cancelled by the prosumer before it reached the ledger", order_hash],
+                )
+            try:
+                receipt = self.ledger.cancel_order_by_sig(order_of(row), _bytes(c["r"]), _bytes(c["vs"]))
+            except LedgerError as exc:
+                self._set_cancellation(order_hash, "rejected", reason=str(exc))
+            else:
+                self._set_cancellation(order_hash, "done", tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
+        return len(pending)
+
+    # ─────────────── internals ───────────────
+
+    def _order_row(self, order_hash: str) -> dict[str, Any]:
+        for table in ("orders", "submissions"):
+            rows = self.db.execute_returning_dicts(f"select * from {table} where order_hash = ?", [order_hash])
+            if rows:
+                return rows[0]
+        raise LedgerError(f"order {order_hash} is unknown to the facilitator")
+
+    def _set_cancellation(self, order_hash: str, status: str, *, reason: str = "", tx_hash: str = "") -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "update cancellations set status = ?, reason = ?, tx_hash = ? where order_hash = ?",
+                [status, reason, tx_hash, order_hash],
+            )
+
+    def _skip_already_recorded(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        hashes = [r["order_hash"] for r in rows]
+        marks = ",".join("?" * len(hashes))
+        on_chain = {
+            r[0] for r in self.db.execute(f"select order_hash from orders where order_hash in ({marks})", hashes)
+        }
+        if on_chain:
+            log.info("%d accepted orders are already on the ledger (relayed before a restart)", len(on_chain))
+            self._mark_relayed(sorted(on_chain), tx_hash="")
+        return [r for r in rows if r["order_hash"] not in on_chain]
+
+    def _send(self, rows: Sequence[dict[str, Any]]) -> int:
+        signed = [
+            SignedOrder(
+                order_of(r), bytes.fromhex(r["order_hash"][2:]), bytes.fromhex(r["r"][2:]), bytes.fromhex(r["vs"][2:])
+            )
+            for r in rows
+        ]
+        try:
+            (receipt,) = self.ledger.relay_orders(signed, batch_size=len(signed))
+        except LedgerError as exc:
+            if len(rows) == 1:
+                self._reject(rows[0]["order_hash"], exc)
+                return 0
+            half = len(rows) // 2
+            return self._send(rows[:half]) + self._send(rows[half:])
+        self._mark_relayed([r["order_hash"] for r in rows], tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
+        return len(rows)
+
+    def _mark_relayed(self, hashes: Sequence[str], *, tx_hash: str) -> None:
+        now = time.time()
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "update submissions set status = 'relayed', tx_hash = ?, relayed_at = ? where order_hash = ?",
+                [(tx_hash, now, h) for h in hashes],
+            )
+        self.relayed += len(hashes)
+
+    def _reject(self, order_hash: str, exc: LedgerError) -> None:
+        log.info("order %s rejected by the ledger: %s", order_hash, exc)
+        with self.db.atomic():
+            self.db.execute(
+                "update submissions set status = 'rejected', reason = ?, error = ? where order_hash = ?",
+                [str(exc), exc.error, order_hash],
+            )
+        self.rejected += 1
+
+
+def _bytes(hex0x: str) -> bytes:
+    return bytes.fromhex(hex0x[2:])

@@ -1,0 +1,177 @@
+"""The facilitator's SQLite file: the relay queue it owns, and the index of what the chain recorded.
+
+Two kinds of tables live here and never mix:
+
+- written by the API and the relayer (the facilitator's own records): ``submissions`` (every
+  accepted order, before it reaches the chain), ``cancellations``, ``request_log`` (signed
+  privileged requests already seen), ``network_reports`` (see ``store/reports.py``);
+- written only by the indexer, from contract events: ``participants``, ``orders``, ``fills``,
+  ``slots``, ``meter_readings``, ``settlements``, ``payments``, ``accounts``; and ``meta`` with
+  the deployment this file belongs to and the last block processed.
+
+Amounts are token base units, energy Wh, times unix seconds, hashes 0x-prefixed hex.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
+    "meta": ({"key": str, "value": str}, "key"),
+    "submissions": (
+        {
+            "order_hash": str,
+            "seq": int,
+            "prosumer": str,
+            "nonce": int,
+            "side": int,
+            "delivery_start": int,
+            "energy_wh": int,
+            "price_per_kwh": int,
+            "expiry": int,
+            "r": str,
+            "vs": str,
+            "status": str,  # accepted | relayed | rejected | withdrawn
+            "reason": str,
+            "error": str,
+            "tx_hash": str,
+            "accepted_at": float,
+            "relayed_at": float,
+        },
+        "order_hash",
+    ),
+    "cancellations": (
+        {"order_hash": str, "r": str, "vs": str, "status": str, "reason": str, "tx_hash": str, "at": float},
+        "order_hash",
+    ),
+    "request_log": ({"signature_hash": str, "signer": str, "at": float}, "signature_hash"),
+    "participants": (
+        {"account": str, "meter_id": int, "bus": int, "capacity_w": int, "block": int, "log_index": int},
+        "account",
+    ),
+    "orders": (
+        {
+            "order_hash": str,
+            "prosumer": str,
+            "delivery_start": int,
+            "side": int,
+            "energy_wh": int,
+            "price_per_kwh": int,
+            "nonce": int,
+            "expiry": int,
+            "status": str,  # open | cancelled | filled | unfilled | settled
+            "filled_wh": int,
+            "block": int,
+            "log_index": int,
+        },
+        "order_hash",
+    ),
+    "fills": (
+        {
+            "order_hash": str,
+            "prosumer": str,
+            "delivery_start": int,
+            "side": int,
+            "filled_wh": int,
+            "amount": int,
+            "block": int,
+        },
+        "order_hash",
+    ),
+    "slots": (
+        {
+            "delivery_start": int,
+            "status": str,  # cleared | settled
+            "clearing_price_per_kwh": int,
+            "traded_wh": int,
+            "fills_hash": str,
+            "network_report_hash": str,
+            "network_model_version": str,
+            "cleared_block": int,
+            "paid_to_sellers": int,
+            "to_balancing": int,
+            "from_balancing": int,
+            "settled_block": int,
+        },
+        "delivery_start",
+    ),
+    "meter_readings": (
+        {"delivery_start": int, "account": str, "net_wh": int, "block": int},
+        ("delivery_start", "account"),
+    ),
+    "settlements": (
+        {
+            "order_hash": str,
+            "prosumer": str,
+            "delivery_start": int,
+            "deviation_wh": int,
+            "payment": int,
+            "imbalance_charge": int,
+            "block": int,
+        },
+        "order_hash",
+    ),
+    "payments": (
+        {
+            "block": int,
+            "log_index": int,
+            "account": str,
+            "delivery_start": int,
+            "kind": str,  # deposit | withdrawal | purchase | sale | imbalance_charge | uncollected
+            "amount": int,  # signed: positive credits the account's market balance
+            "order_hash": str,
+        },
+        ("block", "log_index"),
+    ),
+    "accounts": (
+        {"account": str, "available": int, "locked": int, "token_balance": int, "block": int},
+        "account",
+    ),
+}
+
+INDEXES: list[tuple[str, list[str], bool]] = [
+    ("submissions", ["prosumer", "nonce"], True),
+    ("submissions", ["status", "seq"], False),
+    ("submissions", ["delivery_start"], False),
+    ("orders", ["prosumer", "nonce"], False),
+    ("orders", ["delivery_start", "block", "log_index"], False),
+    ("fills", ["delivery_start"], False),
+    ("fills", ["prosumer"], False),
+    ("settlements", ["delivery_start"], False),
+    ("payments", ["delivery_start"], False),
+    ("payments", ["account"], False),
+]
+
+INDEXED_TABLES = ("participants", "orders", "fills", "slots", "meter_readings", "settlements", "payments", "accounts")
+
+
+def open_database(path: str | Path) -> sqlite_utils.Database:
+    """Opens (creating if needed) the facilitator's database, in WAL mode so that the API reads
+    while the relayer and the indexer write."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    if str(path) != ":memory:":
+        db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode is durable against a crash of the service (not of the OS), cheap per commit.
+    db.execute("PRAGMA synchronous=NORMAL")
+    with db.atomic():
+        for name, (columns, pk) in SCHEMA.items():
+            db.table(name).create(columns, pk=pk, if_not_exists=True)
+        for table, indexed, unique in INDEXES:
+            db.table(table).create_index(indexed, unique=unique, if_not_exists=True)
+    return db
+
+
+def get_meta(db: sqlite_utils.Database, key: str) -> str | None:
+    row = db.execute("select value from meta where key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: object) -> None:
+    db.execute("insert or replace into meta (key, value) values (?, ?)", [key, str(value)])
