@@ -17,7 +17,10 @@ from gridledger.errors import GridLedgerError
 
 app = typer.Typer(help="GridLedger: a local energy market on an Ethereum ledger.", no_args_is_help=True)
 devnet_app = typer.Typer(help="Start and stop a local devnet node (Hardhat or anvil).", no_args_is_help=True)
-wallet_app = typer.Typer(help="Prosumer wallets: encrypted keystores.", no_args_is_help=True)
+wallet_app = typer.Typer(
+    help="Prosumer wallets: encrypted keystores; orders, cancellations and balances over the API.",
+    no_args_is_help=True,
+)
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(wallet_app, name="wallet")
 console = Console(width=None if sys.stdout.isatty() else 130)
@@ -235,6 +238,47 @@ def deploy() -> None:
     console.print(f"record: {record_path(d.chain_id)}", soft_wrap=True)
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default GRIDLEDGER_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (default GRIDLEDGER_API_PORT)")] = None,
+) -> None:
+    """Run the facilitator's API (uvicorn) on the configured chain: relayer, indexer, clearing."""
+    import uvicorn
+
+    from gridledger.api.app import create_app
+    from gridledger.chain.ledger import Ledger
+    from gridledger.service.facilitator import Facilitator
+
+    settings = Settings()
+    if settings.chain == "embedded" and "database" not in settings.model_fields_set:
+        # An embedded chain starts empty with every process, and so must its index.
+        settings = settings.model_copy(update={"database": "data/embedded-serve.sqlite"})
+        _set_aside(settings.database)
+    with console.status("compiling contracts, connecting to the chain and deploying…"):
+        ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
+        service = Facilitator(ledger, settings)
+    host = host or settings.api_host
+    port = port or settings.api_port
+    console.print(
+        f"GridLedger facilitator on [cyan]{settings.chain}[/] (chain {ledger.chain.chain_id}), market "
+        f"{ledger.market.address} ({'deployed now' if deployed else 'reused'}), index {settings.database}",
+        soft_wrap=True,
+    )
+    console.print(f"API at http://{host}:{port}  (OpenAPI: /openapi.json, interactive docs: /docs)", soft_wrap=True)
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+def _set_aside(database: str) -> None:
+    from pathlib import Path
+
+    path = Path(database)
+    for suffix in ("", "-wal", "-shm"):
+        old = path.with_name(path.name + suffix)
+        if old.exists():
+            old.replace(old.with_name(old.name + ".previous"))
+
+
 @devnet_app.command("start")
 def devnet_start(
     kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat",
@@ -285,6 +329,130 @@ def wallet_address(name: str) -> None:
     from gridledger.wallet import keystore
 
     console.print(keystore.address_of(name))
+
+
+# ─────────────── wallet over HTTP ───────────────
+
+ApiOption = Annotated[str | None, typer.Option("--api", help="the facilitator's API (default GRIDLEDGER_API_URL)")]
+PasswordOption = Annotated[
+    str, typer.Option(prompt=True, hide_input=True, envvar="GRIDLEDGER_WALLET_PASSWORD", help="keystore password")
+]
+
+
+def _client(api: str | None):  # type: ignore[no-untyped-def]
+    from gridledger.api.client import GridLedgerClient
+
+    return GridLedgerClient(api or Settings().api_url)
+
+
+def _slot_start(text: str) -> int:
+    """A slot given as unix seconds or as an ISO date-time (UTC unless it names a zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither unix seconds nor an ISO date-time like 2026-06-21T12:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+@wallet_app.command("order")
+def wallet_order(
+    name: str,
+    side: Annotated[str, typer.Option(help="buy or sell")],
+    slot: Annotated[str, typer.Option(help="delivery slot start: unix seconds or ISO date-time (UTC)")],
+    energy_wh: Annotated[int, typer.Option(min=1, help="energy in Wh")],
+    price: Annotated[float, typer.Option(min=0, help="limit price in tokens per kWh, e.g. 0.25")],
+    password: PasswordOption,
+    nonce: Annotated[int | None, typer.Option(min=0, help="default: the next unused nonce")] = None,
+    api: ApiOption = None,
+) -> None:
+    """Sign an order with the wallet's key and submit it to the facilitator's API."""
+    from gridledger.market.orders import Side
+    from gridledger.wallet import keystore
+
+    if side not in ("buy", "sell"):
+        raise typer.BadParameter(f"side must be buy or sell, not {side!r}")
+    account = keystore.load(name, password)
+    client = _client(api)
+    result = client.place(
+        account,
+        side=Side.BUY if side == "buy" else Side.SELL,
+        delivery_start=_slot_start(slot),
+        energy_wh=energy_wh,
+        price_per_kwh=round(price * 1_000_000),
+        nonce=nonce,
+    )
+    console.print(f"order {result['order_hash']} {result['status']}", soft_wrap=True)
+
+
+@wallet_app.command("cancel")
+def wallet_cancel(name: str, order_hash: str, password: PasswordOption, api: ApiOption = None) -> None:
+    """Sign a cancellation of one of the wallet's orders and submit it."""
+    from gridledger.wallet import keystore
+
+    account = keystore.load(name, password)
+    result = _client(api).cancel(account, order_hash)
+    console.print(f"cancellation of {result['order_hash']} {result['cancellation']}", soft_wrap=True)
+
+
+@wallet_app.command("orders")
+def wallet_orders(name: str, api: ApiOption = None) -> None:
+    """The wallet's orders and their status."""
+    from gridledger.wallet import keystore
+
+    orders = _client(api).get(f"/participants/{keystore.address_of(name)}/orders")
+    table = Table("order", "slot (UTC)", "side", "Wh", "price/kWh", "status", "filled Wh")
+    for o in orders:
+        order = o["order"]
+        table.add_row(
+            o["order_hash"][:18] + "…",
+            datetime.fromtimestamp(order["delivery_start"], tz=UTC).strftime("%Y-%m-%d %H:%M"),
+            order["side"],
+            str(order["energy_wh"]),
+            f"{order['price_per_kwh'] / 1e6:.4f}",
+            o["status"] + (f" ({o['reason']})" if o.get("reason") else ""),
+            str(o["filled_wh"]),
+        )
+    console.print(table)
+
+
+@wallet_app.command("trades")
+def wallet_trades(name: str, api: ApiOption = None) -> None:
+    """The wallet's fills, with their settlement."""
+    from gridledger.wallet import keystore
+
+    trades = _client(api).get(f"/participants/{keystore.address_of(name)}/trades")
+    table = Table("slot (UTC)", "side", "filled Wh", "amount", "settled: payment", "imbalance charge")
+    for t in trades:
+        s = t["settlement"] or {}
+        table.add_row(
+            datetime.fromtimestamp(t["delivery_start"], tz=UTC).strftime("%Y-%m-%d %H:%M"),
+            t["side"],
+            str(t["filled_wh"]),
+            _tokens(t["amount"]),
+            _tokens(s["payment"]) if s else "not yet",
+            _tokens(s["imbalance_charge"]) if s else "",
+        )
+    console.print(table)
+
+
+@wallet_app.command("balance")
+def wallet_balance(name: str, api: ApiOption = None) -> None:
+    """The wallet's token balance and its market account (available and locked in escrow)."""
+    from gridledger.wallet import keystore
+
+    p = _client(api).get(f"/participants/{keystore.address_of(name)}")
+    market = p["market_balance"]
+    console.print(
+        f"{p['account']}: wallet {_tokens(p['token_balance'])} tokens; market available "
+        f"{_tokens(market['available'])}, locked {_tokens(market['locked'])}; next nonce {p['next_nonce']}",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ class ChainWorker:
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._drain = True
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.head = indexer.last_block
@@ -45,8 +46,9 @@ class ChainWorker:
         self._thread = threading.Thread(target=self._run, name="gridledger-chain", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Finishes the current step, relays what is waiting, and stops."""
+    def stop(self, *, drain: bool = True) -> None:
+        """Finishes the current step, relays what is waiting (unless not ``drain``), and stops."""
+        self._drain = drain
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -100,6 +102,8 @@ class ChainWorker:
             if self._commands.empty():
                 self._wake.wait(timeout)
             self._wake.clear()
+        if not self._drain:
+            return
         try:
             self.step(force_relay=True)
         except Exception:
