@@ -1,7 +1,7 @@
 """Signed requests: how the facilitator and the meter operator authorise privileged writes.
 
 No passwords. The caller signs (EIP-191 ``personal_sign``) a message binding the method, the
-path, a timestamp and the SHA-256 of the body, and sends the signature in three headers. The
+path, a timestamp, a random nonce and the SHA-256 of the body, and sends them in four headers. The
 service accepts it within ``WINDOW_S`` of its own clock and only once: every accepted
 signature is kept in ``request_log`` until it would be too old anyway, so a captured request
 cannot be replayed.
@@ -10,6 +10,7 @@ cannot be replayed.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections.abc import Mapping
 
@@ -24,13 +25,13 @@ from gridledger.errors import ConflictError, ForbiddenError, SignatureError
 HEADER_ADDRESS = "X-GridLedger-Address"
 HEADER_TIMESTAMP = "X-GridLedger-Timestamp"
 HEADER_SIGNATURE = "X-GridLedger-Signature"
+HEADER_NONCE = "X-GridLedger-Nonce"
 WINDOW_S = 300
 
 
-def request_message(method: str, path: str, timestamp: int, body: bytes) -> bytes:
-    return (
-        f"GridLedger API request\n{method.upper()} {path}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}"
-    ).encode()
+def request_message(method: str, path: str, timestamp: int, nonce: str, body: bytes) -> bytes:
+    digest = hashlib.sha256(body).hexdigest()
+    return f"GridLedger API request\n{method.upper()} {path}\n{timestamp}\n{nonce}\n{digest}".encode()
 
 
 def sign_request(
@@ -38,10 +39,13 @@ def sign_request(
 ) -> dict[str, str]:
     """The headers that authorise ``method path`` with ``body`` as ``account``."""
     ts = int(time.time()) if timestamp is None else timestamp
-    signed = account.sign_message(encode_defunct(request_message(method, path, ts, body)))
+    # A fresh nonce makes two identical requests in the same second two different signatures.
+    nonce = secrets.token_hex(16)
+    signed = account.sign_message(encode_defunct(request_message(method, path, ts, nonce, body)))
     return {
         HEADER_ADDRESS: account.address,
         HEADER_TIMESTAMP: str(ts),
+        HEADER_NONCE: nonce,
         HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex(),
     }
 
@@ -61,12 +65,19 @@ def verify_request(
     first time; returns the signer. Raises SignatureError (401), ForbiddenError (403) or
     ConflictError (409, a replay)."""
     need = f"this request needs the {role}'s signature ({expected})"
-    values = {h: headers.get(h) for h in (HEADER_ADDRESS, HEADER_TIMESTAMP, HEADER_SIGNATURE)}
+    values = {h: headers.get(h) for h in (HEADER_ADDRESS, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE)}
     missing = [h for h, v in values.items() if not v]
     if missing:
         raise SignatureError(f"{need}: missing header{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    claimed, ts_text, signature = values[HEADER_ADDRESS], values[HEADER_TIMESTAMP], values[HEADER_SIGNATURE]
-    assert claimed and ts_text and signature
+    claimed, ts_text, nonce, signature = (
+        values[HEADER_ADDRESS],
+        values[HEADER_TIMESTAMP],
+        values[HEADER_NONCE],
+        values[HEADER_SIGNATURE],
+    )
+    assert claimed and ts_text and nonce and signature
+    if len(nonce) > 64:
+        raise SignatureError(f"{HEADER_NONCE} has {len(nonce)} characters; at most 64 are allowed")
     if not is_address(claimed):
         raise SignatureError(f"{HEADER_ADDRESS} {claimed!r} is not an Ethereum address")
     try:
@@ -84,7 +95,7 @@ def verify_request(
         )
     try:
         signer: str = Account.recover_message(
-            encode_defunct(request_message(method, path, timestamp, body)), signature=raw
+            encode_defunct(request_message(method, path, timestamp, nonce, body)), signature=raw
         )
     except Exception:
         raise SignatureError(f"{need}: the signature is malformed") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +88,7 @@ class Api:
         return int(self.service.db.execute(f"select count(*) from {table}").fetchone()[0])
 
 
+@contextmanager
 def start_api(ledger: Ledger, database: str, model: NetworkModel, policy: RelayPolicy) -> Iterator[Api]:
     settings = Settings(chain="embedded", database=database)
     service = Facilitator(ledger, settings, model=model, policy=policy)
@@ -101,7 +103,8 @@ def policy() -> RelayPolicy:
 
 @pytest.fixture
 def api(ledger: Ledger, tmp_path, semiurb5: NetworkModel, policy: RelayPolicy) -> Iterator[Api]:
-    yield from start_api(ledger, str(tmp_path / "facilitator.sqlite"), semiurb5, policy)
+    with start_api(ledger, str(tmp_path / "facilitator.sqlite"), semiurb5, policy) as running:
+        yield running
 
 
 @pytest.fixture

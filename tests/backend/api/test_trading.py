@@ -111,7 +111,7 @@ def test_an_order_cancelled_before_relay_never_reaches_the_ledger(ledger, tmp_pa
 
     from gridledger.service.relayer import RelayPolicy
 
-    for api in start_api(ledger, str(tmp_path / "f.sqlite"), semiurb5, RelayPolicy(batch_size=100, max_wait_s=3600)):
+    with start_api(ledger, str(tmp_path / "f.sqlite"), semiurb5, RelayPolicy(batch_size=100, max_wait_s=3600)) as api:
         from gridledger.chain.connection import FIRST_PROSUMER_INDEX, derive_account
         from gridledger.config import Settings
 
