@@ -11,6 +11,16 @@ from gridledger.api.client import ApiError
 from gridledger.market.orders import Order, Side
 from gridledger.service.auth import sign_request
 
+JSON = {"content-type": "application/json"}
+
+
+def sell(api, account, slot: int, energy_wh: int, price: int = 1):
+    return api.client.place(account, side=Side.SELL, delivery_start=slot, energy_wh=energy_wh, price_per_kwh=price)
+
+
+def buy(api, account, slot: int, energy_wh: int, price: int):
+    return api.client.place(account, side=Side.BUY, delivery_start=slot, energy_wh=energy_wh, price_per_kwh=price)
+
 
 def refused(call, status: int) -> dict:
     with pytest.raises(ApiError) as info:
@@ -119,11 +129,8 @@ def test_energy_beyond_the_connection_and_escrow_beyond_the_balance_get_422(api,
     )
     assert poor["error"] == "InsufficientBalance" and "needs an escrow of 120000000" in poor["detail"]
     # Two orders that each fit but not together: the second sees the first's pending escrow.
-    api.client.place(bob, side=Side.BUY, delivery_start=slot, energy_wh=4_000, price_per_kwh=20_000_000)
-    second = refused(
-        lambda: api.client.place(bob, side=Side.BUY, delivery_start=slot, energy_wh=4_000, price_per_kwh=20_000_000),
-        422,
-    )
+    buy(api, bob, slot, 4_000, 20_000_000)
+    second = refused(lambda: buy(api, bob, slot, 4_000, 20_000_000), 422)
     assert second["error"] == "InsufficientBalance"
     assert api.count("submissions") == 1
 
@@ -172,7 +179,7 @@ def test_privileged_writes_need_the_right_partys_fresh_signature(api, wallets, s
     replay = api.client.http.post("/participants", content=content, headers=headers)
     assert replay.status_code == 409 and "replay refused" in replay.json()["detail"]
     stale = sign_request(ledger.roles.facilitator, "POST", "/participants", content, timestamp=1_000_000_000)
-    late = api.client.http.post("/participants", content=content, headers={"content-type": "application/json"} | stale)
+    late = api.client.http.post("/participants", content=content, headers=JSON | stale)
     assert late.status_code == 401 and "allowed are 300 s either way" in late.json()["detail"]
     altered = json.dumps({**registration, "meter_id": 556}).encode()
     fresh = sign_request(ledger.roles.facilitator, "POST", "/participants", content)
