@@ -10,4 +10,4 @@ PROJECT_ROOT = Path(os.environ.get("GRIDLEDGER_ROOT", Path(__file__).resolve().p
 CONTRACTS_DIR = PROJECT_ROOT / "contracts"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
 BUILD_DIR = PROJECT_ROOT / ".build"
-DEPLOYMENTS_DIR = PROJECT_ROOT / "deployments"
+DEPLOYMENTS_DIR = Path(os.environ.get("GRIDLEDGER_DEPLOYMENTS_DIR", PROJECT_ROOT / "deployments"))

@@ -170,7 +170,8 @@ class Indexer:
         self._payment(entry, a["account"], "withdrawal", -a["amount"], None, None)
 
     def _on_OrderRecorded(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self._touched.add(a["prosumer"])
+        if a["side"] == BUY:  # a buy locks its escrow; a sale moves no money until settlement
+            self._touched.add(a["prosumer"])
         self.db.execute(
             "insert or replace into orders (order_hash, prosumer, delivery_start, side, energy_wh, price_per_kwh, "
             "nonce, expiry, status, filled_wh, block, log_index) values (?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, ?, ?)",
