@@ -352,6 +352,14 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IEnergyMarket
+    function accountsOf(address[] calldata accounts) external view returns (Account[] memory result) {
+        result = new Account[](accounts.length);
+        for (uint256 i; i < accounts.length; ++i) {
+            result[i] = _accounts[accounts[i]];
+        }
+    }
+
+    /// @inheritdoc IEnergyMarket
     function nonceStatus(address prosumer, uint64 nonce) external view returns (uint8) {
         (,, uint256 entry) = _entryOf(prosumer, nonce);
         return uint8(entry & STATUS_MASK);

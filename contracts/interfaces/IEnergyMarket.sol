@@ -203,6 +203,9 @@ interface IEnergyMarket {
     /// @notice The market account of `account`.
     function accountOf(address account) external view returns (Account memory);
 
+    /// @notice Several market accounts in one call (the facilitator's indexer reads them per block range).
+    function accountsOf(address[] calldata accounts) external view returns (Account[] memory);
+
     /// @notice The order status recorded under `prosumer`'s `nonce`: 0 unused, 1 open,
     /// 2 cancelled, 3 cleared.
     function nonceStatus(address prosumer, uint64 nonce) external view returns (uint8);

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import ast
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed
+from eth_typing import BlockIdentifier, HexStr
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError
@@ -49,7 +54,10 @@ class Transactor:
             "gas": MAX_TX_GAS,
             **self._fees(),
         }
-        tx = call.build_transaction(params)
+        if isinstance(call, ContractFunction):
+            tx = params | {"to": call.address, "data": encode_call(call), "value": Wei(0)}
+        else:
+            tx = call.build_transaction(params)
         try:
             if self.chain.kind == "embedded":
                 # py-evm's estimate_gas binary-searches (about nine executions); one eth_call
@@ -129,6 +137,20 @@ class Transactor:
             "maxFeePerGas": Wei(2 * base + PRIORITY_FEE_WEI),
             "maxPriorityFeePerGas": Wei(PRIORITY_FEE_WEI),
         }
+
+
+def encode_call(call: ContractFunction) -> HexStr:
+    """The call's calldata, encoded with eth-abi straight from its ABI. web3's own encoder maps
+    every argument through its normalisers several times per transaction; for a relay batch
+    of 100 orders that was a fifth of a second of CPU."""
+    types = get_abi_input_types(call.abi)
+    return HexStr("0x" + (function_abi_to_4byte_selector(call.abi) + abi_encode(types, list(call.args))).hex())
+
+
+def read(call: ContractFunction, types: Sequence[str], block: BlockIdentifier = "latest") -> tuple[Any, ...]:
+    """An eth_call of ``call`` at ``block``, decoded with eth-abi as ``types``."""
+    raw = call.w3.eth.call({"to": call.address, "data": encode_call(call)}, block)
+    return tuple(abi_decode(list(types), raw))
 
 
 def _tester_revert_data(exc: TransactionFailed) -> bytes | None:

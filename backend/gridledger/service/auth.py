@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 
 from gridledger.errors import ConflictError, ForbiddenError, SignatureError
+from gridledger.store.database import write_transaction
 
 HEADER_ADDRESS = "X-GridLedger-Address"
 HEADER_TIMESTAMP = "X-GridLedger-Timestamp"
@@ -104,7 +105,7 @@ def verify_request(
     if signer != expected:
         raise ForbiddenError(f"{need}; {signer} is not the {role}")
     key = hashlib.sha256(raw).hexdigest()
-    with db.atomic():
+    with write_transaction(db):
         db.execute("delete from request_log where at < ?", [now - 2 * WINDOW_S])
         if db.execute("select 1 from request_log where signature_hash = ?", [key]).fetchone():
             raise ConflictError("this signed request was already used: sign each request anew (replay refused)")

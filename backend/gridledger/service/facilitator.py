@@ -38,7 +38,7 @@ from gridledger.service import auth
 from gridledger.service.indexer import Indexer
 from gridledger.service.relayer import Relayer, RelayPolicy, order_of
 from gridledger.service.worker import ChainWorker
-from gridledger.store.database import get_meta, open_database
+from gridledger.store.database import get_meta, open_database, write_transaction
 from gridledger.store.reports import ReportStore
 from gridledger.wallet.signing import cancellation_digest, order_hash, recover_signer
 
@@ -148,8 +148,11 @@ class Facilitator:
             "relayed_at": None,
         }
         try:
-            with self.db.atomic():
-                self.db.table("submissions").insert(row)
+            with write_transaction(self.db):
+                columns = ", ".join(row)
+                self.db.execute(
+                    f"insert into submissions ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
+                )
         except Exception as exc:  # the unique (prosumer, nonce) index: a concurrent duplicate
             if "UNIQUE" in str(exc):
                 raise ConflictError(
@@ -178,7 +181,7 @@ class Facilitator:
         existing = self.db.execute("select status from cancellations where order_hash = ?", [hash_hex]).fetchone()
         if existing:
             raise ConflictError(f"a cancellation of order {hash_hex} was already submitted ({existing[0]})")
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.table("cancellations").insert(
                 {
                     "order_hash": hash_hex,

@@ -14,24 +14,46 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import sqlite_utils
+from eth_abi.abi import decode as abi_decode
 from eth_typing import ABIEvent
 from eth_utils.abi import event_abi_to_log_topic
+from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
-from web3._utils.events import get_event_data
 from web3.types import LogReceipt
 
 from gridledger.chain.ledger import Ledger
+from gridledger.chain.transactions import read
 from gridledger.errors import ConfigurationError
-from gridledger.store.database import INDEXED_TABLES, get_meta, set_meta
+from gridledger.store.database import INDEXED_TABLES, get_meta, set_meta, write_transaction
 
 log = logging.getLogger(__name__)
 
 MAX_BLOCKS_PER_SYNC = 2_000
+ZERO_ADDRESS = "0x" + "00" * 20
+Handler = Callable[[dict[str, Any], LogReceipt], None]
+Decoded = tuple[str, Handler, dict[str, Any], LogReceipt]  # event name, its handler, arguments, log
 BUY, SELL = 0, 1
 
 
 def hex0x(value: bytes | HexBytes) -> str:
     return "0x" + bytes(value).hex()
+
+
+def decode_event(abi: ABIEvent, entry: LogReceipt) -> dict[str, Any]:
+    """A log's arguments, decoded with eth-abi (web3's event decoder costs about 1 ms a log).
+    Indexed arguments of GridLedger's events are all value types, so each topic holds its value."""
+    inputs = abi["inputs"]
+    indexed = [i for i in inputs if i.get("indexed")]
+    plain = [i for i in inputs if not i.get("indexed")]
+    args: dict[str, Any] = {}
+    for item, topic in zip(indexed, entry["topics"][1:], strict=True):
+        (args[item["name"]],) = abi_decode([item["type"]], bytes(topic))
+    values = abi_decode([i["type"] for i in plain], bytes(entry["data"]))
+    args.update((item["name"], value) for item, value in zip(plain, values, strict=True))
+    for item in inputs:
+        if item["type"] == "address":
+            args[item["name"]] = to_checksum_address(args[item["name"]])
+    return args
 
 
 class Indexer:
@@ -42,7 +64,7 @@ class Indexer:
         self.db = db
         self.w3 = ledger.chain.w3
         self.addresses = [ledger.registry.address, ledger.market.address, ledger.token.address]
-        self._events: dict[bytes, tuple[Any, Callable[[dict[str, Any], LogReceipt], None]]] = {}
+        self._events: dict[bytes, tuple[ABIEvent, Handler]] = {}
         for contract in (ledger.registry, ledger.market, ledger.token):
             for abi in contract.abi:
                 if abi.get("type") != "event":
@@ -51,7 +73,6 @@ class Indexer:
                 handler = getattr(self, f"_on_{event['name']}", None)
                 if handler is not None:
                     self._events[bytes(event_abi_to_log_topic(event))] = (event, handler)
-        self._touched: set[str] = set()
         self._check_deployment()
 
     @property
@@ -71,11 +92,24 @@ class Indexer:
             end = min(target, start + MAX_BLOCKS_PER_SYNC - 1)
             logs = self.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": self.addresses})
             block = self.w3.eth.get_block(end)
-            self._touched.clear()
-            with self.db.atomic():
-                for entry in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
-                    self._apply(entry)
-                self._refresh_accounts(end)
+            ordered = sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
+            events = [event for event in map(self._decode, ordered) if event is not None]
+            # Chain reads first, so that the write lock is held for SQLite work only.
+            balances = self._balances(events, end)
+            with write_transaction(self.db):
+                for _, handler, args, entry in events:
+                    handler(args, entry)
+                for account, changed in balances.items():
+                    self.db.execute(
+                        "insert into accounts (account, available, locked, token_balance, block) "
+                        "values (?, 0, 0, 0, ?) on conflict (account) do nothing",
+                        [account, end],
+                    )
+                    assignments = ", ".join(f"{column} = ?" for column in changed)
+                    self.db.execute(
+                        f"update accounts set {assignments}, block = ? where account = ?",
+                        [*changed.values(), end, account],
+                    )
                 set_meta(self.db, "last_block", end)
                 set_meta(self.db, "last_block_hash", hex0x(block["hash"]))
                 set_meta(self.db, "last_block_timestamp", block["timestamp"])
@@ -90,7 +124,7 @@ class Indexer:
         known = get_meta(self.db, "market")
         chain_id = str(self.ledger.chain.chain_id)
         if known is None:
-            with self.db.atomic():
+            with write_transaction(self.db):
                 set_meta(self.db, "market", market)
                 set_meta(self.db, "chain_id", chain_id)
             return
@@ -111,32 +145,50 @@ class Indexer:
 
     def reset(self) -> None:
         """Empties the index tables (the facilitator's own tables are kept)."""
-        with self.db.atomic():
+        with write_transaction(self.db):
             for table in INDEXED_TABLES:
                 self.db.execute(f"delete from {table}")
             self.db.execute("delete from meta where key like 'last_block%'")
 
-    def _apply(self, entry: LogReceipt) -> None:
+    def _decode(self, entry: LogReceipt) -> Decoded | None:
         topics = entry["topics"]
-        if not topics:
-            return
-        found = self._events.get(bytes(topics[0]))
+        found = self._events.get(bytes(topics[0])) if topics else None
         if found is None:
-            return
+            return None
         abi, handler = found
-        event = get_event_data(self.w3.codec, abi, entry)
-        handler(dict(event["args"]), entry)
+        return abi["name"], handler, decode_event(abi, entry), entry
 
-    def _refresh_accounts(self, block: int) -> None:
-        market, token = self.ledger.market.functions, self.ledger.token.functions
-        for account in sorted(self._touched):
-            available, locked = market.accountOf(account).call(block_identifier=block)
-            balance = token.balanceOf(account).call(block_identifier=block)
-            self.db.execute(
-                "insert or replace into accounts (account, available, locked, token_balance, block) "
-                "values (?, ?, ?, ?, ?)",
-                [account, int(available), int(locked), int(balance), block],
-            )
+    def _touches(self, event: str, a: dict[str, Any]) -> list[str]:
+        """The accounts whose market balance an event changes."""
+        if event in ("Deposited", "Withdrawn", "ImbalanceUncollected"):
+            return [a["account"]]
+        if event == "OrderRecorded":  # a buy locks its escrow; a sale moves no money until settlement
+            return [a["prosumer"]] if a["side"] == BUY else []
+        if event in ("OrderCancelled", "OrderFilled", "FillSettled"):
+            return [a["prosumer"]]
+        if event == "SlotSettled":
+            return [self.ledger.roles.balancing.address]
+        return []
+
+    def _tokens_touched(self, event: str, a: dict[str, Any]) -> list[str]:
+        """The accounts whose token balance an event changes."""
+        if event != "Transfer":
+            return []
+        return [x for x in (a["from"], a["to"]) if x not in (ZERO_ADDRESS, self.ledger.market.address)]
+
+    def _balances(self, events: list[Decoded], block: int) -> dict[str, dict[str, int]]:
+        """Balances at ``block`` of the accounts the events touched: market accounts in one call."""
+        market = sorted({x for name, _, args, _ in events for x in self._touches(name, args)})
+        tokens = sorted({x for name, _, args, _ in events for x in self._tokens_touched(name, args)})
+        balances: dict[str, dict[str, int]] = {a: {} for a in market + tokens}
+        if market:
+            (rows,) = read(self.ledger.market.functions.accountsOf(market), ("(uint128,uint128)[]",), block)
+            for account, (available, locked) in zip(market, rows, strict=True):
+                balances[account] |= {"available": int(available), "locked": int(locked)}
+        for account in tokens:
+            (amount,) = read(self.ledger.token.functions.balanceOf(account), ("uint256",), block)
+            balances[account]["token_balance"] = int(amount)
+        return balances
 
     def _payment(
         self, entry: LogReceipt, account: str, kind: str, amount: int, ds: int | None, order_hash: str | None
@@ -158,20 +210,15 @@ class Indexer:
         )
 
     def _on_Transfer(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        zero = "0x" + "00" * 20
-        self._touched.update(x for x in (a["from"], a["to"]) if x not in (zero, self.ledger.market.address))
+        """Token movements only change balances, which ``_touches`` refreshes."""
 
     def _on_Deposited(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self._touched.add(a["account"])
         self._payment(entry, a["account"], "deposit", a["amount"], None, None)
 
     def _on_Withdrawn(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self._touched.add(a["account"])
         self._payment(entry, a["account"], "withdrawal", -a["amount"], None, None)
 
     def _on_OrderRecorded(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        if a["side"] == BUY:  # a buy locks its escrow; a sale moves no money until settlement
-            self._touched.add(a["prosumer"])
         self.db.execute(
             "insert or replace into orders (order_hash, prosumer, delivery_start, side, energy_wh, price_per_kwh, "
             "nonce, expiry, status, filled_wh, block, log_index) values (?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, ?, ?)",
@@ -190,14 +237,12 @@ class Indexer:
         )
 
     def _on_OrderCancelled(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self._touched.add(a["prosumer"])
         self.db.execute("update orders set status = 'cancelled' where order_hash = ?", [hex0x(a["orderHash"])])
 
     def _on_OrderFilled(self, a: dict[str, Any], entry: LogReceipt) -> None:
         order_hash = hex0x(a["orderHash"])
         row = self.db.execute("select side from orders where order_hash = ?", [order_hash]).fetchone()
         side = int(row[0]) if row else BUY
-        self._touched.add(a["prosumer"])
         self.db.execute(
             "update orders set status = 'filled', filled_wh = ? where order_hash = ?", [a["filledWh"], order_hash]
         )
@@ -234,7 +279,6 @@ class Indexer:
 
     def _on_FillSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
         order_hash, prosumer, ds = hex0x(a["orderHash"]), a["prosumer"], a["deliveryStart"]
-        self._touched.add(prosumer)
         self.db.execute(
             "insert or replace into settlements (order_hash, prosumer, delivery_start, deviation_wh, payment, "
             "imbalance_charge, block) values (?, ?, ?, ?, ?, ?, ?)",
@@ -252,7 +296,6 @@ class Indexer:
         self._payment(entry, a["account"], "uncollected", a["amount"], a["deliveryStart"], None)
 
     def _on_SlotSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self._touched.add(self.ledger.roles.balancing.address)
         self.db.execute(
             "update slots set status = 'settled', paid_to_sellers = ?, to_balancing = ?, from_balancing = ?, "
             "settled_block = ? where delivery_start = ?",

@@ -21,6 +21,7 @@ import sqlite_utils
 from gridledger.chain.ledger import Ledger
 from gridledger.errors import LedgerError
 from gridledger.market.orders import Order, Side, SignedOrder
+from gridledger.store.database import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class Relayer:
         for c in pending:
             order_hash = c["order_hash"]
             row = self._order_row(order_hash)
-            with self.db.atomic():
+            with write_transaction(self.db):
                 # An order not yet relayed never will be; the cancellation still burns its nonce on-chain.
                 self.db.execute(
                     "update submissions set status = 'withdrawn', reason = ? "
@@ -109,7 +110,7 @@ class Relayer:
         raise LedgerError(f"order {order_hash} is unknown to the facilitator")
 
     def _set_cancellation(self, order_hash: str, status: str, *, reason: str = "", tx_hash: str = "") -> None:
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.execute(
                 "update cancellations set status = ?, reason = ?, tx_hash = ? where order_hash = ?",
                 [status, reason, tx_hash, order_hash],
@@ -146,7 +147,7 @@ class Relayer:
 
     def _mark_relayed(self, hashes: Sequence[str], *, tx_hash: str) -> None:
         now = time.time()
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.conn.executemany(
                 "update submissions set status = 'relayed', tx_hash = ?, relayed_at = ? where order_hash = ?",
                 [(tx_hash, now, h) for h in hashes],
@@ -155,7 +156,7 @@ class Relayer:
 
     def _reject(self, order_hash: str, exc: LedgerError) -> None:
         log.info("order %s rejected by the ledger: %s", order_hash, exc)
-        with self.db.atomic():
+        with write_transaction(self.db):
             self.db.execute(
                 "update submissions set status = 'rejected', reason = ?, error = ? where order_hash = ?",
                 [str(exc), exc.error, order_hash],

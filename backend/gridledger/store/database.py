@@ -15,6 +15,8 @@ Amounts are token base units, energy Wh, times unix seconds, hashes 0x-prefixed 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,25 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
         for table, indexed, unique in INDEXES:
             db.table(table).create_index(indexed, unique=unique, if_not_exists=True)
     return db
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+    """A transaction that takes the write lock up front (BEGIN IMMEDIATE). Two connections write
+    this file (the API's and the chain thread's); a deferred transaction that read first could not
+    upgrade to a write while the other one commits ("database is locked" without waiting), whereas
+    an immediate one waits for the lock (busy timeout)."""
+    if db.conn.in_transaction:  # nested: a savepoint inside the outer transaction
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.commit()
 
 
 def get_meta(db: sqlite_utils.Database, key: str) -> str | None:

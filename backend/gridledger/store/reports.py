@@ -9,6 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from gridledger.network.validation import NetworkReport
+from gridledger.store.database import write_transaction
 
 TABLE = "network_reports"
 
@@ -40,6 +41,10 @@ class ReportStore:
 
     def save(self, market: str, report: NetworkReport) -> None:
         curtailed = sum(c["curtailed_wh"] for c in report.curtailments if c["side"] == "sell")
+        with write_transaction(self.db):
+            self._upsert(market, report, curtailed)
+
+    def _upsert(self, market: str, report: NetworkReport, curtailed: int) -> None:
         self.table.upsert(
             {
                 "market": market,
