@@ -307,7 +307,7 @@ def wallet_create(
     from gridledger.wallet import keystore
 
     account = keystore.create(name, password)
-    console.print(f"wallet {name}: {account.address} ({keystore.KEYSTORE_DIR / (name + '.json')})")
+    console.print(f"wallet {name}: {account.address} ({keystore.keystore_dir() / (name + '.json')})")
 
 
 @wallet_app.command("import")
@@ -377,12 +377,13 @@ def wallet_order(
 
     if side not in ("buy", "sell"):
         raise typer.BadParameter(f"side must be buy or sell, not {side!r}")
+    delivery_start = _slot_start(slot)
     account = keystore.load(name, password)
     client = _client(api)
     result = client.place(
         account,
         side=Side.BUY if side == "buy" else Side.SELL,
-        delivery_start=_slot_start(slot),
+        delivery_start=delivery_start,
         energy_wh=energy_wh,
         price_per_kwh=round(price * 1_000_000),
         nonce=nonce,

@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
+import requests
 from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -58,6 +59,8 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
     app.add_exception_handler(GridLedgerError, api_errors.gridledger_error)
     app.add_exception_handler(RequestValidationError, api_errors.invalid_request)
     app.add_exception_handler(ValidationError, api_errors.invalid_request)
+    app.add_exception_handler(requests.exceptions.ConnectionError, api_errors.chain_unreachable)
+    app.add_exception_handler(requests.exceptions.Timeout, api_errors.chain_unreachable)
 
     async def signed_body(request: Request, model: type[M], role: str) -> M:
         """Authorises the request as ``role`` (401/403/409), then parses its body (422)."""

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from gridledger.errors import GridLedgerError
+from gridledger.errors import ConfigurationError, GridLedgerError
 from gridledger.market.orders import Order, Side
 from gridledger.service.auth import sign_request
 from gridledger.wallet.signing import sign_cancellation, sign_order
@@ -42,7 +42,13 @@ class GridLedgerClient:
         headers = {"content-type": "application/json"} if body is not None else {}
         if signer is not None:
             headers |= sign_request(signer, method, path, content)
-        response = self.http.request(method, path, content=content, headers=headers)
+        try:
+            response = self.http.request(method, path, content=content, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConfigurationError(
+                f"cannot reach the GridLedger API at {self.http.base_url} ({exc}): start it with `gridledger serve` "
+                "or point GRIDLEDGER_API_URL (or --api) at it"
+            ) from None
         data = response.json() if response.content else {}
         if response.status_code >= 400:
             raise ApiError(response.status_code, data if isinstance(data, dict) else {"detail": data})

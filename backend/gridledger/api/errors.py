@@ -67,5 +67,13 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(validation_body(list(exc.errors())), status_code=422)
 
 
+async def chain_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """The chain node went away mid-request: the service is unavailable, not the request wrong."""
+    return JSONResponse(
+        {"error": "ChainUnavailable", "detail": f"the chain node did not answer ({type(exc).__name__}); try again"},
+        status_code=503,
+    )
+
+
 def _safe(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)[:200]

@@ -80,10 +80,10 @@ class ChainWorker:
             except queue.Empty:
                 break
             _run_into(fn, future)
-        self.indexer.sync()
+        self.head = self.indexer.head()
+        self.indexer.sync(to_block=self.head)
         if self.relayer.process_cancellations() + self.relayer.relay_due(force=force_relay):
             self.indexer.sync()
-        self.head = self.indexer.last_block
 
     # ─────────────── loop ───────────────
 

@@ -11,16 +11,20 @@ from eth_account.signers.local import LocalAccount
 
 from gridledger.errors import WalletError
 
-KEYSTORE_DIR = Path(os.environ.get("GRIDLEDGER_KEYSTORE_DIR", Path.home() / ".gridledger" / "keystores"))
+
+def keystore_dir() -> Path:
+    """Where keystores live: ``GRIDLEDGER_KEYSTORE_DIR``, else ``~/.gridledger/keystores``."""
+    return Path(os.environ.get("GRIDLEDGER_KEYSTORE_DIR", Path.home() / ".gridledger" / "keystores"))
 
 
-def _path(directory: Path, name: str) -> Path:
+def _path(directory: Path | None, name: str) -> Path:
+    directory = directory or keystore_dir()
     if not name or not name.replace("-", "").replace("_", "").isalnum():
         raise WalletError(f"wallet name {name!r} is invalid: use letters, digits, '-' and '_'")
     return directory / f"{name}.json"
 
 
-def create(name: str, password: str, *, directory: Path = KEYSTORE_DIR, private_key: str | None = None) -> LocalAccount:
+def create(name: str, password: str, *, directory: Path | None = None, private_key: str | None = None) -> LocalAccount:
     """Creates (or imports, given ``private_key``) a key and writes it encrypted as ``<name>.json``."""
     if len(password) < 8:
         raise WalletError("the password must have at least 8 characters")
@@ -32,7 +36,7 @@ def create(name: str, password: str, *, directory: Path = KEYSTORE_DIR, private_
     except (ValueError, TypeError) as exc:
         raise WalletError(f"cannot import the private key: {exc}") from None
     keystore = Account.encrypt(account.key, password)
-    directory.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     # Written owner-only: a keystore is only as safe as its password and its file mode.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -40,11 +44,11 @@ def create(name: str, password: str, *, directory: Path = KEYSTORE_DIR, private_
     return account
 
 
-def load(name: str, password: str, *, directory: Path = KEYSTORE_DIR) -> LocalAccount:
+def load(name: str, password: str, *, directory: Path | None = None) -> LocalAccount:
     """Unlocks the keystore ``<name>.json``."""
     path = _path(directory, name)
     if not path.exists():
-        raise WalletError(f"no wallet {name!r} in {directory}; create or import it first")
+        raise WalletError(f"no wallet {name!r} in {path.parent}; create or import it first")
     try:
         key = Account.decrypt(json.loads(path.read_text()), password)
     except ValueError as exc:
@@ -53,9 +57,9 @@ def load(name: str, password: str, *, directory: Path = KEYSTORE_DIR) -> LocalAc
     return account
 
 
-def address_of(name: str, *, directory: Path = KEYSTORE_DIR) -> str:
+def address_of(name: str, *, directory: Path | None = None) -> str:
     """The wallet's address, read without unlocking it."""
     path = _path(directory, name)
     if not path.exists():
-        raise WalletError(f"no wallet {name!r} in {directory}")
+        raise WalletError(f"no wallet {name!r} in {path.parent}")
     return "0x" + str(json.loads(path.read_text())["address"]).removeprefix("0x")
