@@ -174,13 +174,13 @@ class Facilitator:
                 f"cancellation of {hash_hex}: the signature recovers to {signer or 'no address'}; expected the "
                 f"signature of prosumer {row['prosumer']} over Cancellation(orderHash)"
             )
+        existing = self.db.execute("select status from cancellations where order_hash = ?", [hash_hex]).fetchone()
+        if existing:
+            raise ConflictError(f"a cancellation of order {hash_hex} was already submitted ({existing[0]})")
         status = self.order_status(hash_hex)["status"]
         if status not in ("accepted", "on_chain"):
             raise ConflictError(f"order {hash_hex} is {status}: only an accepted or open order can be cancelled")
         self._require_gate_open(row["delivery_start"], hash_hex)
-        existing = self.db.execute("select status from cancellations where order_hash = ?", [hash_hex]).fetchone()
-        if existing:
-            raise ConflictError(f"a cancellation of order {hash_hex} was already submitted ({existing[0]})")
         with write_transaction(self.db):
             self.db.table("cancellations").insert(
                 {
