@@ -22,7 +22,9 @@ says what was wrong and what is allowed.
         ├── GateClosedError       the slot's gate closed before the order arrived
         ├── InsufficientFunds     the market account cannot cover an escrow or withdrawal
         ├── ClearingRejected      the contract refused a clearing result
-        └── SettlementRejected    the contract refused metering or settlement
+        ├── SettlementRejected    the contract refused metering or settlement
+        └── FlexRejected          the flexibility market refused a request, offer, award,
+                                  activation, measurement or settlement
 """
 
 from __future__ import annotations
@@ -120,3 +122,8 @@ class ClearingRejected(LedgerError):
 
 class SettlementRejected(LedgerError):
     """Raised when the contract refuses meter readings or a settlement."""
+
+
+class FlexRejected(LedgerError):
+    """Raised when the flexibility market refuses a request, an offer, an award, an activation,
+    a measurement or a settlement."""

@@ -91,7 +91,7 @@ def ensure_deployed(
 
 
 def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, settings: Settings) -> Deployment:
-    """Deploys the three contracts and grants the facilitator, DSO and meter roles."""
+    """Deploys the four contracts and grants the facilitator, DSO and meter roles."""
     w3 = chain.w3
     admin = roles.admin
 
@@ -116,20 +116,30 @@ def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, set
         settings.shortfall_price_per_kwh,
         settings.surplus_price_per_kwh,
     )
+    flex = create("FlexibilityMarket", token, registry, admin.address)
     registry_c = w3.eth.contract(address=registry, abi=build["ParticipantRegistry"].abi)  # type: ignore[call-overload]
+    flex_c = w3.eth.contract(address=flex, abi=build["FlexibilityMarket"].abi)  # type: ignore[call-overload]
     market_c = w3.eth.contract(address=market, abi=build["EnergyMarket"].abi)  # type: ignore[call-overload]
     grants = [
         (registry_c, "FACILITATOR_ROLE", roles.facilitator.address),
         (market_c, "FACILITATOR_ROLE", roles.facilitator.address),
         (market_c, "DSO_ROLE", roles.dso.address),
         (market_c, "METER_ROLE", roles.meter.address),
+        (flex_c, "DSO_ROLE", roles.dso.address),
+        (flex_c, "FACILITATOR_ROLE", roles.facilitator.address),
+        (flex_c, "METER_ROLE", roles.meter.address),
     ]
     for contract, role, account in grants:
         role_id = contract.functions[role]().call()
         transactor.send(admin, contract.functions.grantRole(role_id, account), action=f"grant {role}")
     return Deployment(
         chain_id=chain.chain_id,
-        addresses={"SettlementToken": token, "ParticipantRegistry": registry, "EnergyMarket": market},
+        addresses={
+            "SettlementToken": token,
+            "ParticipantRegistry": registry,
+            "EnergyMarket": market,
+            "FlexibilityMarket": flex,
+        },
         block=first_block[0],
         compiler_version=build.compiler_version,
         source_hash=build.source_hash,

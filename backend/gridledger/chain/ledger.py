@@ -67,6 +67,7 @@ class Ledger:
         self.token = bind("SettlementToken")
         self.registry = bind("ParticipantRegistry")
         self.market = bind("EnergyMarket")
+        self.flex = bind("FlexibilityMarket")
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, record: bool = True) -> tuple[Ledger, bool]:

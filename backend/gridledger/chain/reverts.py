@@ -34,6 +34,8 @@ def _kwh_price(value: int) -> str:
     return f"{value / 1e6:.4f} token/kWh"
 
 
+_REQUEST_STATUS = ("unknown", "open", "awarded", "settled")
+
 _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "InvalidSignature": (
         errors.SignatureRejected,
@@ -200,6 +202,99 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         lambda a: f"connection capacity {a['capacityW']} W is invalid; it must be at least 1 W",
     ),
     "ZeroAccount": (errors.LedgerError, lambda a: "the zero address cannot be registered"),
+    # ── flexibility market ──
+    "InvalidRequest": (errors.FlexRejected, lambda a: f"invalid flexibility request: {a['reason']}"),
+    "UnknownRequest": (errors.FlexRejected, lambda a: f"there is no flexibility request {a['requestId']}"),
+    "WrongRequestStatus": (
+        errors.FlexRejected,
+        lambda a: f"request {a['requestId']} is {_REQUEST_STATUS[a['status']]}, which does not allow this",
+    ),
+    "OfferAfterDeadline": (
+        errors.FlexRejected,
+        lambda a: (
+            f"offers for request {a['requestId']} closed at {clock(a['bidDeadline'])}; "
+            f"the ledger's time is {clock(a['nowTs'])}"
+        ),
+    ),
+    "OutsideWindow": (
+        errors.FlexRejected,
+        lambda a: (
+            f"slot {clock(a['slot'])} is outside request {a['requestId']}'s window "
+            f"{clock(a['windowStart'])} to {clock(a['windowEnd'])} (slots start every 900 s)"
+        ),
+    ),
+    "PriceAboveCap": (
+        errors.FlexRejected,
+        lambda a: (
+            f"offer {_short(a['offerId'])}: price {_kwh_price(a['price'])} is above the DSO's cap "
+            f"{_kwh_price(a['cap'])}"
+        ),
+    ),
+    "InvalidPower": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])}: {a['powerW']} W is not allowed; it must be 1 to {a['maxW']} W",
+    ),
+    "ConnectionPointMismatch": (
+        errors.FlexRejected,
+        lambda a: (
+            f"offer {_short(a['offerId'])} names bus {a['offerBus']}, but the provider is connected at "
+            f"bus {a['registeredBus']}"
+        ),
+    ),
+    "ProviderNotRegistered": (
+        errors.NotRegisteredError,
+        lambda a: f"{a['provider']} is not a registered participant: only registered providers offer flexibility",
+    ),
+    "InvalidOfferSignature": (
+        errors.SignatureRejected,
+        lambda a: (
+            f"offer {_short(a['offerId'])}: signature recovers to {a['recovered']}, not to provider {a['provider']}"
+        ),
+    ),
+    "OfferNonceUsed": (errors.ReplayRejected, lambda a: f"offer nonce {a['nonce']} of {a['provider']} was used"),
+    "UnknownOffer": (errors.FlexRejected, lambda a: f"there is no offer {_short(a['offerId'])} for this request"),
+    "OfferNotAwarded": (errors.FlexRejected, lambda a: f"offer {_short(a['offerId'])} was not awarded"),
+    "AwardTooEarly": (
+        errors.FlexRejected,
+        lambda a: f"request {a['requestId']} takes offers until {clock(a['bidDeadline'])}; award after that",
+    ),
+    "AwardTooLate": (
+        errors.FlexRejected,
+        lambda a: (
+            f"request {a['requestId']}'s window started at {clock(a['windowStart'])}; it can no longer be awarded"
+        ),
+    ),
+    "DuplicateAward": (errors.FlexRejected, lambda a: f"offer {_short(a['offerId'])} is awarded already"),
+    "ActivationAboveContract": (
+        errors.FlexRejected,
+        lambda a: (
+            f"activation of {a['powerW']} W exceeds offer {_short(a['offerId'])}'s contracted {a['contractedW']} W"
+        ),
+    ),
+    "AlreadyActivated": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])} is already activated for {clock(a['slot'])}",
+    ),
+    "ActivationTooLate": (
+        errors.FlexRejected,
+        lambda a: f"slot {clock(a['slot'])} has begun ({clock(a['nowTs'])}); activate before a slot starts",
+    ),
+    "SlotNotEnded": (
+        errors.FlexRejected,
+        lambda a: f"slot {clock(a['slot'])} ends at {clock(a['slotEnd'])}; measure after that",
+    ),
+    "AlreadyMeasured": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])} was already measured for {clock(a['slot'])}",
+    ),
+    "WindowNotEnded": (
+        errors.FlexRejected,
+        lambda a: f"request {a['requestId']}'s window ends at {clock(a['windowEnd'])}; settle after that",
+    ),
+    "MeasurementMissing": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])} was activated for {clock(a['slot'])} but not measured",
+    ),
     "AccessControlUnauthorizedAccount": (
         errors.LedgerError,
         lambda a: f"{a['account']} lacks the role {_short(a['neededRole'])} this call requires",

@@ -1,6 +1,6 @@
 """The ledger indexer: follows the contracts' events into SQLite and resumes where it stopped.
 
-Each sync reads the logs of a block range once (all three contracts in one ``eth_getLogs``),
+Each sync reads the logs of a block range once (the market's contracts in one ``eth_getLogs``),
 applies them in chain order and records the last block processed, in one SQLite transaction:
 a crash leaves the index at a block boundary, and the next sync starts from the block after.
 Market balances are not recomputed from events (that would copy the contract's rules); the
