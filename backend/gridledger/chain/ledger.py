@@ -13,6 +13,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from gridledger.chain.compile import Build, compile_contracts
@@ -21,8 +22,10 @@ from gridledger.chain.deploy import Deployment, ensure_deployed
 from gridledger.chain.reverts import RevertDecoder
 from gridledger.chain.transactions import Transactor
 from gridledger.config import Settings
+from gridledger.errors import OrderError
+from gridledger.flex.products import FlexOffer, FlexRequest, SignedOffer
 from gridledger.market.orders import Order, Side, SignedOrder
-from gridledger.wallet.signing import sign_cancellation, sign_order
+from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
 RELAY_BATCH_SIZE = 100
 SLOT_STATUS = ("open", "cleared", "settled")
@@ -169,6 +172,58 @@ class Ledger:
         """Settles a cleared and metered slot (any key may; the facilitator's is used)."""
         call = self.market.functions.settle(delivery_start, _fills_abi(fills))
         return self.tx.send(self.roles.facilitator, call, action=f"settlement of slot {delivery_start}")
+
+    # ─────────────── flexibility market ───────────────
+
+    def post_flex_request(self, request: FlexRequest) -> int:
+        """The DSO approves the request's maximum spend and posts it; returns the request id."""
+        dso = self.roles.dso
+        if request.bid_deadline <= self.chain.now():
+            raise OrderError(f"bid deadline {request.bid_deadline} has passed: the ledger's time is {self.chain.now()}")
+        self.tx.send(dso, self.token.functions.approve(self.flex.address, request.max_spend), action="approve escrow")
+        receipt = self.tx.send(dso, self.flex.functions.postRequest(request.as_abi()), action="flexibility request")
+        (event,) = self.flex.events.RequestPosted().process_receipt(receipt, errors=DISCARD)
+        return int(event["args"]["requestId"])
+
+    def sign_offer(self, account: LocalAccount, offer: FlexOffer) -> SignedOffer:
+        return sign_offer(account, offer, chain_id=self.chain.chain_id, flex_address=self.flex.address)
+
+    def submit_offer(self, signed: SignedOffer) -> TxReceipt:
+        """Relays a provider's signed offer (the facilitator's key pays the gas)."""
+        call = self.flex.functions.submitOffer(signed.as_abi())
+        return self.tx.send(self.roles.facilitator, call, action=f"offer of {signed.offer.provider}")
+
+    def award_flex(self, request_id: int, offer_ids: Sequence[bytes], report_hash: bytes) -> TxReceipt:
+        call = self.flex.functions.award(request_id, list(offer_ids), report_hash)
+        return self.tx.send(self.roles.facilitator, call, action=f"award of request {request_id}")
+
+    def activate_flex(self, offer_id: bytes, slot: int, power_w: int, *, by: str = "dso") -> TxReceipt:
+        """Activates an awarded offer for one slot, by the DSO or (coordinating) the facilitator."""
+        account = self.roles.dso if by == "dso" else self.roles.facilitator
+        call = self.flex.functions.activate(offer_id, slot, power_w)
+        return self.tx.send(account, call, action=f"activation of offer 0x{offer_id.hex()[:12]}…")
+
+    def record_flex_measurement(self, offer_id: bytes, slot: int, *, baseline_wh: int, actual_wh: int) -> TxReceipt:
+        call = self.flex.functions.recordMeasurement(offer_id, slot, baseline_wh, actual_wh)
+        return self.tx.send(self.roles.meter, call, action=f"measurement of offer 0x{offer_id.hex()[:12]}…")
+
+    def settle_flex(self, request_id: int) -> TxReceipt:
+        call = self.flex.functions.settle(request_id)
+        return self.tx.send(self.roles.facilitator, call, action=f"settlement of request {request_id}")
+
+    def flex_request_status(self, request_id: int) -> str:
+        status = self.flex.functions.request(request_id).call()[4]
+        return ("none", "open", "awarded", "settled")[status]
+
+    def flex_delivery(self, offer_id: bytes, slot: int) -> dict[str, int | bool]:
+        ordered, measured, baseline, actual, delivered = self.flex.functions.delivery(offer_id, slot).call()
+        return {
+            "ordered_wh": ordered,
+            "measured": measured,
+            "baseline_wh": baseline,
+            "actual_wh": actual,
+            "delivered_wh": delivered,
+        }
 
     # ─────────────── reads ───────────────
 

@@ -13,6 +13,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.crypto import keccak
 
 from gridledger.errors import OrderError, SignatureError
+from gridledger.flex.products import OFFER_TYPES, FlexOffer, SignedOffer, flex_domain
 from gridledger.market.orders import CANCELLATION_TYPES, ORDER_TYPES, Order, SignedOrder, market_domain
 
 _HIGH_BIT = 1 << 255
@@ -67,6 +68,15 @@ def sign_cancellation(
         account.key, market_domain(chain_id, market_address), CANCELLATION_TYPES, {"orderHash": order_hash_}
     )
     return _compact(signed.r, signed.s, signed.v)
+
+
+def sign_offer(account: LocalAccount, offer: FlexOffer, *, chain_id: int, flex_address: str) -> SignedOffer:
+    """Signs a flexibility offer as EIP-712 typed data; the account must be the offer's provider."""
+    if account.address != offer.provider:
+        raise OrderError(f"key of {account.address} cannot sign an offer of provider {offer.provider}")
+    signed = Account.sign_typed_data(account.key, flex_domain(chain_id, flex_address), OFFER_TYPES, offer.as_message())
+    r, vs = _compact(signed.r, signed.s, signed.v)
+    return SignedOffer(offer=offer, offer_id=bytes(signed.message_hash), r=r, vs=vs)
 
 
 def split_signature(signature: bytes) -> tuple[bytes, bytes]:
