@@ -191,7 +191,7 @@ def test_awards_activations_and_measurements_outside_the_rules_are_refused(setup
         ledger.activate_flex(signed.offer_id, request.window_start, 1_000)
     ledger.award_flex(rid, [signed.offer_id], b"\0" * 32)
 
-    with pytest.raises(FlexRejected, match="exceeds offer .* contracted 6000 W") as info:
+    with pytest.raises(FlexRejected, match=r"exceeds offer .* contracted 6000 W") as info:
         ledger.activate_flex(signed.offer_id, request.window_start, 6_001)
     assert info.value.error == "ActivationAboveContract"
     with pytest.raises(FlexRejected, match="outside request"):
@@ -206,7 +206,7 @@ def test_awards_activations_and_measurements_outside_the_rules_are_refused(setup
     ledger.chain.move_time_to(request.window_end)
     with pytest.raises(FlexRejected, match="outside request"):
         ledger.record_flex_measurement(signed.offer_id, request.window_end, baseline_wh=1, actual_wh=0)
-    with pytest.raises(FlexRejected, match="activated for .* but not measured"):
+    with pytest.raises(FlexRejected, match=r"activated for .* but not measured"):
         ledger.settle_flex(rid)
     ledger.record_flex_measurement(signed.offer_id, request.window_start, baseline_wh=2_000, actual_wh=500)
     with pytest.raises(FlexRejected, match="already measured"):
