@@ -208,6 +208,33 @@ def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
     console.print(table)
 
 
+@app.command("flex-report")
+def flex_report(
+    days: Annotated[int, typer.Option(min=1, max=28, help="days to run (7 = a week)")] = 7,
+    first_day: Annotated[int, typer.Option(min=1, max=330, help="first day of SimBench's 2016 profiles")] = 18,
+) -> None:
+    """Run a week on a congested feeder twice: independent markets versus joint clearing."""
+    from gridledger.reports.flex_week import GRID, run_week
+
+    with console.status(f"running {days} days of {GRID} twice…"):
+        independent, joint, decisions = run_week(first_day=first_day, days=days)
+    table = Table(title=f"{GRID}, days {first_day}–{first_day + days - 1} of 2016, evenings 17:00–21:00")
+    rows = [independent.row(), joint.row()]
+    table.add_column("")
+    for row in rows:
+        table.add_column(str(row["run"]), justify="right")
+    for key in list(rows[0])[1:]:
+        table.add_row(key, *(f"{row[key]:,.2f}" if isinstance(row[key], float) else f"{row[key]:,}" for row in rows))
+    console.print(table)
+    congested = len(decisions)
+    console.print(
+        f"{joint.congested_slots} of {days * 16} slots congested before any action; joint clearing chose "
+        + ", ".join(f"{choice} in {count}" for choice, count in sorted(joint.choices.items()))
+        + f" slots. DSO availability payments {joint.flex_availability_cost / 1e6:,.2f}, utilisation "
+        f"{joint.flex_utilisation_cost / 1e6:,.2f} tokens; {congested} decisions recorded."
+    )
+
+
 @app.command()
 def compile() -> None:
     """Compile the contracts offline (cached by source hash)."""
