@@ -418,6 +418,30 @@ def wallet_order(
     console.print(f"order {result['order_hash']} {result['status']}", soft_wrap=True)
 
 
+@wallet_app.command("offer")
+def wallet_offer(
+    name: str,
+    request: Annotated[int, typer.Option(min=1, help="the DSO's flexibility request id")],
+    power_w: Annotated[int, typer.Option(min=1, help="flexible power in W")],
+    availability_price: Annotated[float, typer.Option(min=0, help="tokens per kW per hour of the window")],
+    utilisation_price: Annotated[float, typer.Option(min=0, help="tokens per kWh delivered")],
+    password: PasswordOption,
+    api: ApiOption = None,
+) -> None:
+    """Sign a flexibility offer for a request's window at the wallet's connection point and submit it."""
+    from gridledger.wallet import keystore
+
+    account = keystore.load(name, password)
+    result = _client(api).offer(
+        account,
+        request,
+        power_w=power_w,
+        availability_price_per_kwh=round(availability_price * 1_000_000),
+        utilisation_price_per_kwh=round(utilisation_price * 1_000_000),
+    )
+    console.print(f"offer {result['offer_id']} for request {result['request_id']} recorded", soft_wrap=True)
+
+
 @wallet_app.command("cancel")
 def wallet_cancel(name: str, order_hash: str, password: PasswordOption, api: ApiOption = None) -> None:
     """Sign a cancellation of one of the wallet's orders and submit it."""

@@ -21,15 +21,21 @@ from pydantic import BaseModel, ValidationError
 from gridledger import __version__
 from gridledger.api import errors as api_errors
 from gridledger.api.schemas import (
+    ActivationBody,
     Address,
     CancellationBody,
+    FlexOfferBody,
+    FlexRequestBody,
+    MeasurementBody,
     MeterReadingsBody,
+    OfferId,
     OrderBody,
     OrderHash,
     RegistrationBody,
     SlotStart,
 )
 from gridledger.errors import GridLedgerError
+from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
 from gridledger.market.orders import Order, Side
 from gridledger.service.facilitator import Facilitator, OrderIn
 from gridledger.wallet.signing import split_signature
@@ -178,6 +184,87 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
     @app.get("/slots/{delivery_start}/settlement", tags=["settlement"])
     async def settlement(delivery_start: Annotated[SlotStart, Path()]) -> dict[str, Any]:
         return service.settlement(delivery_start)
+
+    # ─────────────── flexibility ───────────────
+
+    desk = service.flex
+
+    @app.post("/flex/requests", status_code=201, tags=["flexibility"])
+    async def post_flex_request(request: Request) -> dict[str, Any]:
+        """The DSO's request (DSO's signed request); its maximum spend is escrowed on-chain."""
+        body = await signed_body(request, FlexRequestBody, "DSO")
+        flex_request = FlexRequest(
+            ServiceType[body.service.upper()],
+            Direction[body.direction.upper()],
+            BaselineMethod[body.baseline.upper()],
+            body.congestion_bus,
+            body.power_w,
+            body.window_start,
+            body.window_slots,
+            body.bid_deadline,
+            body.max_availability_price_per_kwh,
+            body.max_utilisation_price_per_kwh,
+            body.min_performance_bps,
+        )
+        request_id = await asyncio.wrap_future(desk.post_request(flex_request))
+        return desk.request_view(request_id)
+
+    @app.get("/flex/requests/{request_id}", tags=["flexibility"])
+    async def flex_request(request_id: int) -> dict[str, Any]:
+        return desk.request_view(request_id)
+
+    @app.post("/flex/requests/{request_id}/offers", status_code=201, tags=["flexibility"])
+    async def submit_offer(request_id: int, body: FlexOfferBody) -> dict[str, Any]:
+        """A provider's offer, authorised by its EIP-712 signature in the body."""
+        r, vs = split_signature(bytes.fromhex(body.signature[2:]))
+        offer = FlexOffer(
+            body.provider,
+            request_id,
+            body.window_start,
+            body.power_w,
+            body.availability_price_per_kwh,
+            body.utilisation_price_per_kwh,
+            body.bus,
+            body.nonce,
+        )
+        offer_id = await asyncio.wrap_future(desk.submit_offer(offer, r, vs))
+        return desk.offer_view(offer_id)
+
+    @app.post("/flex/requests/{request_id}/award", tags=["flexibility"])
+    async def award(request_id: int, request: Request) -> dict[str, Any]:
+        """Awards by the published rule and commits the award (facilitator's signed request)."""
+        await signed_body(request, _Empty, "facilitator")
+        await done(desk.award(request_id))
+        return desk.award_report(request_id)
+
+    @app.get("/flex/requests/{request_id}/award", tags=["flexibility"])
+    async def award_report(request_id: int) -> dict[str, Any]:
+        return desk.award_report(request_id)
+
+    @app.post("/flex/requests/{request_id}/settlement", tags=["flexibility"])
+    async def settle_flex(request_id: int, request: Request) -> dict[str, Any]:
+        """Pays providers by the performance rule and refunds the DSO (facilitator's signed request)."""
+        await signed_body(request, _Empty, "facilitator")
+        await done(desk.settle(request_id))
+        return desk.request_view(request_id)
+
+    @app.get("/flex/offers/{offer_id}", tags=["flexibility"])
+    async def flex_offer(offer_id: Annotated[OfferId, Path()]) -> dict[str, Any]:
+        return desk.offer_view(offer_id.lower())
+
+    @app.post("/flex/offers/{offer_id}/activations", tags=["flexibility"])
+    async def activate(offer_id: Annotated[OfferId, Path()], request: Request) -> dict[str, Any]:
+        """Activates an awarded offer for a slot (the DSO's signed request)."""
+        body = await signed_body(request, ActivationBody, "DSO")
+        await done(desk.activate(offer_id.lower(), body.slot, body.power_w, by="dso"))
+        return desk.offer_view(offer_id.lower())
+
+    @app.post("/flex/offers/{offer_id}/measurements", tags=["flexibility"])
+    async def measure(offer_id: Annotated[OfferId, Path()], request: Request) -> dict[str, Any]:
+        """Records a slot's baseline and actual energy (the meter operator's signed request)."""
+        body = await signed_body(request, MeasurementBody, "meter operator")
+        await done(desk.measure(offer_id.lower(), body.slot, body.baseline_wh, body.actual_wh))
+        return desk.offer_view(offer_id.lower())
 
     return app
 

@@ -7,15 +7,17 @@ at ``/version``, so an order signed here is exactly what the contract verifies.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
 
 from gridledger.errors import ConfigurationError, GridLedgerError
+from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Order, Side
 from gridledger.service.auth import sign_request
-from gridledger.wallet.signing import sign_cancellation, sign_order
+from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
 
 class ApiError(GridLedgerError):
@@ -108,6 +110,48 @@ class GridLedgerClient:
             delivery_start if expiry is None else expiry,
         )
         return self.submit_order(account, order)
+
+    def offer_body(self, account: LocalAccount, offer: FlexOffer) -> dict[str, Any]:
+        domain = self.get("/version")["flex_eip712_domain"]
+        signed = sign_offer(account, offer, chain_id=domain["chainId"], flex_address=domain["verifyingContract"])
+        return {
+            "provider": offer.provider,
+            "window_start": offer.window_start,
+            "power_w": offer.power_w,
+            "availability_price_per_kwh": offer.availability_price_per_kwh,
+            "utilisation_price_per_kwh": offer.utilisation_price_per_kwh,
+            "bus": offer.bus,
+            "nonce": offer.nonce,
+            "signature": "0x" + (signed.r + signed.vs).hex(),
+        }
+
+    def offer(
+        self,
+        account: LocalAccount,
+        request_id: int,
+        *,
+        power_w: int,
+        availability_price_per_kwh: int,
+        utilisation_price_per_kwh: int,
+        nonce: int | None = None,
+    ) -> dict[str, Any]:
+        """Signs and submits a flexibility offer for a request's window at the account's own bus."""
+        request = self.get(f"/flex/requests/{request_id}")
+        bus = int(self.get(f"/participants/{account.address}")["bus"])
+        offer = FlexOffer(
+            account.address,
+            request_id,
+            int(request["window_start"]),
+            power_w,
+            availability_price_per_kwh,
+            utilisation_price_per_kwh,
+            bus,
+            secrets.randbits(63) if nonce is None else nonce,
+        )
+        result: dict[str, Any] = self.request(
+            "POST", f"/flex/requests/{request_id}/offers", body=self.offer_body(account, offer)
+        )
+        return result
 
     def cancel(self, account: LocalAccount, order_hash: str) -> dict[str, Any]:
         r, vs = sign_cancellation(

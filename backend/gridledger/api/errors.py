@@ -14,6 +14,18 @@ from gridledger import errors
 
 # The contract's custom errors that mean "this exists already" or "the state does not allow it now".
 CONFLICTS = {"AlreadyRegistered", "MeterIdTaken", "NonceAlreadyUsed", "MeterReadingAlreadyPosted", "SlotAlreadyCleared"}
+# ... that mean the input was outside what is allowed (a 4xx the caller fixes by changing the input).
+INVALID = {
+    "InvalidRequest",
+    "OfferAfterDeadline",
+    "OutsideWindow",
+    "PriceAboveCap",
+    "InvalidPower",
+    "ConnectionPointMismatch",
+    "ActivationAboveContract",
+    "ActivationTooLate",
+}
+NOT_FOUND = {"UnknownRequest", "UnknownOffer"}
 
 STATUS: list[tuple[type[Exception], int]] = [
     (errors.SignatureError, 401),
@@ -36,6 +48,10 @@ STATUS: list[tuple[type[Exception], int]] = [
 def status_of(exc: errors.GridLedgerError) -> int:
     if isinstance(exc, errors.LedgerError) and exc.error in CONFLICTS:
         return 409
+    if isinstance(exc, errors.LedgerError) and exc.error in INVALID:
+        return 422
+    if isinstance(exc, errors.LedgerError) and exc.error in NOT_FOUND:
+        return 404
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridledger.market.orders import SLOT_SECONDS, UINT32_MAX, UINT40_MAX, UINT64_MAX
 
+OfferId = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="EIP-712 hash of the offer")]
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="0x-prefixed Ethereum address")]
 Signature = Annotated[
     str,
@@ -48,6 +49,42 @@ class RegistrationBody(Body):
     meter_id: Annotated[int, Field(ge=1, le=UINT64_MAX)]
     bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="bus of the network model")]
     capacity_w: Annotated[int, Field(ge=4, le=UINT32_MAX, description="connection capacity in W")]
+
+
+class FlexRequestBody(Body):
+    service: Literal["sustain", "secure", "dynamic", "restore"]
+    direction: Literal["up", "down"]
+    baseline: Literal["historical", "nominated", "meter_before_after"]
+    congestion_bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="bus of the network model")]
+    power_w: Annotated[int, Field(ge=1, le=UINT32_MAX)]
+    window_start: SlotStart
+    window_slots: Annotated[int, Field(ge=1, le=96)]
+    bid_deadline: Annotated[int, Field(ge=0, le=UINT40_MAX)]
+    max_availability_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX, description="per kW per hour")]
+    max_utilisation_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    min_performance_bps: Annotated[int, Field(ge=1, le=10_000)] = 5_000
+
+
+class FlexOfferBody(Body):
+    provider: Address
+    window_start: SlotStart
+    power_w: Annotated[int, Field(ge=1, le=UINT32_MAX)]
+    availability_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    utilisation_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="the asset's connection point")]
+    nonce: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    signature: Signature
+
+
+class ActivationBody(Body):
+    slot: SlotStart
+    power_w: Annotated[int, Field(ge=1, le=UINT32_MAX)]
+
+
+class MeasurementBody(Body):
+    slot: SlotStart
+    baseline_wh: Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+    actual_wh: Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 
 
 class MeterReading(Body):

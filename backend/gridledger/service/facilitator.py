@@ -29,12 +29,14 @@ from gridledger.errors import (
     OrderExpiredError,
     SignatureError,
 )
+from gridledger.flex.products import flex_domain
 from gridledger.market.book import clear_recorded
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, market_domain
 from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash, register_participant
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.service import auth
+from gridledger.service.flexibility import FlexDesk
 from gridledger.service.indexer import Indexer
 from gridledger.service.relayer import Relayer, RelayPolicy, order_of
 from gridledger.service.worker import ChainWorker
@@ -91,6 +93,7 @@ class Facilitator:
         self._model = model
         self._engine: BatchEngine | None = None
         self._seq = int(self.db.execute("select coalesce(max(seq), 0) from submissions").fetchone()[0])
+        self.flex = FlexDesk(self)
 
     # ─────────────── lifecycle ───────────────
 
@@ -201,7 +204,11 @@ class Facilitator:
 
     def authorise(self, headers: Any, method: str, path: str, body: bytes, *, role: str) -> str:
         roles = self.ledger.roles
-        expected = {"facilitator": roles.facilitator.address, "meter operator": roles.meter.address}[role]
+        expected = {
+            "facilitator": roles.facilitator.address,
+            "meter operator": roles.meter.address,
+            "DSO": roles.dso.address,
+        }[role]
         return auth.verify_request(self.db, headers, method, path, body, role=role, expected=expected)
 
     def register(self, account: str, *, meter_id: int, bus: int, capacity_w: int) -> Future[None]:
@@ -300,6 +307,7 @@ class Facilitator:
             "compiler": self.ledger.build.compiler_version,
             "network_model": self.settings.network_model,
             "eip712_domain": self.domain,
+            "flex_eip712_domain": flex_domain(self.chain_id, self.ledger.flex.address),
             "gate_closure_seconds": self.gate_closure_s,
             "slot_seconds": SLOT_SECONDS,
         }

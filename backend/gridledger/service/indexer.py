@@ -63,9 +63,9 @@ class Indexer:
         self.ledger = ledger
         self.db = db
         self.w3 = ledger.chain.w3
-        self.addresses = [ledger.registry.address, ledger.market.address, ledger.token.address]
+        self.addresses = [ledger.registry.address, ledger.market.address, ledger.token.address, ledger.flex.address]
         self._events: dict[bytes, tuple[ABIEvent, Handler]] = {}
-        for contract in (ledger.registry, ledger.market, ledger.token):
+        for contract in (ledger.registry, ledger.market, ledger.token, ledger.flex):
             for abi in contract.abi:
                 if abi.get("type") != "event":
                     continue
@@ -294,6 +294,88 @@ class Indexer:
 
     def _on_ImbalanceUncollected(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self._payment(entry, a["account"], "uncollected", a["amount"], a["deliveryStart"], None)
+
+    # ─────────────── flexibility market ───────────────
+
+    def _on_RequestPosted(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "insert or replace into flex_requests (request_id, dso, service, direction, baseline, congestion_bus, "
+            "power_w, window_start, window_slots, bid_deadline, max_availability_price_per_kwh, "
+            "max_utilisation_price_per_kwh, escrow, status, awarded_power_w, award_report_hash, paid, refunded) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, '', 0, 0)",
+            [
+                a["requestId"],
+                a["dso"],
+                a["service"],
+                a["direction"],
+                a["baseline"],
+                a["congestionBus"],
+                a["powerW"],
+                a["windowStart"],
+                a["windowSlots"],
+                a["bidDeadline"],
+                a["maxAvailabilityPricePerKWh"],
+                a["maxUtilisationPricePerKWh"],
+                a["escrow"],
+            ],
+        )
+
+    def _on_OfferSubmitted(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "insert or replace into flex_offers (offer_id, request_id, provider, power_w, availability_price_per_kwh, "
+            "utilisation_price_per_kwh, bus, awarded, availability_payment, utilisation_payment) "
+            "values (?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
+            [
+                hex0x(a["offerId"]),
+                a["requestId"],
+                a["provider"],
+                a["powerW"],
+                a["availabilityPricePerKWh"],
+                a["utilisationPricePerKWh"],
+                a["bus"],
+            ],
+        )
+
+    def _on_Awarded(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "update flex_requests set status = 'awarded', awarded_power_w = ?, award_report_hash = ? "
+            "where request_id = ?",
+            [a["awardedPowerW"], hex0x(a["awardReportHash"]), a["requestId"]],
+        )
+        self.db.conn.executemany(
+            "update flex_offers set awarded = 1 where offer_id = ?", [(hex0x(o),) for o in a["offerIds"]]
+        )
+
+    def _on_Activated(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "insert or replace into flex_deliveries (offer_id, slot, activated_w, ordered_wh) values (?, ?, ?, ?)",
+            [hex0x(a["offerId"]), a["slot"], a["powerW"], a["orderedWh"]],
+        )
+
+    def _on_Measured(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        offer_id = hex0x(a["offerId"])
+        self.db.execute(
+            "insert into flex_deliveries (offer_id, slot, activated_w, ordered_wh) values (?, ?, 0, 0) "
+            "on conflict (offer_id, slot) do nothing",
+            [offer_id, a["slot"]],
+        )
+        self.db.execute(
+            "update flex_deliveries set baseline_wh = ?, actual_wh = ?, delivered_wh = ?, deficiency_wh = ? "
+            "where offer_id = ? and slot = ?",
+            [a["baselineWh"], a["actualWh"], a["deliveredWh"], a["deficiencyWh"], offer_id, a["slot"]],
+        )
+
+    def _on_OfferSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "update flex_offers set availability_payment = ?, utilisation_payment = ? where offer_id = ?",
+            [a["availabilityPayment"], a["utilisationPayment"], hex0x(a["offerId"])],
+        )
+
+    def _on_RequestSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        self.db.execute(
+            "update flex_requests set status = 'settled', paid = ?, refunded = ? where request_id = ?",
+            [a["paid"], a["refunded"], a["requestId"]],
+        )
 
     def _on_SlotSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(

@@ -133,6 +133,58 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
         {"account": str, "available": int, "locked": int, "token_balance": int, "block": int},
         "account",
     ),
+    "flex_requests": (
+        {
+            "request_id": int,
+            "dso": str,
+            "service": int,
+            "direction": int,
+            "baseline": int,
+            "congestion_bus": int,
+            "power_w": int,
+            "window_start": int,
+            "window_slots": int,
+            "bid_deadline": int,
+            "max_availability_price_per_kwh": int,
+            "max_utilisation_price_per_kwh": int,
+            "escrow": int,
+            "status": str,  # open | awarded | settled
+            "awarded_power_w": int,
+            "award_report_hash": str,
+            "paid": int,
+            "refunded": int,
+        },
+        "request_id",
+    ),
+    "flex_offers": (
+        {
+            "offer_id": str,
+            "request_id": int,
+            "provider": str,
+            "power_w": int,
+            "availability_price_per_kwh": int,
+            "utilisation_price_per_kwh": int,
+            "bus": int,
+            "awarded": int,
+            "availability_payment": int,
+            "utilisation_payment": int,
+        },
+        "offer_id",
+    ),
+    "flex_deliveries": (
+        {
+            "offer_id": str,
+            "slot": int,
+            "activated_w": int,
+            "ordered_wh": int,
+            "baseline_wh": int,
+            "actual_wh": int,
+            "delivered_wh": int,
+            "deficiency_wh": int,
+        },
+        ("offer_id", "slot"),
+    ),
+    "flex_award_reports": ({"request_id": int, "report_hash": str, "report": str}, "request_id"),
 }
 
 INDEXES: list[tuple[str, list[str], bool]] = [
@@ -146,9 +198,22 @@ INDEXES: list[tuple[str, list[str], bool]] = [
     ("settlements", ["delivery_start"], False),
     ("payments", ["delivery_start"], False),
     ("payments", ["account"], False),
+    ("flex_offers", ["request_id"], False),
 ]
 
-INDEXED_TABLES = ("participants", "orders", "fills", "slots", "meter_readings", "settlements", "payments", "accounts")
+INDEXED_TABLES = (
+    "participants",
+    "orders",
+    "fills",
+    "slots",
+    "meter_readings",
+    "settlements",
+    "payments",
+    "accounts",
+    "flex_requests",
+    "flex_offers",
+    "flex_deliveries",
+)
 
 
 def open_database(path: str | Path) -> sqlite_utils.Database:

@@ -20,17 +20,29 @@ _HIGH_BIT = 1 << 255
 
 
 @lru_cache(maxsize=32)
-def _domain_separator(chain_id: int, market_address: str) -> bytes:
-    return bytes(hash_domain(market_domain(chain_id, market_address)))
+def _domain_separator(flex: bool, chain_id: int, address: str) -> bytes:
+    domain = flex_domain(chain_id, address) if flex else market_domain(chain_id, address)
+    return bytes(hash_domain(domain))
 
 
 def _digest(
-    chain_id: int, market_address: str, primary: str, types: dict[str, list[dict[str, str]]], message: dict[str, Any]
+    chain_id: int,
+    market_address: str,
+    primary: str,
+    types: dict[str, list[dict[str, str]]],
+    message: dict[str, Any],
+    *,
+    flex: bool = False,
 ) -> bytes:
-    # eth-account's EIP-712 encoding, with the domain separator computed once per market: the
+    # eth-account's EIP-712 encoding, with the domain separator computed once per contract: the
     # API hashes every order it accepts, and the domain is half of that work.
     struct = hash_struct(primary, types, message)
-    return bytes(keccak(b"\x19\x01" + _domain_separator(chain_id, market_address) + struct))
+    return bytes(keccak(b"\x19\x01" + _domain_separator(flex, chain_id, market_address) + struct))
+
+
+def offer_digest(offer: FlexOffer, *, chain_id: int, flex_address: str) -> bytes:
+    """The offer's EIP-712 digest (its id), as the flexibility market's ``offerHash`` computes it."""
+    return _digest(chain_id, flex_address, "Offer", OFFER_TYPES, offer.as_message(), flex=True)
 
 
 def order_hash(order: Order, *, chain_id: int, market_address: str) -> bytes:
