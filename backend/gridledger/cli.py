@@ -139,6 +139,33 @@ def audit(
         raise typer.Exit(code=1)
 
 
+def _flex_lines(flex) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    if flex is None:
+        return [("DSO flexibility request", "not in this run (it needs 16:30–19:00 among the slots run)")]
+
+    def clock(ts: int) -> str:
+        return datetime.fromtimestamp(ts, tz=UTC).strftime("%H:%M")
+
+    paid = flex.availability_paid + flex.utilisation_paid
+    lines = [
+        (
+            "DSO flexibility request",
+            f"#{flex.request_id} secure, up, at bus {flex.congestion_bus} (the participants' weakest), "
+            f"{clock(flex.window_start)}–{clock(flex.window_start + 3_600)}, {flex.power_w / 1000:g} kW; "
+            f"{flex.offers} offers, {flex.awarded} awarded ({flex.awarded_power_w / 1000:g} kW)",
+        ),
+        (
+            "flexibility delivered",
+            f"{flex.delivered_wh / 1000:.2f} of {flex.ordered_wh / 1000:.2f} kWh ordered; paid {_tokens(paid)} "
+            f"(availability {_tokens(flex.availability_paid)}, utilisation {_tokens(flex.utilisation_paid)}); "
+            f"DSO refunded {_tokens(flex.refunded)} of {_tokens(flex.escrow)} escrowed",
+        ),
+    ]
+    if flex.note:
+        lines.append(("", flex.note))
+    return lines
+
+
 def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
     console.print()
     console.print("[bold]Market day summary[/]")
@@ -158,6 +185,7 @@ def _print_summary(summary) -> None:  # type: ignore[no-untyped-def]
             f"{summary.network.curtailed_slots} ({summary.network.curtailed_wh / 1000:.2f} kWh curtailed); "
             f"slots with violations left: {summary.network.slots_with_violations}",
         ),
+        *_flex_lines(summary.flex),
         ("total gas", f"{summary.total_gas:,}"),
         ("gas by call", ", ".join(f"{k} {v:,}" for k, v in summary.gas_by_call.items())),
         ("wall time", f"{summary.seconds:.1f} s"),

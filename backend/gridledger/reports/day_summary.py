@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gridledger.market.orders import Side
 from gridledger.settlement.rules import revenue
+from gridledger.sim.flex_day import FlexOutcome
 from gridledger.sim.market_day import DayResult
 
 TOKEN_UNITS = 1e6
@@ -50,6 +51,7 @@ class DaySummary:
     seconds: float
     network_name: str
     network: NetworkDay
+    flex: FlexOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -140,4 +142,5 @@ def summarise(result: DayResult) -> DaySummary:
             curtailed_wh=sum(s.network.curtailed_wh for s in result.slots),
             slots_with_violations=sum(1 for s in result.slots if not s.report.check.passed),
         ),
+        flex=result.flex,
     )

@@ -31,6 +31,7 @@ from gridledger.network.facilitation import BaselineRef, check_slot
 from gridledger.network.model import Limits, NetworkModel
 from gridledger.network.validation import BatchEngine, NetworkReport
 from gridledger.settlement.rules import SlotSettlement, settle_slot
+from gridledger.sim.flex_day import FlexCycle, FlexOutcome, covers_window
 from gridledger.sim.participants import make_prosumers
 from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles
 from gridledger.store.reports import ReportStore
@@ -55,6 +56,7 @@ class DayConfig:
     min_order_wh: int = 10
     limits: Limits = field(default_factory=Limits)
     database: str | None = None  # SQLite file for the network reports (None: in memory)
+    flex: bool = True  # the DSO's evening flexibility request (when the run covers its window)
 
 
 @dataclass
@@ -89,6 +91,7 @@ class DayResult:
     final_available: dict[str, int] = field(default_factory=dict)
     gas: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    flex: FlexOutcome | None = None
 
 
 def run_market_day(
@@ -117,6 +120,9 @@ def run_market_day(
     shortfall_price, surplus_price = ledger.market.functions.imbalancePrices().call()
     day_start = (ledger.chain.now() // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY
     result = DayResult(config=config, participants=participants)
+    cycle = None
+    if config.flex and covers_window(config.first_slot, config.slots):
+        cycle = FlexCycle(ledger, grid, participants, day_start, random.Random(config.seed + 1))
 
     pending: tuple[int, int, list[tuple[Order, int]], ClearingResult, int, NetworkClearing, NetworkReport] | None
     pending = None
@@ -124,6 +130,8 @@ def run_market_day(
         if k < config.first_slot + config.slots:
             ds = day_start + k * SLOT_SECONDS
             ledger.chain.move_time_to(ds - gate - 60)
+            if cycle:
+                cycle.before_slot(ds)
             signed = [s for p in participants if (s := _order_for(ledger, p, k, ds, config, rng)) is not None]
             first_block = ledger.chain.w3.eth.block_number
             if signed:
@@ -144,8 +152,12 @@ def run_market_day(
             index, pds, pfills, pclearing, norders, pnetwork, preport = pending
             ledger.chain.move_time_to(pds + SLOT_SECONDS)
             readings = {p.address: _metered_wh(p.profile, index, config, rng) for p in participants}
+            if cycle:
+                readings = cycle.adjust_readings(pds, readings)
             ledger.post_meter_readings(pds, readings)
             ledger.settle(pds, pfills)
+            if cycle:
+                cycle.after_metering(pds)
             settlement = settle_slot(
                 pfills,
                 readings,
@@ -162,6 +174,7 @@ def run_market_day(
         else:
             pending = None
 
+    result.flex = cycle.outcome if cycle else None
     result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
     result.gas = dict(ledger.tx.gas_used)
     result.seconds = time.perf_counter() - started

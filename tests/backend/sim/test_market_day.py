@@ -46,3 +46,26 @@ def test_slots_outside_the_day_are_refused(ledger) -> None:
 
     with pytest.raises(ConfigurationError, match="outside the day's 0 to 95"):
         run_market_day(ledger, DayConfig(prosumers=2, slots=10, first_slot=90))
+
+
+def test_the_evening_flexibility_request_runs_from_escrow_to_settlement(ledger) -> None:
+    # 16:30 to 19:30: the two baseline slots, the 18:00–19:00 window, and the slots around it.
+    config = DayConfig(prosumers=12, day=20, slots=12, first_slot=66)
+    result = run_market_day(ledger, config)
+    flex = result.flex
+    assert flex is not None and flex.request_id == 1
+    assert ledger.flex_request_status(flex.request_id) == "settled"
+    assert flex.offers == 4 and flex.awarded >= 1 and flex.awarded_power_w >= 2_000
+    assert flex.ordered_wh == flex.awarded_power_w // 4 * 4  # every awarded offer, every window slot
+    assert 0 < flex.delivered_wh <= flex.ordered_wh
+    paid = flex.availability_paid + flex.utilisation_paid
+    assert paid > 0 and paid + flex.refunded == flex.escrow
+    assert ledger.token_balance(ledger.flex.address) == 0
+    assert ledger.token_balance(ledger.roles.dso.address) == 100_000_000 - paid
+    summary = summarise(result)
+    assert summary.flex is flex
+
+
+def test_a_run_without_the_window_has_no_flexibility_request(ledger) -> None:
+    result = run_market_day(ledger, DayConfig(prosumers=4, slots=2, first_slot=48))
+    assert result.flex is None

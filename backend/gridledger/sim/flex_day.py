@@ -1,0 +1,186 @@
+"""The DSO's flexibility request in the market day, on-chain from escrow to settlement.
+
+At the start of the day the DSO asks for a secure service (Up: consume less) at the weakest bus
+among the participants' connection points during the evening peak (18:00–19:00 by default), with
+a meter-before baseline. Every third prosumer offers 2 kW of its household load; after the bid
+deadline the facilitator awards by the published rule (``flex.award``); the DSO activates the
+awarded offers before each window slot; the providers deliver (their meters read less, by a
+performance drawn between 40 % and 110 %); the meter operator records baseline and actual;
+after the window the request settles and the DSO gets back what it did not spend.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gridledger.flex.award import award
+from gridledger.flex.baselines import meter_before_after
+from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType, SignedOffer
+from gridledger.market.orders import SLOT_SECONDS
+from gridledger.network.facilitation import BaselineRef, slot_schedule
+
+if TYPE_CHECKING:
+    from gridledger.chain.ledger import Ledger
+    from gridledger.sim.market_day import Participant, _GridDay
+
+WINDOW_FIRST_SLOT = 72  # 18:00
+WINDOW_SLOTS = 4
+BASELINE_SLOTS = 2  # meter before: the two slots before the window
+OFFER_W = 2_000
+DSO_BUDGET = 100_000_000
+
+
+@dataclass
+class FlexOutcome:
+    """What the day's flexibility request came to, for the summary."""
+
+    request_id: int = 0
+    congestion_bus: int = 0
+    window_start: int = 0
+    power_w: int = 0
+    offers: int = 0
+    awarded: int = 0
+    awarded_power_w: int = 0
+    ordered_wh: int = 0
+    delivered_wh: int = 0
+    availability_paid: int = 0
+    utilisation_paid: int = 0
+    refunded: int = 0
+    escrow: int = 0
+    note: str = ""
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FlexCycle:
+    """Hooks the request's life into the day's slot loop (see ``run_market_day``)."""
+
+    def __init__(
+        self, ledger: Ledger, grid: _GridDay, participants: list[Participant], day_start: int, rng: random.Random
+    ) -> None:
+        self.ledger = ledger
+        self.rng = rng
+        self.participants = participants
+        self.window = [day_start + (WINDOW_FIRST_SLOT + k) * SLOT_SECONDS for k in range(WINDOW_SLOTS)]
+        self.outcome = FlexOutcome(window_start=self.window[0])
+        self.readings: dict[int, dict[str, int]] = {}
+        self.awarded: list[tuple[SignedOffer, Participant]] = []
+        self.settled = False
+        dso = ledger.roles.dso
+        ledger.fund_gas(dso.address, 10**18)
+        ledger.mint(dso.address, DSO_BUDGET)
+
+        ref = BaselineRef(grid.config.grid, grid.config.day, WINDOW_FIRST_SLOT, ())
+        self.schedule = slot_schedule(grid.model, ref, [], {})
+        check = grid.engine.run(self.schedule)[0]
+        by_bus = {p.profile.bus: p for p in participants}
+        vm = {bus: float(check_vm) for bus, check_vm in self._bus_voltages(grid).items() if bus in by_bus}
+        bus = min(vm, key=lambda b: (vm[b], b)) if vm else check.v_min_bus
+        self.grid = grid
+        self.request = FlexRequest(
+            ServiceType.SECURE,
+            Direction.UP,
+            BaselineMethod.METER_BEFORE_AFTER,
+            congestion_bus=bus,
+            power_w=3 * OFFER_W,
+            window_start=self.window[0],
+            window_slots=WINDOW_SLOTS,
+            bid_deadline=self.window[0] - 2 * 3_600,
+            max_availability_price_per_kwh=50_000,
+            max_utilisation_price_per_kwh=250_000,
+        )
+        self.outcome.congestion_bus, self.outcome.power_w = bus, self.request.power_w
+        self.outcome.escrow = self.request.max_spend
+        self.request_id = ledger.post_flex_request(self.request)
+        self.outcome.request_id = self.request_id
+        self.offers: list[tuple[SignedOffer, Participant]] = []
+        for n, p in enumerate(participants[::3]):
+            offer = FlexOffer(
+                p.address,
+                self.request_id,
+                self.request.window_start,
+                OFFER_W,
+                10_000 + 2_000 * n,
+                100_000 + 10_000 * n,
+                p.profile.bus,
+                0,
+            )
+            signed = ledger.sign_offer(p.account, offer)
+            ledger.submit_offer(signed)
+            self.offers.append((signed, p))
+        self.outcome.offers = len(self.offers)
+
+    def _bus_voltages(self, grid: _GridDay) -> dict[int, float]:
+        vm, _, _ = grid.engine.solve(self.schedule)
+        return {bus: float(vm[0, grid.model.bus_position[bus]]) for bus in grid.model.buses}
+
+    def before_slot(self, ds: int) -> None:
+        """Called when the chain's clock is just before slot ``ds``'s gate: award, then activate."""
+        now = self.ledger.chain.now()
+        if not self.awarded and self.request.bid_deadline < now < self.request.window_start and self.offers:
+            result = award(
+                self.grid.model,
+                self.grid.engine,
+                self.schedule,
+                self.request_id,
+                self.request,
+                [(s.offer_id, s.offer) for s, _ in self.offers],
+            )
+            self.ledger.award_flex(self.request_id, result.awarded, result.hash)
+            chosen = set(result.awarded)
+            self.awarded = [(s, p) for s, p in self.offers if s.offer_id in chosen]
+            self.outcome.awarded = len(self.awarded)
+            self.outcome.awarded_power_w = sum(s.offer.power_w for s, _ in self.awarded)
+            if not self.awarded:
+                self.outcome.note = "no offer relieved the congestion point enough to be awarded"
+        if ds in self.window:
+            for signed, _ in self.awarded:
+                self.ledger.activate_flex(signed.offer_id, ds, signed.offer.power_w)
+
+    def adjust_readings(self, ds: int, readings: dict[str, int]) -> dict[str, int]:
+        """The providers' meters in an activated slot read less: they delivered (some of) it."""
+        self.readings[ds] = dict(readings)
+        if ds not in self.window:
+            return readings
+        adjusted = dict(readings)
+        for signed, p in self.awarded:
+            ordered = signed.offer.power_w // 4
+            performance = self.rng.uniform(0.4, 1.1)
+            adjusted[p.address] = readings[p.address] - round(ordered * performance)
+        self.readings[ds] = adjusted
+        return adjusted
+
+    def after_metering(self, ds: int) -> None:
+        """Measures each awarded offer in a window slot; settles after the last one."""
+        if ds not in self.window:
+            return
+        for signed, p in self.awarded:
+            history = {s: r[p.address] for s, r in self.readings.items()}
+            baseline = meter_before_after(history, self.request.window_start, WINDOW_SLOTS, before=BASELINE_SLOTS)
+            actual = self.readings[ds][p.address]
+            self.ledger.record_flex_measurement(signed.offer_id, ds, baseline_wh=baseline, actual_wh=actual)
+            d = self.ledger.flex_delivery(signed.offer_id, ds)
+            self.outcome.ordered_wh += int(d["ordered_wh"])
+            self.outcome.delivered_wh += min(int(d["delivered_wh"]), int(d["ordered_wh"]))
+            self.outcome.deliveries.append({"slot": ds, "provider": p.address, **d})
+        if ds == self.window[-1]:
+            self.settle()
+
+    def settle(self) -> None:
+        from web3.logs import DISCARD
+
+        if self.settled:
+            return
+        receipt = self.ledger.settle_flex(self.request_id)
+        for event in self.ledger.flex.events.OfferSettled().process_receipt(receipt, errors=DISCARD):
+            self.outcome.availability_paid += int(event["args"]["availabilityPayment"])
+            self.outcome.utilisation_paid += int(event["args"]["utilisationPayment"])
+        (total,) = self.ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
+        self.outcome.refunded = int(total["args"]["refunded"])
+        self.settled = True
+
+
+def covers_window(first_slot: int, slots: int) -> bool:
+    """Whether a run of ``slots`` from ``first_slot`` has the request's baseline slots and window."""
+    return first_slot <= WINDOW_FIRST_SLOT - BASELINE_SLOTS and first_slot + slots >= WINDOW_FIRST_SLOT + WINDOW_SLOTS
