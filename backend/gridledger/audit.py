@@ -21,8 +21,9 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from gridledger.chain.ledger import Ledger
+from gridledger.flex.coordination import FlexUnit
 from gridledger.market.book import clear_recorded
-from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash
+from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash, flex_units
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.store.reports import ReportStore
@@ -70,8 +71,10 @@ def audit_slot(
         r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
     }
     ref = BaselineRef.from_dict(row["report"]["baseline"])
+    units = flex_units(row["report"].get("flexibility", {}))
+    differences += _flex_differences(ledger, delivery_start, row["report"].get("flexibility", {}), units)
     network, report = check_slot(
-        model, engine, ref, delivery_start, [(r.order_hash, r.order) for r in recorded], clearing, bus_of
+        model, engine, ref, delivery_start, [(r.order_hash, r.order) for r in recorded], clearing, bus_of, units
     )
     if clearing.ledger_price != committed["clearingPricePerKWh"]:
         differences.append(
@@ -88,6 +91,32 @@ def audit_slot(
             f"network report: the re-run differs from the stored report in {', '.join(changed) or 'its hash'}"
         )
     return audit
+
+
+def _flex_differences(
+    ledger: Ledger, delivery_start: int, flexibility: dict[str, Any], units: list[FlexUnit]
+) -> list[str]:
+    """The report's flexibility candidates must be awarded offers on-chain as described, and the
+    activations it chose must be the ones on-chain."""
+    differences = []
+    for unit in units:
+        _, _, power_w, bus, awarded, _, utilisation = ledger.flex.functions.offer(unit.offer_id).call()
+        if (
+            not awarded
+            or bus != unit.bus
+            or power_w // 4 != unit.max_wh
+            or utilisation != unit.utilisation_price_per_kwh
+        ):
+            differences.append(
+                f"flexibility candidate 0x{unit.offer_id.hex()[:12]}… is not an awarded offer as reported"
+            )
+        ordered = int(ledger.flex.functions.delivery(unit.offer_id, delivery_start).call()[0])
+        chosen = int(flexibility.get("activations", {}).get("0x" + unit.offer_id.hex(), 0))
+        if ordered != chosen:
+            differences.append(
+                f"activation of 0x{unit.offer_id.hex()[:12]}…: the report chose {chosen} Wh, the chain has {ordered} Wh"
+            )
+    return differences
 
 
 def _fill_differences(ledger: Ledger, delivery_start: int, recorded: Any, expected: dict[bytes, int]) -> str:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gridledger.flex.coordination import FlexUnit, PricedFill, clear_jointly
+from gridledger.flex.products import Direction
 from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import Order, Side
 from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
@@ -75,17 +77,68 @@ def check_slot(
     recorded: Sequence[tuple[bytes, Order]],
     clearing: ClearingResult,
     bus_of: Mapping[str, int],
+    flex: Sequence[FlexUnit] = (),
 ) -> tuple[NetworkClearing, NetworkReport]:
-    """Validates (and if needed curtails) one cleared slot; returns the result and its report."""
+    """Validates one cleared slot and, if it breaches a limit, relieves it: by curtailment alone
+    (``network.curtailment``), or, when awarded flexibility can be activated in the slot
+    (``flex``), by clearing trades and flexibility together at least cost (``flex.coordination``).
+    Returns the result and its report."""
     schedule = slot_schedule(model, ref, [o for _, o in recorded], bus_of)
     fills = [
         TradeFill(h, o.prosumer, o.side, bus_of[o.prosumer], clearing.fills[h])
         for h, o in recorded
         if clearing.fills[h]
     ]
-    network = clear_network_aware(model, engine, schedule, fills)
-    report = report_for(model, delivery_start, network.check, network.curtailments, ref.as_dict())
+    if not flex:
+        network = clear_network_aware(model, engine, schedule, fills)
+        report = report_for(model, delivery_start, network.check, network.curtailments, ref.as_dict())
+        return network, report
+    prices = {h: o.price_per_kwh for h, o in recorded}
+    joint = clear_jointly(model, engine, schedule, [PricedFill(f, prices[f.order_hash]) for f in fills], flex)
+    reason = {"rule": "joint clearing of trades and flexibility at least cost", "choice": joint.choice}
+    curtailments = [
+        {
+            "order_hash": "0x" + f.order_hash.hex(),
+            "prosumer": f.prosumer,
+            "side": f.side.name.lower(),
+            "bus": f.bus,
+            "filled_wh": f.filled_wh,
+            "curtailed_wh": f.filled_wh - joint.fills[f.order_hash],
+            "reasons": [reason],
+        }
+        for f in fills
+        if joint.fills[f.order_hash] < f.filled_wh
+    ]
+    flexibility = {
+        "units": [
+            {
+                "offer_id": "0x" + u.offer_id.hex(),
+                "bus": u.bus,
+                "direction": u.direction.name.lower(),
+                "max_wh": u.max_wh,
+                "utilisation_price_per_kwh": u.utilisation_price_per_kwh,
+            }
+            for u in flex
+        ],
+        **joint.record(),
+    }
+    network = NetworkClearing(joint.fills, joint.check, engine.run(schedule)[0], curtailments, joint.unresolved)
+    report = report_for(model, delivery_start, joint.check, curtailments, ref.as_dict(), flexibility)
     return network, report
+
+
+def flex_units(report_flexibility: Mapping[str, Any]) -> list[FlexUnit]:
+    """The flexibility candidates a report names (for re-running its slot)."""
+    return [
+        FlexUnit(
+            bytes.fromhex(u["offer_id"][2:]),
+            int(u["bus"]),
+            Direction[u["direction"].upper()],
+            int(u["max_wh"]),
+            int(u["utilisation_price_per_kwh"]),
+        )
+        for u in report_flexibility.get("units", [])
+    ]
 
 
 def fills_hash(fills: Sequence[tuple[bytes, int]]) -> bytes:

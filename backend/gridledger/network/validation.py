@@ -264,10 +264,16 @@ class NetworkReport:
     curtailments: list[dict[str, Any]] = field(default_factory=list)
     # How to rebuild the slot's baseline: e.g. {"grid": ..., "day": 173, "slot": 48, "replaced_loads": [...]}
     baseline: dict[str, Any] = field(default_factory=dict)
+    # When contracted flexibility could be activated: the candidates, the choice and why.
+    flexibility: dict[str, Any] = field(default_factory=dict)
 
     def canonical(self) -> bytes:
-        """Sorted-key JSON: the bytes whose hash goes on-chain."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        """Sorted-key JSON: the bytes whose hash goes on-chain (no ``flexibility`` key if none was
+        available, so such reports read as before)."""
+        data = asdict(self)
+        if not data["flexibility"]:
+            del data["flexibility"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     @cached_property
     def hash(self) -> bytes:
@@ -282,6 +288,7 @@ def report_for(
     check: SlotCheck,
     curtailments: list[dict[str, Any]] | None = None,
     baseline: dict[str, Any] | None = None,
+    flexibility: dict[str, Any] | None = None,
 ) -> NetworkReport:
     return NetworkReport(
         delivery_start=delivery_start,
@@ -291,4 +298,5 @@ def report_for(
         check=check,
         curtailments=curtailments or [],
         baseline=baseline or {},
+        flexibility=flexibility or {},
     )

@@ -29,7 +29,8 @@ from gridledger.errors import (
     OrderExpiredError,
     SignatureError,
 )
-from gridledger.flex.products import flex_domain
+from gridledger.flex.coordination import FlexUnit
+from gridledger.flex.products import Direction, flex_domain
 from gridledger.market.book import clear_recorded
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, market_domain
 from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash, register_participant
@@ -245,8 +246,12 @@ class Facilitator:
                 [(r.order_hash, r.order) for r in recorded],
                 clearing,
                 self._buses(),
+                self._flex_units(delivery_start),
             )
             fills = [(r.order, network.fills.get(r.order_hash, 0)) for r in recorded]
+            # Flexibility the joint clearing chose is activated (facilitator's role) before the commit.
+            for offer_id, wh in report.flexibility.get("activations", {}).items():
+                self.ledger.activate_flex(bytes.fromhex(offer_id[2:]), delivery_start, wh * 4, by="facilitator")
             self._worker_reports.save(self.market, report)
             self.ledger.commit_clearing(
                 delivery_start,
@@ -580,6 +585,28 @@ class Facilitator:
         )
         return [
             RecordedOrder(order_of(r), bytes.fromhex(r["order_hash"][2:]), (r["block"], r["log_index"])) for r in rows
+        ]
+
+    def _flex_units(self, delivery_start: int) -> list[FlexUnit]:
+        """Awarded offers whose window holds the slot and that the DSO has not activated for it."""
+        rows = self.indexer.db.execute_returning_dicts(
+            "select o.offer_id, o.bus, o.power_w, o.utilisation_price_per_kwh, r.direction "
+            "from flex_offers o join flex_requests r using (request_id) "
+            "where o.awarded = 1 and r.status = 'awarded' and r.window_start <= ? "
+            "and ? < r.window_start + 900 * r.window_slots "
+            "and not exists (select 1 from flex_deliveries d where d.offer_id = o.offer_id and d.slot = ?) "
+            "order by o.offer_id",
+            [delivery_start, delivery_start, delivery_start],
+        )
+        return [
+            FlexUnit(
+                bytes.fromhex(r["offer_id"][2:]),
+                r["bus"],
+                Direction(r["direction"]),
+                r["power_w"] // 4,
+                r["utilisation_price_per_kwh"],
+            )
+            for r in rows
         ]
 
     def _buses(self) -> dict[str, int]:

@@ -90,7 +90,7 @@ class Api:
 
 @contextmanager
 def start_api(ledger: Ledger, database: str, model: NetworkModel, policy: RelayPolicy) -> Iterator[Api]:
-    settings = Settings(chain="embedded", database=database)
+    settings = Settings(chain="embedded", database=database, network_model=model.source)
     service = Facilitator(ledger, settings, model=model, policy=policy)
     with TestClient(create_app(service), raise_server_exceptions=False) as http:
         yield Api(service, GridLedgerClient(http=http), ledger)
