@@ -3,6 +3,8 @@ by the service together with the DSO's awarded flexibility, and the audit confir
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tests.backend.api.conftest import start_api
 
@@ -87,3 +89,13 @@ def test_a_congested_slot_is_cleared_with_flexibility_and_audited(ledger, tmp_pa
 
         audit = api.chain(lambda: audit_slot(ledger, rural2, BatchEngine(rural2), ReportStore(database), slot))
         assert audit.confirmed, audit.differences
+
+        # A report that claims less flexibility than the chain activated is caught.
+        store = ReportStore(database)
+        row = store.get(ledger.market.address, slot)
+        offer_id = next(iter(flexibility["activations"]))
+        row["report"]["flexibility"]["activations"][offer_id] -= 1
+        store.table.update((ledger.market.address, slot), {"report": json.dumps(row["report"])})
+        audit = api.chain(lambda: audit_slot(ledger, rural2, BatchEngine(rural2), ReportStore(database), slot))
+        assert any("stored report hashes to" in d for d in audit.differences)
+        assert any(f"activation of {offer_id[:14]}" in d and "the chain has" in d for d in audit.differences)
