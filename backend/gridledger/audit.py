@@ -23,7 +23,7 @@ from eth_utils.crypto import keccak
 from gridledger.chain.ledger import Ledger
 from gridledger.flex.coordination import FlexUnit
 from gridledger.market.book import clear_recorded
-from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash, flex_units
+from gridledger.network.facilitation import BaselineRef, Dispatch, check_slot, dispatches, fills_hash, flex_units
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.store.reports import ReportStore
@@ -71,10 +71,19 @@ def audit_slot(
         r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
     }
     ref = BaselineRef.from_dict(row["report"]["baseline"])
-    units = flex_units(row["report"].get("flexibility", {}))
-    differences += _flex_differences(ledger, delivery_start, row["report"].get("flexibility", {}), units)
+    flexibility = row["report"].get("flexibility", {})
+    units, dispatched = flex_units(flexibility), dispatches(flexibility)
+    differences += _flex_differences(ledger, delivery_start, flexibility, units, dispatched)
     network, report = check_slot(
-        model, engine, ref, delivery_start, [(r.order_hash, r.order) for r in recorded], clearing, bus_of, units
+        model,
+        engine,
+        ref,
+        delivery_start,
+        [(r.order_hash, r.order) for r in recorded],
+        clearing,
+        bus_of,
+        units,
+        dispatched,
     )
     if clearing.ledger_price != committed["clearingPricePerKWh"]:
         differences.append(
@@ -94,11 +103,23 @@ def audit_slot(
 
 
 def _flex_differences(
-    ledger: Ledger, delivery_start: int, flexibility: dict[str, Any], units: list[FlexUnit]
+    ledger: Ledger,
+    delivery_start: int,
+    flexibility: dict[str, Any],
+    units: list[FlexUnit],
+    dispatched: list[Dispatch],
 ) -> list[str]:
-    """The report's flexibility candidates must be awarded offers on-chain as described, and the
-    activations it chose must be the ones on-chain."""
+    """The report's flexibility candidates must be awarded offers on-chain as described, the
+    activations it chose must be the ones on-chain, and so must the DSO's own activations."""
     differences = []
+    for d in dispatched:
+        bus = int(ledger.flex.functions.offer(d.offer_id).call()[3])
+        ordered = int(ledger.flex.functions.delivery(d.offer_id, delivery_start).call()[0])
+        if (bus, ordered) != (d.bus, d.energy_wh):
+            differences.append(
+                f"DSO activation of 0x{d.offer_id.hex()[:12]}…: the report has {d.energy_wh} Wh at bus {d.bus}, "
+                f"the chain {ordered} Wh at bus {bus}"
+            )
     for unit in units:
         _, _, power_w, bus, awarded, _, utilisation = ledger.flex.functions.offer(unit.offer_id).call()
         if (

@@ -78,12 +78,18 @@ def check_slot(
     clearing: ClearingResult,
     bus_of: Mapping[str, int],
     flex: Sequence[FlexUnit] = (),
+    dispatched: Sequence[Dispatch] = (),
 ) -> tuple[NetworkClearing, NetworkReport]:
     """Validates one cleared slot and, if it breaches a limit, relieves it: by curtailment alone
     (``network.curtailment``), or, when awarded flexibility can be activated in the slot
     (``flex``), by clearing trades and flexibility together at least cost (``flex.coordination``).
-    Returns the result and its report."""
+    Flexibility the DSO already activated for the slot (``dispatched``) is part of the physical
+    schedule. Returns the result and its report."""
     schedule = slot_schedule(model, ref, [o for _, o in recorded], bus_of)
+    for d in dispatched:
+        sign = -1.0 if d.direction is Direction.UP else 1.0
+        schedule.market_p_w[0, model.bus_position[d.bus]] += sign * wh_to_w(d.energy_wh)
+    by_dso = {"dispatched_by_dso": [d.as_dict() for d in dispatched]} if dispatched else {}
     fills = [
         TradeFill(h, o.prosumer, o.side, bus_of[o.prosumer], clearing.fills[h])
         for h, o in recorded
@@ -91,7 +97,7 @@ def check_slot(
     ]
     if not flex:
         network = clear_network_aware(model, engine, schedule, fills)
-        report = report_for(model, delivery_start, network.check, network.curtailments, ref.as_dict())
+        report = report_for(model, delivery_start, network.check, network.curtailments, ref.as_dict(), by_dso)
         return network, report
     prices = {h: o.price_per_kwh for h, o in recorded}
     joint = clear_jointly(model, engine, schedule, [PricedFill(f, prices[f.order_hash]) for f in fills], flex)
@@ -121,10 +127,39 @@ def check_slot(
             for u in flex
         ],
         **joint.record(),
+        **by_dso,
     }
     network = NetworkClearing(joint.fills, joint.check, engine.run(schedule)[0], curtailments, joint.unresolved)
     report = report_for(model, delivery_start, joint.check, curtailments, ref.as_dict(), flexibility)
     return network, report
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Flexibility the DSO activated for a slot before clearing: it flows whatever the market does."""
+
+    offer_id: bytes
+    bus: int
+    direction: Direction
+    energy_wh: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "offer_id": "0x" + self.offer_id.hex(),
+            "bus": self.bus,
+            "direction": self.direction.name.lower(),
+            "energy_wh": self.energy_wh,
+        }
+
+
+def dispatches(report_flexibility: Mapping[str, Any]) -> list[Dispatch]:
+    """The DSO activations a report names (for re-running its slot)."""
+    return [
+        Dispatch(
+            bytes.fromhex(d["offer_id"][2:]), int(d["bus"]), Direction[d["direction"].upper()], int(d["energy_wh"])
+        )
+        for d in report_flexibility.get("dispatched_by_dso", [])
+    ]
 
 
 def flex_units(report_flexibility: Mapping[str, Any]) -> list[FlexUnit]:

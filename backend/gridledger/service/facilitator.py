@@ -33,7 +33,7 @@ from gridledger.flex.coordination import FlexUnit
 from gridledger.flex.products import Direction, flex_domain
 from gridledger.market.book import clear_recorded
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, market_domain
-from gridledger.network.facilitation import BaselineRef, check_slot, fills_hash, register_participant
+from gridledger.network.facilitation import BaselineRef, Dispatch, check_slot, fills_hash, register_participant
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.service import auth
@@ -247,6 +247,7 @@ class Facilitator:
                 clearing,
                 self._buses(),
                 self._flex_units(delivery_start),
+                self._dispatched(delivery_start),
             )
             fills = [(r.order, network.fills.get(r.order_hash, 0)) for r in recorded]
             # Flexibility the joint clearing chose is activated (facilitator's role) before the commit.
@@ -606,6 +607,19 @@ class Facilitator:
                 r["power_w"] // 4,
                 r["utilisation_price_per_kwh"],
             )
+            for r in rows
+        ]
+
+    def _dispatched(self, delivery_start: int) -> list[Dispatch]:
+        """What the DSO itself activated for the slot (before the facilitator clears it)."""
+        rows = self.indexer.db.execute_returning_dicts(
+            "select d.offer_id, o.bus, r.direction, d.ordered_wh from flex_deliveries d "
+            "join flex_offers o using (offer_id) join flex_requests r using (request_id) "
+            "where d.slot = ? and d.ordered_wh > 0 order by d.offer_id",
+            [delivery_start],
+        )
+        return [
+            Dispatch(bytes.fromhex(r["offer_id"][2:]), r["bus"], Direction(r["direction"]), r["ordered_wh"])
             for r in rows
         ]
 

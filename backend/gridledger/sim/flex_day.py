@@ -19,7 +19,7 @@ from gridledger.flex.award import award
 from gridledger.flex.baselines import meter_before_after
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType, SignedOffer
 from gridledger.market.orders import SLOT_SECONDS
-from gridledger.network.facilitation import BaselineRef, slot_schedule
+from gridledger.network.facilitation import BaselineRef, Dispatch, slot_schedule
 
 if TYPE_CHECKING:
     from gridledger.chain.ledger import Ledger
@@ -137,6 +137,12 @@ class FlexCycle:
         if ds in self.window:
             for signed, _ in self.awarded:
                 self.ledger.activate_flex(signed.offer_id, ds, signed.offer.power_w)
+
+    def dispatched(self, ds: int) -> list[Dispatch]:
+        """The DSO's activations for slot ``ds`` (the network check includes their relief)."""
+        if ds not in self.window:
+            return []
+        return [Dispatch(s.offer_id, p.profile.bus, Direction.UP, s.offer.power_w // 4) for s, p in self.awarded]
 
     def adjust_readings(self, ds: int, readings: dict[str, int]) -> dict[str, int]:
         """The providers' meters in an activated slot read less: they delivered (some of) it."""

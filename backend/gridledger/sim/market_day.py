@@ -27,7 +27,7 @@ from gridledger.market.book import clear_recorded
 from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
 from gridledger.network.curtailment import NetworkClearing
-from gridledger.network.facilitation import BaselineRef, check_slot
+from gridledger.network.facilitation import BaselineRef, Dispatch, check_slot
 from gridledger.network.model import Limits, NetworkModel
 from gridledger.network.validation import BatchEngine, NetworkReport
 from gridledger.settlement.rules import SlotSettlement, settle_slot
@@ -138,7 +138,7 @@ def run_market_day(
                 ledger.relay_orders(signed)
             ledger.chain.move_time_to(ds - gate)
             recorded, clearing = _clear_slot(ledger, ds, from_block=first_block)
-            network, report = grid.check(k, ds, recorded, clearing)
+            network, report = grid.check(k, ds, recorded, clearing, cycle.dispatched(ds) if cycle else [])
             fills = [(r.order, network.fills.get(r.order_hash, 0)) for r in recorded]
             store.save(ledger.market.address, report)
             ledger.commit_clearing(
@@ -226,12 +226,11 @@ class _GridDay:
         self.bus_of: dict[str, int] = {}
 
     def check(
-        self, k: int, ds: int, recorded: list[RecordedOrder], clearing: ClearingResult
+        self, k: int, ds: int, recorded: list[RecordedOrder], clearing: ClearingResult, dispatched: list[Dispatch]
     ) -> tuple[NetworkClearing, NetworkReport]:
         ref = BaselineRef(self.config.grid, self.config.day, k, self.replaced)
-        return check_slot(
-            self.model, self.engine, ref, ds, [(r.order_hash, r.order) for r in recorded], clearing, self.bus_of
-        )
+        orders = [(r.order_hash, r.order) for r in recorded]
+        return check_slot(self.model, self.engine, ref, ds, orders, clearing, self.bus_of, dispatched=dispatched)
 
 
 def _metered_wh(profile: ProsumerProfile, k: int, config: DayConfig, rng: random.Random) -> int:

@@ -8,6 +8,7 @@ from tests.backend.api.test_errors import refused
 
 from gridledger.api.client import ApiError
 from gridledger.flex.products import FlexOffer
+from gridledger.market.orders import Side
 
 DSO_FUNDS = 50_000_000
 
@@ -137,3 +138,31 @@ def test_bad_offers_over_http_are_4xx_and_record_nothing(api, wallets, flex, str
     with pytest.raises(ApiError) as info:  # the DSO's routes need the DSO's key
         api.client.request("POST", "/flex/requests", body=body, signer=alice)
     assert info.value.status == 403 and "is not the DSO" in info.value.body["detail"]
+
+
+def test_flexibility_the_dso_activated_is_in_the_slots_network_check_and_audited(api, wallets, flex) -> None:
+    from gridledger.audit import audit_slot
+    from gridledger.network.validation import BatchEngine
+    from gridledger.store.reports import ReportStore
+
+    alice, bob = wallets
+    posted, body = flex
+    rid, slot = posted["request_id"], body["window_start"]
+    offer = api.client.offer(bob, rid, power_w=8_000, availability_price_per_kwh=1, utilisation_price_per_kwh=1)
+    sell = api.client.place(alice, side=Side.SELL, delivery_start=slot, energy_wh=1_000, price_per_kwh=50_000)
+    api.client.place(bob, side=Side.BUY, delivery_start=slot, energy_wh=1_000, price_per_kwh=90_000)
+    api.wait_for(sell["order_hash"], "on_chain")
+    api.move_time_to(body["bid_deadline"] + 1)
+    api.client.request("POST", f"/flex/requests/{rid}/award", signer=api.ledger.roles.facilitator)
+    path = f"/flex/offers/{offer['offer_id']}/activations"
+    api.client.request("POST", path, body={"slot": slot, "power_w": 8_000}, signer=api.ledger.roles.dso)
+
+    api.move_time_to(slot - 300)
+    api.client.request("POST", f"/slots/{slot}/clearing", signer=api.ledger.roles.facilitator)
+    report = api.client.get(f"/slots/{slot}/network-report")["report"]
+    assert report["flexibility"]["dispatched_by_dso"] == [
+        {"offer_id": offer["offer_id"], "bus": 4, "direction": "up", "energy_wh": 2_000}
+    ]
+    model, database = api.service.model, api.service.settings.database
+    audit = api.chain(lambda: audit_slot(api.ledger, model, BatchEngine(model), ReportStore(database), slot))
+    assert audit.confirmed, audit.differences
