@@ -169,7 +169,6 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["BENCH_TMP"] = tmp
         if args.chain == "embedded":
             measure("embedded", None, args.orders, args.clients, Path(tmp))
             return

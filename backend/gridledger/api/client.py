@@ -32,7 +32,7 @@ class ApiError(GridLedgerError):
 class GridLedgerClient:
     def __init__(self, base_url: str | None = None, *, http: httpx.Client | None = None, timeout: float = 600) -> None:
         self.http = http or httpx.Client(base_url=base_url or "http://127.0.0.1:8000", timeout=timeout)
-        self._domain: dict[str, Any] | None = None
+        self._version: dict[str, Any] | None = None
 
     def close(self) -> None:
         self.http.close()
@@ -60,10 +60,16 @@ class GridLedgerClient:
         return self.request("GET", path)
 
     @property
+    def version(self) -> dict[str, Any]:
+        """The service's /version (EIP-712 domains included), fetched once."""
+        if self._version is None:
+            self._version = self.get("/version")
+        return self._version
+
+    @property
     def domain(self) -> dict[str, Any]:
-        if self._domain is None:
-            self._domain = self.get("/version")["eip712_domain"]
-        return self._domain
+        domain: dict[str, Any] = self.version["eip712_domain"]
+        return domain
 
     # ─────────────── prosumer ───────────────
 
@@ -112,7 +118,7 @@ class GridLedgerClient:
         return self.submit_order(account, order)
 
     def offer_body(self, account: LocalAccount, offer: FlexOffer) -> dict[str, Any]:
-        domain = self.get("/version")["flex_eip712_domain"]
+        domain = self.version["flex_eip712_domain"]
         signed = sign_offer(account, offer, chain_id=domain["chainId"], flex_address=domain["verifyingContract"])
         return {
             "provider": offer.provider,

@@ -70,6 +70,19 @@ class NetworkClearing:
         return sum(c["curtailed_wh"] for c in self.curtailments if c["side"] == "sell")
 
 
+def curtailment_record(fill: TradeFill, curtailed_wh: int, reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """A curtailed fill as the network report lists it."""
+    return {
+        "order_hash": "0x" + fill.order_hash.hex(),
+        "prosumer": fill.prosumer,
+        "side": fill.side.name.lower(),
+        "bus": fill.bus,
+        "filled_wh": fill.filled_wh,
+        "curtailed_wh": curtailed_wh,
+        "reasons": reasons,
+    }
+
+
 def severity(v: Violation) -> tuple[float, str, int]:
     return (-v.excess / v.limit_value, v.element, v.index)
 
@@ -146,17 +159,7 @@ def clear_network_aware(
 
     final = ac_check(model, current)
     curtailments = [
-        {
-            "order_hash": "0x" + f.order_hash.hex(),
-            "prosumer": f.prosumer,
-            "side": f.side.name.lower(),
-            "bus": f.bus,
-            "filled_wh": f.filled_wh,
-            "curtailed_wh": curtailed[f.order_hash],
-            "reasons": reasons[f.order_hash],
-        }
-        for f in fills
-        if curtailed[f.order_hash]
+        curtailment_record(f, curtailed[f.order_hash], reasons[f.order_hash]) for f in fills if curtailed[f.order_hash]
     ]
     return NetworkClearing(remaining, final, screening, curtailments, [v for v in final.violations])
 

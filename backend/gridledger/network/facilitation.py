@@ -21,7 +21,7 @@ from gridledger.flex.coordination import FlexUnit, PricedFill, clear_jointly
 from gridledger.flex.products import Direction
 from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import Order, Side
-from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
+from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware, curtailment_record
 from gridledger.network.model import FloatArray, NetworkModel, wh_to_w
 from gridledger.network.validation import BatchEngine, NetworkReport, Schedule, report_for
 
@@ -103,15 +103,7 @@ def check_slot(
     joint = clear_jointly(model, engine, schedule, [PricedFill(f, prices[f.order_hash]) for f in fills], flex)
     reason = {"rule": "joint clearing of trades and flexibility at least cost", "choice": joint.choice}
     curtailments = [
-        {
-            "order_hash": "0x" + f.order_hash.hex(),
-            "prosumer": f.prosumer,
-            "side": f.side.name.lower(),
-            "bus": f.bus,
-            "filled_wh": f.filled_wh,
-            "curtailed_wh": f.filled_wh - joint.fills[f.order_hash],
-            "reasons": [reason],
-        }
+        curtailment_record(f, f.filled_wh - joint.fills[f.order_hash], [reason])
         for f in fills
         if joint.fills[f.order_hash] < f.filled_wh
     ]

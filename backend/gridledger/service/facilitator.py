@@ -41,7 +41,7 @@ from gridledger.service.flexibility import FlexDesk
 from gridledger.service.indexer import Indexer
 from gridledger.service.relayer import Relayer, RelayPolicy, order_of
 from gridledger.service.worker import ChainWorker
-from gridledger.store.database import get_meta, open_database, write_transaction
+from gridledger.store.database import find_order, get_meta, open_database, write_transaction
 from gridledger.store.reports import ReportStore
 from gridledger.wallet.signing import cancellation_digest, order_hash, recover_signer
 
@@ -93,7 +93,6 @@ class Facilitator:
         self.worker = ChainWorker(self.indexer, self.relayer)
         self._model = model
         self._engine: BatchEngine | None = None
-        self._seq = int(self.db.execute("select coalesce(max(seq), 0) from submissions").fetchone()[0])
         self.flex = FlexDesk(self)
 
     # ─────────────── lifecycle ───────────────
@@ -131,10 +130,8 @@ class Facilitator:
         self._check_new(order, hash_hex)
         if order.side is Side.BUY:
             self._check_escrow(order)
-        self._seq += 1
         row = {
             "order_hash": hash_hex,
-            "seq": self._seq,
             "prosumer": order.prosumer,
             "nonce": order.nonce,
             "side": int(order.side),
@@ -168,7 +165,7 @@ class Facilitator:
 
     def accept_cancellation(self, hash_hex: str, r: bytes, vs: bytes) -> dict[str, Any]:
         """Checks a prosumer's signed cancellation and queues it for the chain."""
-        row = self._order_row(hash_hex)
+        row = find_order(self.db, hash_hex)
         if row is None:
             raise NotFoundError(f"order {hash_hex} is unknown: neither accepted here nor recorded on the ledger")
         digest = cancellation_digest(bytes.fromhex(hash_hex[2:]), chain_id=self.chain_id, market_address=self.market)
@@ -240,8 +237,8 @@ class Facilitator:
             _, clearing = clear_recorded(recorded)
             network, report = check_slot(
                 self.model,
-                self._batch_engine(),
-                self._baseline(delivery_start),
+                self.batch_engine(),
+                self.baseline_ref(delivery_start),
                 delivery_start,
                 [(r.order_hash, r.order) for r in recorded],
                 clearing,
@@ -272,7 +269,7 @@ class Facilitator:
             recorded = self._recorded(delivery_start, statuses=("filled", "unfilled"))
             filled = {
                 r["order_hash"]: r["filled_wh"]
-                for r in self._rows("select * from fills where delivery_start = ?", delivery_start)
+                for r in self.rows("select * from fills where delivery_start = ?", delivery_start)
             }
             fills = [(r.order, filled.get(_hex(r.order_hash), 0)) for r in recorded]
             local = _hex(fills_hash([(r.order_hash, f) for r, (_, f) in zip(recorded, fills, strict=True)]))
@@ -319,10 +316,10 @@ class Facilitator:
         }
 
     def participant(self, account: str) -> dict[str, Any]:
-        rows = self._rows("select * from participants where account = ?", account)
+        rows = self.rows("select * from participants where account = ?", account)
         if not rows:
             raise NotFoundError(f"{account} is not a registered participant")
-        balances = self._rows("select available, locked, token_balance from accounts where account = ?", account)
+        balances = self.rows("select available, locked, token_balance from accounts where account = ?", account)
         used = self.db.execute(
             "select max(n) from (select max(nonce) n from submissions where prosumer = ? "
             "union all select max(nonce) n from orders where prosumer = ?)",
@@ -342,8 +339,8 @@ class Facilitator:
         }
 
     def order_status(self, hash_hex: str) -> dict[str, Any]:
-        on_chain = self._rows("select * from orders where order_hash = ?", hash_hex)
-        submitted = self._rows("select * from submissions where order_hash = ?", hash_hex)
+        on_chain = self.rows("select * from orders where order_hash = ?", hash_hex)
+        submitted = self.rows("select * from submissions where order_hash = ?", hash_hex)
         if not on_chain and not submitted:
             raise NotFoundError(f"order {hash_hex} is unknown: neither accepted here nor recorded on the ledger")
         row = on_chain[0] if on_chain else submitted[0]
@@ -359,10 +356,10 @@ class Facilitator:
             result["relay"] = {"status": s["status"], "tx_hash": s["tx_hash"] or None, "reason": s["reason"] or None}
             if s["status"] in ("rejected", "withdrawn") and not on_chain:
                 result["reason"] = s["reason"]
-        cancellation = self._rows("select status, reason, tx_hash from cancellations where order_hash = ?", hash_hex)
+        cancellation = self.rows("select status, reason, tx_hash from cancellations where order_hash = ?", hash_hex)
         if cancellation:
             result["cancellation"] = cancellation[0]
-        settled = self._rows("select * from settlements where order_hash = ?", hash_hex)
+        settled = self.rows("select * from settlements where order_hash = ?", hash_hex)
         if settled:
             result["settlement"] = _settlement_json(settled[0])
         return result
@@ -425,7 +422,7 @@ class Facilitator:
     def trades(self, delivery_start: int) -> list[dict[str, Any]]:
         return [
             _fill_json(r)
-            for r in self._rows(
+            for r in self.rows(
                 "select f.*, o.block ob, o.log_index from fills f join orders o using (order_hash) "
                 "where f.delivery_start = ? order by o.block, o.log_index",
                 delivery_start,
@@ -433,14 +430,12 @@ class Facilitator:
         ]
 
     def trades_of(self, account: str) -> list[dict[str, Any]]:
-        rows = self._rows("select * from fills where prosumer = ? order by delivery_start, block", account)
-        trades = []
-        for r in rows:
-            trade = _fill_json(r)
-            settled = self._rows("select * from settlements where order_hash = ?", r["order_hash"])
-            trade["settlement"] = _settlement_json(settled[0]) if settled else None
-            trades.append(trade)
-        return trades
+        rows = self.rows(
+            "select f.*, s.order_hash settled, s.deviation_wh, s.payment, s.imbalance_charge from fills f "
+            "left join settlements s using (order_hash) where f.prosumer = ? order by f.delivery_start, f.block",
+            account,
+        )
+        return [_fill_json(r) | {"settlement": _settlement_json(r) if r["settled"] else None} for r in rows]
 
     def settlement(self, delivery_start: int) -> dict[str, Any]:
         slot = self._slot_row(delivery_start)
@@ -456,7 +451,7 @@ class Facilitator:
                 [ds],
             ).fetchall()
         )
-        settled = self._rows("select * from settlements where delivery_start = ? order by block, order_hash", ds)
+        settled = self.rows("select * from settlements where delivery_start = ? order by block, order_hash", ds)
         return {
             "delivery_start": delivery_start,
             "status": slot["status"],
@@ -484,7 +479,7 @@ class Facilitator:
     # ─────────────── checks ───────────────
 
     def _check_tradeable(self, order: Order, hash_hex: str) -> None:
-        participant = self._rows("select capacity_w from participants where account = ?", order.prosumer)
+        participant = self.rows("select capacity_w from participants where account = ?", order.prosumer)
         if not participant:
             raise ForbiddenError(f"{order.prosumer} is not a registered participant: only registered prosumers trade")
         max_wh = participant[0]["capacity_w"] // SLOTS_PER_HOUR
@@ -513,10 +508,10 @@ class Facilitator:
 
     def _check_new(self, order: Order, hash_hex: str) -> None:
         for table in ("submissions", "orders"):
-            same = self._rows(f"select order_hash, status from {table} where order_hash = ?", hash_hex)
+            same = self.rows(f"select order_hash, status from {table} where order_hash = ?", hash_hex)
             if same:
                 raise ConflictError(f"order {hash_hex} was already submitted (status {same[0]['status']})")
-            taken = self._rows(
+            taken = self.rows(
                 f"select order_hash from {table} where prosumer = ? and nonce = ?", order.prosumer, order.nonce
             )
             if taken:
@@ -526,11 +521,11 @@ class Facilitator:
                 )
 
     def _check_escrow(self, order: Order) -> None:
-        balance = self._rows("select available from accounts where account = ?", order.prosumer)
+        balance = self.rows("select available from accounts where account = ?", order.prosumer)
         available = balance[0]["available"] if balance else 0
         pending = sum(
             order_of(r).max_cost
-            for r in self._rows(
+            for r in self.rows(
                 "select * from submissions where prosumer = ? and status = 'accepted' and side = ?",
                 order.prosumer,
                 int(Side.BUY),
@@ -556,22 +551,15 @@ class Facilitator:
 
     # ─────────────── helpers ───────────────
 
-    def _rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         return self.db.execute_returning_dicts(sql, list(params))
 
     def _slot_row(self, delivery_start: int) -> dict[str, Any]:
-        rows = self._rows("select * from slots where delivery_start = ?", delivery_start)
+        rows = self.rows("select * from slots where delivery_start = ?", delivery_start)
         if not rows:
             self._require_known_slot(delivery_start)
             raise NotFoundError(f"slot {delivery_start} ({_when(delivery_start)}) has not been cleared yet")
         return rows[0]
-
-    def _order_row(self, hash_hex: str) -> dict[str, Any] | None:
-        for table in ("orders", "submissions"):
-            rows = self._rows(f"select * from {table} where order_hash = ?", hash_hex)
-            if rows:
-                return rows[0]
-        return None
 
     def _chain_time(self) -> int:
         value = get_meta(self.db, "last_block_timestamp")
@@ -626,12 +614,12 @@ class Facilitator:
     def _buses(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.indexer.db.execute("select account, bus from participants")}
 
-    def _batch_engine(self) -> BatchEngine:
+    def batch_engine(self) -> BatchEngine:
         if self._engine is None:
             self._engine = BatchEngine(self.model)
         return self._engine
 
-    def _baseline(self, delivery_start: int) -> BaselineRef:
+    def baseline_ref(self, delivery_start: int) -> BaselineRef:
         """The slot's SimBench baseline: the same day of the year and time of day in the profile
         year, with one household load per participant replaced by the market (see facilitation)."""
         moment = datetime.fromtimestamp(delivery_start, tz=UTC)

@@ -73,9 +73,9 @@ class FlexDesk:
                 )
             ]
             # The grid as SimBench has it at the window's first slot, before any trade.
-            ref = replace(self.f._baseline(request.window_start), replaced_loads=())
+            ref = replace(self.f.baseline_ref(request.window_start), replaced_loads=())
             schedule = slot_schedule(self.f.model, ref, [], {})
-            result = award(self.f.model, self.f._batch_engine(), schedule, request_id, request, offers)
+            result = award(self.f.model, self.f.batch_engine(), schedule, request_id, request, offers)
             with write_transaction(self.f.indexer.db):
                 self.f.indexer.db.execute(
                     "insert or replace into flex_award_reports (request_id, report_hash, report) values (?, ?, ?)",
@@ -118,7 +118,7 @@ class FlexDesk:
     # ─────────────── reads ───────────────
 
     def request(self, request_id: int) -> dict[str, Any]:
-        rows = self.f._rows("select * from flex_requests where request_id = ?", request_id)
+        rows = self.f.rows("select * from flex_requests where request_id = ?", request_id)
         if not rows:
             raise NotFoundError(f"there is no flexibility request {request_id}")
         return rows[0]
@@ -127,7 +127,7 @@ class FlexDesk:
         row = self.request(request_id)
         offers = [
             self.offer_view(o["offer_id"])
-            for o in self.f._rows("select offer_id from flex_offers where request_id = ? order by offer_id", request_id)
+            for o in self.f.rows("select offer_id from flex_offers where request_id = ? order by offer_id", request_id)
         ]
         return {
             **row,
@@ -139,19 +139,19 @@ class FlexDesk:
         }
 
     def offer(self, offer_id: str) -> dict[str, Any]:
-        rows = self.f._rows("select * from flex_offers where offer_id = ?", offer_id)
+        rows = self.f.rows("select * from flex_offers where offer_id = ?", offer_id)
         if not rows:
             raise NotFoundError(f"there is no flexibility offer {offer_id}")
         return rows[0]
 
     def offer_view(self, offer_id: str) -> dict[str, Any]:
         row = self.offer(offer_id)
-        deliveries = self.f._rows("select * from flex_deliveries where offer_id = ? order by slot", offer_id)
+        deliveries = self.f.rows("select * from flex_deliveries where offer_id = ? order by slot", offer_id)
         return {**row, "awarded": bool(row["awarded"]), "deliveries": [_delivery(d) for d in deliveries]}
 
     def award_report(self, request_id: int) -> dict[str, Any]:
         self.request(request_id)
-        rows = self.f._rows("select * from flex_award_reports where request_id = ?", request_id)
+        rows = self.f.rows("select * from flex_award_reports where request_id = ?", request_id)
         if not rows:
             raise NotFoundError(f"request {request_id} has not been awarded here")
         return {

@@ -39,6 +39,10 @@ def hex0x(value: bytes | HexBytes) -> str:
     return "0x" + bytes(value).hex()
 
 
+def _path_of(db: sqlite_utils.Database) -> str:
+    return str(db.execute("pragma database_list").fetchone()[2] or "(in memory)")
+
+
 def decode_event(abi: ABIEvent, entry: LogReceipt) -> dict[str, Any]:
     """A log's arguments, decoded with eth-abi (web3's event decoder costs about 1 ms a log).
     Indexed arguments of GridLedger's events are all value types, so each topic holds its value."""
@@ -130,7 +134,7 @@ class Indexer:
             return
         if known != market or get_meta(self.db, "chain_id") != chain_id:
             raise ConfigurationError(
-                f"database {self.db.conn!r} indexes market {known} on chain {get_meta(self.db, 'chain_id')}, "
+                f"database {_path_of(self.db)} indexes market {known} on chain {get_meta(self.db, 'chain_id')}, "
                 f"not market {market} on chain {chain_id}: set GRIDLEDGER_DATABASE to another file"
             )
         last_hash = get_meta(self.db, "last_block_hash")

@@ -21,7 +21,7 @@ import sqlite_utils
 from gridledger.chain.ledger import Ledger
 from gridledger.errors import LedgerError
 from gridledger.market.orders import Order, Side, SignedOrder
-from gridledger.store.database import write_transaction
+from gridledger.store.database import find_order, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Relayer:
             if wait is None or (wait > 0 and not force):
                 return sent
             rows = self.db.execute_returning_dicts(
-                "select * from submissions where status = 'accepted' order by seq limit ?", [self.policy.batch_size]
+                "select * from submissions where status = 'accepted' order by rowid limit ?", [self.policy.batch_size]
             )
             rows = self._skip_already_recorded(rows)
             if rows:
@@ -84,7 +84,9 @@ class Relayer:
         pending = self.db.execute_returning_dicts("select * from cancellations where status = 'pending' order by at")
         for c in pending:
             order_hash = c["order_hash"]
-            row = self._order_row(order_hash)
+            row = find_order(self.db, order_hash)
+            if row is None:
+                raise LedgerError(f"order {order_hash} is unknown to the facilitator")
             with write_transaction(self.db):
                 # An order not yet relayed never will be; the cancellation still burns its nonce on-chain.
                 self.db.execute(
@@ -101,13 +103,6 @@ class Relayer:
         return len(pending)
 
     # ─────────────── internals ───────────────
-
-    def _order_row(self, order_hash: str) -> dict[str, Any]:
-        for table in ("orders", "submissions"):
-            rows = self.db.execute_returning_dicts(f"select * from {table} where order_hash = ?", [order_hash])
-            if rows:
-                return rows[0]
-        raise LedgerError(f"order {order_hash} is unknown to the facilitator")
 
     def _set_cancellation(self, order_hash: str, status: str, *, reason: str = "", tx_hash: str = "") -> None:
         with write_transaction(self.db):

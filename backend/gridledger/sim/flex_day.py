@@ -73,11 +73,10 @@ class FlexCycle:
 
         ref = BaselineRef(grid.config.grid, grid.config.day, WINDOW_FIRST_SLOT, ())
         self.schedule = slot_schedule(grid.model, ref, [], {})
-        check = grid.engine.run(self.schedule)[0]
-        by_bus = {p.profile.bus: p for p in participants}
-        vm = {bus: float(check_vm) for bus, check_vm in self._bus_voltages(grid).items() if bus in by_bus}
-        bus = min(vm, key=lambda b: (vm[b], b)) if vm else check.v_min_bus
         self.grid = grid
+        vm, _, _ = grid.engine.solve(self.schedule)
+        buses = {p.profile.bus for p in participants}
+        bus = min(buses, key=lambda b: (float(vm[0, grid.model.bus_position[b]]), b))
         self.request = FlexRequest(
             ServiceType.SECURE,
             Direction.UP,
@@ -110,10 +109,6 @@ class FlexCycle:
             ledger.submit_offer(signed)
             self.offers.append((signed, p))
         self.outcome.offers = len(self.offers)
-
-    def _bus_voltages(self, grid: _GridDay) -> dict[int, float]:
-        vm, _, _ = grid.engine.solve(self.schedule)
-        return {bus: float(vm[0, grid.model.bus_position[bus]]) for bus in grid.model.buses}
 
     def before_slot(self, ds: int) -> None:
         """Called when the chain's clock is just before slot ``ds``'s gate: award, then activate."""

@@ -26,8 +26,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     "meta": ({"key": str, "value": str}, "key"),
     "submissions": (
         {
-            "order_hash": str,
-            "seq": int,
+            "order_hash": str,  # rows are relayed in insertion (rowid) order
             "prosumer": str,
             "nonce": int,
             "side": int,
@@ -189,7 +188,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
 
 INDEXES: list[tuple[str, list[str], bool]] = [
     ("submissions", ["prosumer", "nonce"], True),
-    ("submissions", ["status", "seq"], False),
+    ("submissions", ["status"], False),
     ("submissions", ["delivery_start"], False),
     ("orders", ["prosumer", "nonce"], False),
     ("orders", ["delivery_start", "block", "log_index"], False),
@@ -252,6 +251,15 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Databa
         db.conn.rollback()
         raise
     db.conn.commit()
+
+
+def find_order(db: sqlite_utils.Database, order_hash: str) -> dict[str, Any] | None:
+    """An order by its hash: as the ledger recorded it if indexed, else as the API accepted it."""
+    for table in ("orders", "submissions"):
+        rows = db.execute_returning_dicts(f"select * from {table} where order_hash = ?", [order_hash])
+        if rows:
+            return rows[0]
+    return None
 
 
 def get_meta(db: sqlite_utils.Database, key: str) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from eth_utils.crypto import keccak
 from tests.backend.api.conftest import BALANCING_FLOAT, DEPOSIT
 
-from gridledger.market.orders import Order, Side
+from gridledger.market.orders import Side
 
 
 def test_service_describes_itself(api, wallets) -> None:
@@ -141,4 +141,3 @@ def test_the_wallets_orders_show_every_status(api, wallets) -> None:
         (second["order_hash"], 1, "on_chain"),
     ]
     assert api.client.get(f"/participants/{alice.address}")["next_nonce"] == 2
-    assert Order  # the wallet signs the same dataclass the contract hashes (see test_client_signs_like_the_contract)
