@@ -24,9 +24,9 @@ from gridledger.market.clearing import BookOrder, clear
 from gridledger.market.orders import Side
 from gridledger.network.curtailment import NetworkClearing, TradeFill, clear_network_aware
 from gridledger.network.model import NetworkModel
+from gridledger.network.profiles import grid_baseline
 from gridledger.network.sensitivity import compute, screen
 from gridledger.network.validation import BatchEngine, Schedule, ac_check
-from gridledger.sim.profiles import grid_baseline
 
 GRID = "1-LV-semiurb5--0-sw"
 

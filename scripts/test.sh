@@ -7,6 +7,8 @@ bash scripts/setup.sh
 echo "== ruff"
 .venv/bin/ruff check backend tests benchmarks
 .venv/bin/ruff format --check backend tests benchmarks
+echo "== import layers"
+.venv/bin/lint-imports
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"

@@ -21,12 +21,13 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from gridledger.chain.ledger import Ledger
-from gridledger.flex.coordination import FlexUnit
-from gridledger.market.book import clear_recorded
-from gridledger.network.facilitation import BaselineRef, Dispatch, check_slot, dispatches, fills_hash, flex_units
+from gridledger.encoding import short_hex, to_hex
+from gridledger.facilitation import SlotInputs, facilitate
+from gridledger.market.orders import RecordedOrder
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.store.reports import ReportStore
+from gridledger.units import slot_energy_wh
 
 
 @dataclass
@@ -53,8 +54,8 @@ def audit_slot(
     committed = events[-1]["args"]
     if bytes(committed["networkModelVersion"]) != model.version:
         differences.append(
-            f"network model version: the commit names 0x{bytes(committed['networkModelVersion']).hex()}, "
-            f"the published model {model.source} is 0x{model.version.hex()}"
+            f"network model version: the commit names {to_hex(committed['networkModelVersion'])}, "
+            f"the published model {model.source} is {to_hex(model.version)}"
         )
     row = store.get(ledger.market.address, delivery_start)
     if row is None:
@@ -62,85 +63,66 @@ def audit_slot(
         return audit
     stored_hash = bytes(keccak(json.dumps(row["report"], sort_keys=True, separators=(",", ":")).encode()))
     if stored_hash != bytes(committed["networkReportHash"]):
-        on_chain = bytes(committed["networkReportHash"]).hex()
-        differences.append(f"stored report hashes to 0x{stored_hash.hex()}, the chain has 0x{on_chain}")
+        on_chain = to_hex(committed["networkReportHash"])
+        differences.append(f"stored report hashes to {to_hex(stored_hash)}, the chain has {on_chain}")
 
     recorded = ledger.recorded_orders(delivery_start)
-    _, clearing = clear_recorded(recorded)
     bus_of = {
         r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
     }
-    ref = BaselineRef.from_dict(row["report"]["baseline"])
-    flexibility = row["report"].get("flexibility", {})
-    units, dispatched = flex_units(flexibility), dispatches(flexibility)
-    differences += _flex_differences(ledger, delivery_start, flexibility, units, dispatched)
-    network, report = check_slot(
-        model,
-        engine,
-        ref,
-        delivery_start,
-        [(r.order_hash, r.order) for r in recorded],
-        clearing,
-        bus_of,
-        units,
-        dispatched,
-    )
+    inputs = SlotInputs.from_report(delivery_start, recorded, bus_of, row["report"])
+    differences += _flex_differences(ledger, inputs, row["report"].get("flexibility", {}))
+    rerun = facilitate(model, engine, inputs)
+    clearing, report = rerun.clearing, rerun.report
     if clearing.ledger_price != committed["clearingPricePerKWh"]:
         differences.append(
             f"clearing price: the chain has {committed['clearingPricePerKWh']}, re-running the auction gives "
             f"{clearing.ledger_price} (base units per kWh)"
         )
-    fills = [(r.order_hash, network.fills.get(r.order_hash, 0)) for r in recorded]
-    if fills_hash(fills) != bytes(committed["fillsHash"]):
-        differences.append(_fill_differences(ledger, delivery_start, recorded, network.fills))
-    rerun = json.loads(report.canonical())
+    if rerun.fills_hash != bytes(committed["fillsHash"]):
+        differences.append(_fill_differences(ledger, delivery_start, recorded, rerun.network.fills))
     if report.hash != bytes(committed["networkReportHash"]) or stored_hash != report.hash:
-        changed = _changed_fields(row["report"], rerun)
+        changed = _changed_fields(row["report"], json.loads(report.canonical()))
         differences.append(
             f"network report: the re-run differs from the stored report in {', '.join(changed) or 'its hash'}"
         )
     return audit
 
 
-def _flex_differences(
-    ledger: Ledger,
-    delivery_start: int,
-    flexibility: dict[str, Any],
-    units: list[FlexUnit],
-    dispatched: list[Dispatch],
-) -> list[str]:
+def _flex_differences(ledger: Ledger, inputs: SlotInputs, flexibility: dict[str, Any]) -> list[str]:
     """The report's flexibility candidates must be awarded offers on-chain as described, the
     activations it chose must be the ones on-chain, and so must the DSO's own activations."""
+    delivery_start = inputs.delivery_start
     differences = []
-    for d in dispatched:
+    for d in inputs.dispatched:
         bus = int(ledger.flex.functions.offer(d.offer_id).call()[3])
         ordered = int(ledger.flex.functions.delivery(d.offer_id, delivery_start).call()[0])
         if (bus, ordered) != (d.bus, d.energy_wh):
             differences.append(
-                f"DSO activation of 0x{d.offer_id.hex()[:12]}…: the report has {d.energy_wh} Wh at bus {d.bus}, "
+                f"DSO activation of {short_hex(d.offer_id)}: the report has {d.energy_wh} Wh at bus {d.bus}, "
                 f"the chain {ordered} Wh at bus {bus}"
             )
-    for unit in units:
+    for unit in inputs.flex:
         _, _, power_w, bus, awarded, _, utilisation = ledger.flex.functions.offer(unit.offer_id).call()
         if (
             not awarded
             or bus != unit.bus
-            or power_w // 4 != unit.max_wh
+            or slot_energy_wh(power_w) != unit.max_wh
             or utilisation != unit.utilisation_price_per_kwh
         ):
-            differences.append(
-                f"flexibility candidate 0x{unit.offer_id.hex()[:12]}… is not an awarded offer as reported"
-            )
+            differences.append(f"flexibility candidate {short_hex(unit.offer_id)} is not an awarded offer as reported")
         ordered = int(ledger.flex.functions.delivery(unit.offer_id, delivery_start).call()[0])
-        chosen = int(flexibility.get("activations", {}).get("0x" + unit.offer_id.hex(), 0))
+        chosen = int(flexibility.get("activations", {}).get(to_hex(unit.offer_id), 0))
         if ordered != chosen:
             differences.append(
-                f"activation of 0x{unit.offer_id.hex()[:12]}…: the report chose {chosen} Wh, the chain has {ordered} Wh"
+                f"activation of {short_hex(unit.offer_id)}: the report chose {chosen} Wh, the chain has {ordered} Wh"
             )
     return differences
 
 
-def _fill_differences(ledger: Ledger, delivery_start: int, recorded: Any, expected: dict[bytes, int]) -> str:
+def _fill_differences(
+    ledger: Ledger, delivery_start: int, recorded: list[RecordedOrder], expected: dict[bytes, int]
+) -> str:
     on_chain = {
         bytes(e["args"]["orderHash"]): int(e["args"]["filledWh"])
         for e in ledger.market.events.OrderFilled.get_logs(
@@ -148,8 +130,7 @@ def _fill_differences(ledger: Ledger, delivery_start: int, recorded: Any, expect
         )
     }
     wrong = [
-        f"0x{r.order_hash.hex()[:12]}… chain {on_chain.get(r.order_hash, 0)} Wh, "
-        f"re-run {expected.get(r.order_hash, 0)} Wh"
+        f"{short_hex(r.order_hash)} chain {on_chain.get(r.order_hash, 0)} Wh, re-run {expected.get(r.order_hash, 0)} Wh"
         for r in recorded
         if on_chain.get(r.order_hash, 0) != expected.get(r.order_hash, 0)
     ]

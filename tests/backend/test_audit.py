@@ -55,11 +55,10 @@ def test_another_network_model_is_named(day) -> None:
 
 def test_a_committed_result_that_differs_from_the_rerun_is_named(ledger, tmp_path) -> None:
     """The facilitator checks a slot honestly but commits other fills: the audit names them."""
-    from gridledger.market.book import clear_recorded
+    from gridledger.facilitation import BaselineRef, SlotInputs, facilitate
     from gridledger.market.orders import Order, Side
-    from gridledger.network.facilitation import BaselineRef, check_slot
+    from gridledger.network.profiles import day_profiles
     from gridledger.sim.participants import make_prosumers
-    from gridledger.sim.profiles import day_profiles
 
     profiles = day_profiles(count=3, day=173)
     alice, bob, carol = make_prosumers(ledger, count=3, deposit=100_000_000, buses=[p.bus for p in profiles])
@@ -71,14 +70,12 @@ def test_a_committed_result_that_differs_from_the_rerun_is_named(ledger, tmp_pat
     ]
     ledger.relay_orders([ledger.sign(a, o) for a, o in zip((alice, bob, carol), orders, strict=True)])
     recorded = ledger.recorded_orders(slot)
-    _, clearing = clear_recorded(recorded)
     model = NetworkModel.load("1-LV-semiurb5--0-sw")
     engine = BatchEngine(model)
     ref = BaselineRef("1-LV-semiurb5--0-sw", 173, 48, tuple(sorted(p.load_index for p in profiles)))
     bus_of = {a.address: p.bus for a, p in zip((alice, bob, carol), profiles, strict=True)}
-    network, report = check_slot(
-        model, engine, ref, slot, [(r.order_hash, r.order) for r in recorded], clearing, bus_of
-    )
+    honest_slot = facilitate(model, engine, SlotInputs(slot, ref, recorded, bus_of))
+    clearing, network, report = honest_slot.clearing, honest_slot.network, honest_slot.report
     store = ReportStore(tmp_path / "facilitator.sqlite")
     store.save(ledger.market.address, report)
     honest = [network.fills[r.order_hash] for r in recorded]

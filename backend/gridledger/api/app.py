@@ -37,7 +37,8 @@ from gridledger.api.schemas import (
 from gridledger.errors import GridLedgerError
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
 from gridledger.market.orders import Order, Side
-from gridledger.service.facilitator import Facilitator, OrderIn
+from gridledger.service.facilitator import Facilitator
+from gridledger.service.orders import OrderIn
 from gridledger.wallet.signing import split_signature
 
 M = TypeVar("M", bound=BaseModel)
@@ -71,7 +72,7 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
     async def signed_body(request: Request, model: type[M], role: str) -> M:
         """Authorises the request as ``role`` (401/403/409), then parses its body (422)."""
         body = await request.body()
-        service.authorise(request.headers, request.method, request.url.path, body, role=role)
+        service.operations.authorise(request.headers, request.method, request.url.path, body, role=role)
         return model.model_validate_json(body or b"{}")
 
     async def done(future: Future[Any]) -> None:
@@ -81,11 +82,11 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
 
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
-        return service.health()
+        return service.queries.health()
 
     @app.get("/version", tags=["service"])
     async def version() -> dict[str, Any]:
-        return service.version()
+        return service.queries.version()
 
     # ─────────────── participants ───────────────
 
@@ -94,20 +95,22 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
         """Registers a participant (facilitator's signed request)."""
         body = await signed_body(request, RegistrationBody, "facilitator")
         account = _checksum(body.account)
-        await done(service.register(account, meter_id=body.meter_id, bus=body.bus, capacity_w=body.capacity_w))
-        return service.participant(account)
+        await done(
+            service.operations.register(account, meter_id=body.meter_id, bus=body.bus, capacity_w=body.capacity_w)
+        )
+        return service.queries.participant(account)
 
     @app.get("/participants/{account}", tags=["participants"])
     async def participant(account: Annotated[Address, Path()]) -> dict[str, Any]:
-        return service.participant(_checksum(account))
+        return service.queries.participant(_checksum(account))
 
     @app.get("/participants/{account}/orders", tags=["participants"])
     async def participant_orders(account: Annotated[Address, Path()]) -> list[dict[str, Any]]:
-        return service.orders_of(_checksum(account))
+        return service.queries.orders_of(_checksum(account))
 
     @app.get("/participants/{account}/trades", tags=["participants"])
     async def participant_trades(account: Annotated[Address, Path()]) -> list[dict[str, Any]]:
-        return service.trades_of(_checksum(account))
+        return service.queries.trades_of(_checksum(account))
 
     # ─────────────── orders ───────────────
 
@@ -124,45 +127,45 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
             nonce=body.nonce,
             expiry=body.expiry,
         )
-        return service.accept_order(OrderIn(order, r, vs))
+        return service.orders.accept_order(OrderIn(order, r, vs))
 
     @app.get("/orders/{order_hash}", tags=["orders"])
     async def order_status(order_hash: Annotated[OrderHash, Path()]) -> dict[str, Any]:
-        return service.order_status(order_hash.lower())
+        return service.queries.order_status(order_hash.lower())
 
     @app.post("/orders/{order_hash}/cancellation", status_code=202, tags=["orders"])
     async def cancel_order(order_hash: Annotated[OrderHash, Path()], body: CancellationBody) -> dict[str, Any]:
         """Accepts the prosumer's EIP-712 signature of Cancellation(orderHash); relayed to the ledger."""
         r, vs = split_signature(bytes.fromhex(body.signature[2:]))
-        return service.accept_cancellation(order_hash.lower(), r, vs)
+        return service.orders.accept_cancellation(order_hash.lower(), r, vs)
 
     # ─────────────── market ───────────────
 
     @app.get("/slots/{delivery_start}/book", tags=["market"])
     async def book(delivery_start: Annotated[SlotStart, Path()]) -> dict[str, Any]:
         """Open orders on the ledger by price level, with cumulative depth."""
-        return service.book(delivery_start)
+        return service.queries.book(delivery_start)
 
     @app.post("/slots/{delivery_start}/clearing", tags=["market"])
     async def clear(delivery_start: Annotated[SlotStart, Path()], request: Request) -> dict[str, Any]:
         """Clears the slot, checks it against the network and commits it (facilitator's signed request)."""
         await signed_body(request, _Empty, "facilitator")
-        await done(service.clear_slot(delivery_start))
-        return service.clearing(delivery_start)
+        await done(service.operations.clear_slot(delivery_start))
+        return service.queries.clearing(delivery_start)
 
     @app.get("/slots/{delivery_start}/clearing", tags=["market"])
     async def clearing(delivery_start: Annotated[SlotStart, Path()]) -> dict[str, Any]:
-        return service.clearing(delivery_start)
+        return service.queries.clearing(delivery_start)
 
     @app.get("/slots/{delivery_start}/trades", tags=["market"])
     async def trades(delivery_start: Annotated[SlotStart, Path()]) -> list[dict[str, Any]]:
-        service.clearing(delivery_start)  # 404 for a slot that is unknown or not cleared
-        return service.trades(delivery_start)
+        service.queries.clearing(delivery_start)  # 404 for a slot that is unknown or not cleared
+        return service.queries.trades(delivery_start)
 
     @app.get("/slots/{delivery_start}/network-report", tags=["market"])
     async def network_report(delivery_start: Annotated[SlotStart, Path()]) -> dict[str, Any]:
         """The slot's full network validation report; its keccak-256 is on-chain."""
-        return service.network_report(delivery_start)
+        return service.queries.network_report(delivery_start)
 
     # ─────────────── settlement ───────────────
 
@@ -171,19 +174,19 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
         """Posts the slot's net metered energy per account (meter operator's signed request)."""
         body = await signed_body(request, MeterReadingsBody, "meter operator")
         readings = {_checksum(r.account): r.net_wh for r in body.readings}
-        await done(service.post_meter_readings(delivery_start, readings))
+        await done(service.operations.post_meter_readings(delivery_start, readings))
         return {"delivery_start": delivery_start, "posted": len(readings)}
 
     @app.post("/slots/{delivery_start}/settlement", tags=["settlement"])
     async def settle(delivery_start: Annotated[SlotStart, Path()], request: Request) -> dict[str, Any]:
         """Settles a cleared and metered slot (facilitator's signed request)."""
         await signed_body(request, _Empty, "facilitator")
-        await done(service.settle_slot(delivery_start))
-        return service.settlement(delivery_start)
+        await done(service.operations.settle_slot(delivery_start))
+        return service.queries.settlement(delivery_start)
 
     @app.get("/slots/{delivery_start}/settlement", tags=["settlement"])
     async def settlement(delivery_start: Annotated[SlotStart, Path()]) -> dict[str, Any]:
-        return service.settlement(delivery_start)
+        return service.queries.settlement(delivery_start)
 
     # ─────────────── flexibility ───────────────
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridledger.market.orders import SLOT_SECONDS, UINT32_MAX, UINT40_MAX, UINT64_MAX
+from gridledger.units import SLOT_SECONDS, UINT32_MAX, UINT40_MAX, UINT64_MAX
 
 OfferId = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="EIP-712 hash of the offer")]
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="0x-prefixed Ethereum address")]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
@@ -22,22 +23,14 @@ from gridledger.chain.deploy import Deployment, ensure_deployed
 from gridledger.chain.reverts import RevertDecoder
 from gridledger.chain.transactions import Transactor
 from gridledger.config import Settings
+from gridledger.encoding import short_hex
 from gridledger.errors import OrderError
 from gridledger.flex.products import FlexOffer, FlexRequest, SignedOffer
-from gridledger.market.orders import Order, Side, SignedOrder
+from gridledger.market.orders import Order, RecordedOrder, SignedOrder
 from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
 RELAY_BATCH_SIZE = 100
 SLOT_STATUS = ("open", "cleared", "settled")
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedOrder:
-    """An order as the ledger recorded it; ``arrival`` orders orders by (block, log index)."""
-
-    order: Order
-    order_hash: bytes
-    arrival: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +194,11 @@ class Ledger:
         """Activates an awarded offer for one slot, by the DSO or (coordinating) the facilitator."""
         account = self.roles.dso if by == "dso" else self.roles.facilitator
         call = self.flex.functions.activate(offer_id, slot, power_w)
-        return self.tx.send(account, call, action=f"activation of offer 0x{offer_id.hex()[:12]}…")
+        return self.tx.send(account, call, action=f"activation of offer {short_hex(offer_id)}")
 
     def record_flex_measurement(self, offer_id: bytes, slot: int, *, baseline_wh: int, actual_wh: int) -> TxReceipt:
         call = self.flex.functions.recordMeasurement(offer_id, slot, baseline_wh, actual_wh)
-        return self.tx.send(self.roles.meter, call, action=f"measurement of offer 0x{offer_id.hex()[:12]}…")
+        return self.tx.send(self.roles.meter, call, action=f"measurement of offer {short_hex(offer_id)}")
 
     def settle_flex(self, request_id: int) -> TxReceipt:
         call = self.flex.functions.settle(request_id)
@@ -235,24 +228,8 @@ class Ledger:
         cancelled = {
             bytes(log["args"]["orderHash"]) for log in self.market.events.OrderCancelled.get_logs(from_block=start)
         }
-        result = []
-        for log in recorded:
-            a = log["args"]
-            order_hash = bytes(a["orderHash"])
-            if order_hash in cancelled:
-                continue
-            order = Order(
-                prosumer=a["prosumer"],
-                side=Side(a["side"]),
-                delivery_start=a["deliveryStart"],
-                energy_wh=a["energyWh"],
-                price_per_kwh=a["pricePerKWh"],
-                nonce=a["nonce"],
-                expiry=a["expiry"],
-            )
-            result.append(RecordedOrder(order, order_hash, (log["blockNumber"], log["logIndex"])))
-        result.sort(key=lambda r: r.arrival)
-        return result
+        result = [RecordedOrder.from_log(log) for log in recorded]
+        return sorted((r for r in result if r.order_hash not in cancelled), key=lambda r: r.arrival)
 
     def slot_state(self, delivery_start: int) -> SlotState:
         fills_hash, report_hash, open_orders, status, price, pot = self.market.functions.slotState(
@@ -274,6 +251,14 @@ class Ledger:
     def nonce_status(self, prosumer: str, nonce: int) -> str:
         status = self.market.functions.nonceStatus(prosumer, nonce).call()
         return ("unused", "open", "cancelled", "cleared")[status]
+
+
+def fills_hash(fills: Iterable[tuple[bytes, int]]) -> bytes:
+    """The hash chain ``commitClearing`` stores: keccak(previous ‖ orderHash ‖ filledWh), from zero."""
+    chain = b"\0" * 32
+    for order_hash, filled_wh in fills:
+        chain = bytes(keccak(chain + order_hash + filled_wh.to_bytes(32, "big")))
+    return chain
 
 
 def _fills_abi(fills: Iterable[tuple[Order, int]]) -> list[tuple[Any, ...]]:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from eth_utils.crypto import keccak
 
+from gridledger.encoding import from_hex, to_hex
 from gridledger.flex.products import Direction, FlexOffer, FlexRequest
 from gridledger.network.model import NetworkModel
 from gridledger.network.sensitivity import compute
@@ -77,7 +78,7 @@ def award(
         ratio = float(ratios[model.bus_position[offer.bus]]) if offer.bus in model.bus_position else 0.0
         rows.append(
             {
-                "offer_id": "0x" + offer_id.hex(),
+                "offer_id": to_hex(offer_id),
                 "provider": offer.provider,
                 "bus": offer.bus,
                 "power_w": offer.power_w,
@@ -97,7 +98,7 @@ def award(
         row["rank"] = rank
         if covered < request.power_w:
             covered += row["power_w"]
-            awarded.append(bytes.fromhex(row["offer_id"][2:]))
+            awarded.append(from_hex(row["offer_id"]))
             row["awarded"] = True
         else:
             row["awarded"] = False
@@ -112,7 +113,7 @@ def award(
         "direction": request.direction.name.lower(),
         "power_w": request.power_w,
         "awarded_power_w": covered,
-        "model_version": "0x" + model.version.hex(),
+        "model_version": to_hex(model.version),
         "rule": "eligible if relief ratio >= threshold; merit order by availability + utilisation price; "
         "award until the requested power is covered; pay-as-bid",
         "threshold": RELIEF_THRESHOLD,

@@ -25,9 +25,7 @@ import sqlite_utils
 
 from gridledger.errors import NetworkError
 from gridledger.flex.products import Direction
-from gridledger.market.orders import SLOT_SECONDS
-
-DAY = 86_400
+from gridledger.units import DAY_SECONDS, SLOT_SECONDS
 
 
 class BaselineError(NetworkError):
@@ -50,12 +48,12 @@ def historical(
         raise BaselineError(f"an X-of-Y baseline needs 1 ≤ X ≤ Y, got X={x}, Y={y}")
     weekend = _is_weekend(slot)
     candidates: list[int] = []
-    day = slot - DAY
+    day = slot - DAY_SECONDS
     # Look back up to four weeks for Y comparable days.
-    while len(candidates) < y and day >= slot - 28 * DAY:
+    while len(candidates) < y and day >= slot - 28 * DAY_SECONDS:
         if _is_weekend(day) == weekend and day in readings:
             candidates.append(readings[day])
-        day -= DAY
+        day -= DAY_SECONDS
     if len(candidates) < x:
         raise BaselineError(
             f"slot {slot}: only {len(candidates)} comparable days with a reading at that time in the last four "

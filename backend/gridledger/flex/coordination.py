@@ -29,12 +29,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linprog
 
+from gridledger.encoding import to_hex
 from gridledger.flex.products import Direction
 from gridledger.market.orders import Side
 from gridledger.network.curtailment import TradeFill
-from gridledger.network.model import NetworkModel, wh_to_w
+from gridledger.network.model import NetworkModel
 from gridledger.network.sensitivity import compute
 from gridledger.network.validation import BatchEngine, Schedule, SlotCheck, ac_check
+from gridledger.units import wh_to_w
 
 MAX_ROUNDS = 6
 LOADING_MARGIN = 0.5  # % of loading kept in reserve per round, against the linearisation error
@@ -80,7 +82,7 @@ class JointClearing:
             "flex_wh": self.flex_wh,
             "flex_cost": self.flex_cost,
             "lost_value": self.lost_value,
-            "activations": {"0x" + k.hex(): v for k, v in self.activations.items() if v},
+            "activations": {to_hex(k): v for k, v in self.activations.items() if v},
         }
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from gridledger.market.orders import SLOT_SECONDS
+from gridledger.units import SLOT_SECONDS
 
 BPS = 10_000
 

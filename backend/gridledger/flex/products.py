@@ -14,7 +14,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from gridledger.errors import OrderError
-from gridledger.market.orders import SLOT_SECONDS
+from gridledger.units import SLOT_SECONDS
 
 DOMAIN_NAME = "GridLedger FlexibilityMarket"
 DOMAIN_VERSION = "1"

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from gridledger.market.clearing import BookOrder, ClearingResult, clear
-from gridledger.market.orders import Order
-
-if TYPE_CHECKING:
-    from gridledger.chain.ledger import RecordedOrder
+from gridledger.market.orders import Order, RecordedOrder
 
 
 def clear_recorded(recorded: Sequence[RecordedOrder]) -> tuple[list[tuple[Order, int]], ClearingResult]:

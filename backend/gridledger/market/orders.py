@@ -6,18 +6,16 @@ token has six decimals, so 250_000 is 0.25 per kWh), times in unix seconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
 
+from gridledger.encoding import from_hex
 from gridledger.errors import OrderError
-
-SLOT_SECONDS = 900
-UINT32_MAX = 2**32 - 1
-UINT40_MAX = 2**40 - 1
-UINT64_MAX = 2**64 - 1
+from gridledger.units import SLOT_SECONDS, UINT32_MAX, UINT40_MAX, UINT64_MAX, WH_PER_KWH
 
 DOMAIN_NAME = "GridLedger EnergyMarket"
 DOMAIN_VERSION = "1"
@@ -74,10 +72,48 @@ class Order:
         _check_range("nonce", self.nonce, 0, UINT64_MAX)
         _check_range("expiry", self.expiry, 0, UINT40_MAX)
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Order:
+        """The order from a row of the facilitator's SQLite file (snake_case columns)."""
+        return cls(
+            prosumer=row["prosumer"],
+            side=Side(row["side"]),
+            delivery_start=row["delivery_start"],
+            energy_wh=row["energy_wh"],
+            price_per_kwh=row["price_per_kwh"],
+            nonce=row["nonce"],
+            expiry=row["expiry"],
+        )
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any]) -> Order:
+        """The order from the arguments of an ``OrderRecorded`` event (the contract's names)."""
+        return cls(
+            prosumer=args["prosumer"],
+            side=Side(args["side"]),
+            delivery_start=args["deliveryStart"],
+            energy_wh=args["energyWh"],
+            price_per_kwh=args["pricePerKWh"],
+            nonce=args["nonce"],
+            expiry=args["expiry"],
+        )
+
     @property
     def max_cost(self) -> int:
         """The escrow a buy order locks: energy at its limit price, rounded up."""
-        return -(-self.energy_wh * self.price_per_kwh // 1000)
+        return -(-self.energy_wh * self.price_per_kwh // WH_PER_KWH)
+
+    def as_row(self) -> dict[str, Any]:
+        """The order's columns in the facilitator's SQLite file (``from_row`` reads them back)."""
+        return {
+            "prosumer": self.prosumer,
+            "side": int(self.side),
+            "delivery_start": self.delivery_start,
+            "energy_wh": self.energy_wh,
+            "price_per_kwh": self.price_per_kwh,
+            "nonce": self.nonce,
+            "expiry": self.expiry,
+        }
 
     def as_abi(self) -> tuple[Any, ...]:
         """The order as the contract's ``Order`` tuple."""
@@ -115,6 +151,26 @@ class SignedOrder:
 
     def as_abi(self) -> tuple[Any, ...]:
         return (self.order.as_abi(), self.r, self.vs)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedOrder:
+    """An order as the ledger recorded it; ``arrival`` orders orders by (block, log index)."""
+
+    order: Order
+    order_hash: bytes
+    arrival: tuple[int, int]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RecordedOrder:
+        """From the index's ``orders`` table (``order_hash`` as hex, ``block``, ``log_index``)."""
+        return cls(Order.from_row(row), from_hex(row["order_hash"]), (row["block"], row["log_index"]))
+
+    @classmethod
+    def from_log(cls, log: Mapping[str, Any]) -> RecordedOrder:
+        """From a decoded ``OrderRecorded`` log."""
+        args = log["args"]
+        return cls(Order.from_event(args), bytes(args["orderHash"]), (log["blockNumber"], log["logIndex"]))
 
 
 def market_domain(chain_id: int, market_address: str) -> dict[str, Any]:

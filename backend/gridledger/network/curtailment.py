@@ -35,9 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from gridledger.encoding import to_hex
 from gridledger.market.orders import Side
-from gridledger.network.model import NetworkModel, wh_to_w
+from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine, Schedule, SlotCheck, Violation, ac_check
+from gridledger.units import wh_to_w
 
 RELIEF_THRESHOLD = 0.05  # a fill takes part if it relieves ≥ 5 % as much per Wh as the best one
 MAX_ROUNDS = 20
@@ -73,7 +75,7 @@ class NetworkClearing:
 def curtailment_record(fill: TradeFill, curtailed_wh: int, reasons: list[dict[str, Any]]) -> dict[str, Any]:
     """A curtailed fill as the network report lists it."""
     return {
-        "order_hash": "0x" + fill.order_hash.hex(),
+        "order_hash": to_hex(fill.order_hash),
         "prosumer": fill.prosumer,
         "side": fill.side.name.lower(),
         "bus": fill.bus,

@@ -1,7 +1,7 @@
 """The published network model: a pandapower net, the DSO's limits, and the model's version.
 
 Units follow pandapower inside the model (MW, Mvar, per unit, percent); the market's integers
-(Wh per slot) are converted at one place, ``wh_to_w``. Sign convention as in pandapower: load
+(Wh per slot) are converted at one place, ``units.wh_to_w``. Sign convention as in pandapower: load
 positive, generation negative.
 """
 
@@ -19,17 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from gridledger.errors import NetworkError
+from gridledger.units import DEFAULT_GRID, W_PER_MW
 
 FloatArray = npt.NDArray[np.float64]
-SLOT_HOURS = 0.25
-DEFAULT_GRID = "1-LV-semiurb5--0-sw"
 # The tables that define the network's physics and topology (what the version hashes).
 MODEL_TABLES = ("bus", "line", "trafo", "trafo3w", "switch", "ext_grid", "load", "sgen", "gen", "shunt", "impedance")
-
-
-def wh_to_w(energy_wh: float) -> float:
-    """Average power over a 15-minute slot for ``energy_wh`` delivered in it."""
-    return energy_wh / SLOT_HOURS
 
 
 @dataclass(frozen=True)
@@ -84,7 +78,7 @@ class NetworkModel:
             except Exception as exc:
                 raise NetworkError(f"{path} is not a pandapower network: {exc}") from None
         else:
-            from gridledger.sim.profiles import load_grid
+            from gridledger.network.profiles import load_grid
 
             net = copy.deepcopy(load_grid(source))
         return cls(net, source=source, limits=limits)
@@ -127,7 +121,7 @@ class NetworkModel:
         """The elements' own values (W, var, W): a baseline where no profiles exist."""
         net = self.net
         return (
-            net.load.p_mw.to_numpy(float) * 1e6 * net.load.scaling.to_numpy(float),
-            net.load.q_mvar.to_numpy(float) * 1e6 * net.load.scaling.to_numpy(float),
-            net.sgen.p_mw.to_numpy(float) * 1e6 * net.sgen.scaling.to_numpy(float),
+            net.load.p_mw.to_numpy(float) * W_PER_MW * net.load.scaling.to_numpy(float),
+            net.load.q_mvar.to_numpy(float) * W_PER_MW * net.load.scaling.to_numpy(float),
+            net.sgen.p_mw.to_numpy(float) * W_PER_MW * net.sgen.scaling.to_numpy(float),
         )

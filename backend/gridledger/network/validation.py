@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from gridledger.encoding import to_hex
 from gridledger.errors import NetworkError
 from gridledger.network.model import FloatArray, NetworkModel
-
-W_PER_MW = 1e6
+from gridledger.units import W_PER_MW
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,7 @@ def report_for(
     return NetworkReport(
         delivery_start=delivery_start,
         network=model.source,
-        model_version="0x" + model.version.hex(),
+        model_version=to_hex(model.version),
         limits=asdict(model.limits),
         check=check,
         curtailments=curtailments or [],

@@ -30,8 +30,9 @@ from gridledger.market.clearing import BookOrder, clear
 from gridledger.market.orders import Side
 from gridledger.network.curtailment import TradeFill, clear_network_aware
 from gridledger.network.model import UK_LIMITS, NetworkModel
+from gridledger.network.profiles import grid_baseline
 from gridledger.network.validation import BatchEngine, Schedule
-from gridledger.sim.profiles import grid_baseline
+from gridledger.units import DAY_SECONDS, SLOT_SECONDS, slot_energy_wh, tokens, wh_to_w
 
 GRID = "1-LV-rural2--0-sw"
 EVENING = range(68, 84)  # 17:00–21:00
@@ -64,10 +65,10 @@ class RunTotals:
             "energy traded (kWh)": self.traded_wh / 1000,
             "energy curtailed (kWh)": self.curtailed_wh / 1000,
             "flexibility bought (kWh)": self.flex_wh / 1000,
-            "flexibility utilisation cost (tokens)": self.flex_utilisation_cost / 1e6,
-            "prosumers' total benefit (tokens)": self.prosumer_benefit / 1e6,
-            "DSO spend, availability + utilisation (tokens)": self.dso_spend / 1e6,
-            "benefit net of the DSO's spend (tokens)": (self.prosumer_benefit - self.dso_spend) / 1e6,
+            "flexibility utilisation cost (tokens)": tokens(self.flex_utilisation_cost),
+            "prosumers' total benefit (tokens)": tokens(self.prosumer_benefit),
+            "DSO spend, availability + utilisation (tokens)": tokens(self.dso_spend),
+            "benefit net of the DSO's spend (tokens)": tokens(self.prosumer_benefit - self.dso_spend),
             "slots with violations left": self.violations_left,
         }
 
@@ -118,7 +119,7 @@ def _award_evening(
     model: NetworkModel, engine: BatchEngine, load_p: Any, load_q: Any, sgen_p: Any, far: int, day: int
 ) -> list[_Awarded]:
     """The DSO's request for the evening window at the weak bus, its offers, and the award."""
-    start = day * 86_400 + EVENING.start * 900
+    start = day * DAY_SECONDS + EVENING.start * SLOT_SECONDS
     request = FlexRequest(
         ServiceType.SECURE,
         Direction.UP,
@@ -150,7 +151,9 @@ def _award_evening(
     chosen = dict(offers)
     return [
         _Awarded(
-            FlexUnit(i, chosen[i].bus, Direction.UP, chosen[i].power_w // 4, chosen[i].utilisation_price_per_kwh),
+            FlexUnit(
+                i, chosen[i].bus, Direction.UP, slot_energy_wh(chosen[i].power_w), chosen[i].utilisation_price_per_kwh
+            ),
             chosen[i].availability_payment(request.window_slots),
         )
         for i in result.awarded
@@ -175,7 +178,7 @@ def _slot_market(
     fills, surplus = [], {}
     for order in book:
         side, bus = sides[order.order_hash]
-        market[0, model.bus_position[bus]] += (1 if side is Side.BUY else -1) * order.energy_wh * 4
+        market[0, model.bus_position[bus]] += (1 if side is Side.BUY else -1) * wh_to_w(order.energy_wh)
         filled = result.fills[order.order_hash]
         if filled:
             fill = TradeFill(order.order_hash, order.order_hash.hex()[:6], side, bus, filled)

@@ -11,54 +11,54 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gridledger.encoding import from_hex, to_hex
 from gridledger.errors import NotFoundError, SignatureError
+from gridledger.facilitation import slot_schedule
 from gridledger.flex.award import award
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType, SignedOffer
-from gridledger.network.facilitation import slot_schedule
+from gridledger.service.context import ServiceContext
 from gridledger.store.database import write_transaction
+from gridledger.units import SLOT_SECONDS
 from gridledger.wallet.signing import offer_digest, recover_signer
-
-if TYPE_CHECKING:
-    from gridledger.service.facilitator import Facilitator
 
 
 class FlexDesk:
-    def __init__(self, facilitator: Facilitator) -> None:
-        self.f = facilitator
-        self.ledger = facilitator.ledger
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.ledger = ctx.ledger
         self.flex_address = self.ledger.flex.address
 
     # ─────────────── writes ───────────────
 
     def post_request(self, request: FlexRequest) -> Future[int]:
-        self.f.model.require_bus(request.congestion_bus)
+        self.ctx.model.require_bus(request.congestion_bus)
 
         def act() -> int:
             request_id = self.ledger.post_flex_request(request)
-            self.f.indexer.sync()
+            self.ctx.indexer.sync()
             return request_id
 
-        return self.f.worker.call(act)
+        return self.ctx.worker.call(act)
 
     def submit_offer(self, offer: FlexOffer, r: bytes, vs: bytes) -> Future[str]:
-        digest = offer_digest(offer, chain_id=self.f.chain_id, flex_address=self.flex_address)
+        digest = offer_digest(offer, chain_id=self.ctx.chain_id, flex_address=self.flex_address)
         signer = recover_signer(digest, r, vs)
         if signer != offer.provider:
             raise SignatureError(
-                f"offer 0x{digest.hex()}: the signature recovers to {signer or 'no address'}; expected the signature "
+                f"offer {to_hex(digest)}: the signature recovers to {signer or 'no address'}; expected the signature "
                 f"of provider {offer.provider} over the offer's EIP-712 hash"
             )
         self.request(offer.request_id)  # 404 for an unknown request
-        self.f.model.require_bus(offer.bus)  # an unknown connection point is refused here
+        self.ctx.model.require_bus(offer.bus)  # an unknown connection point is refused here
 
         def act() -> str:
             self.ledger.submit_offer(SignedOffer(offer, digest, r, vs))
-            self.f.indexer.sync()
-            return "0x" + digest.hex()
+            self.ctx.indexer.sync()
+            return to_hex(digest)
 
-        return self.f.worker.call(act)
+        return self.ctx.worker.call(act)
 
     def award(self, request_id: int) -> Future[None]:
         """Applies the published award rule at the window's first slot and commits the award."""
@@ -67,58 +67,56 @@ class FlexDesk:
         def act() -> None:
             request = _request_of(row)
             offers = [
-                (bytes.fromhex(o["offer_id"][2:]), _offer_of(o, request.window_start))
-                for o in self.f.indexer.db.execute_returning_dicts(
+                (from_hex(o["offer_id"]), _offer_of(o, request.window_start))
+                for o in self.ctx.indexer.db.execute_returning_dicts(
                     "select * from flex_offers where request_id = ? order by offer_id", [request_id]
                 )
             ]
             # The grid as SimBench has it at the window's first slot, before any trade.
-            ref = replace(self.f.baseline_ref(request.window_start), replaced_loads=())
-            schedule = slot_schedule(self.f.model, ref, [], {})
-            result = award(self.f.model, self.f.batch_engine(), schedule, request_id, request, offers)
-            with write_transaction(self.f.indexer.db):
-                self.f.indexer.db.execute(
+            ref = replace(self.ctx.baseline_ref(request.window_start), replaced_loads=())
+            schedule = slot_schedule(self.ctx.model, ref, [], {})
+            result = award(self.ctx.model, self.ctx.batch_engine(), schedule, request_id, request, offers)
+            with write_transaction(self.ctx.indexer.db):
+                self.ctx.indexer.db.execute(
                     "insert or replace into flex_award_reports (request_id, report_hash, report) values (?, ?, ?)",
-                    [request_id, "0x" + result.hash.hex(), result.canonical.decode()],
+                    [request_id, to_hex(result.hash), result.canonical.decode()],
                 )
             self.ledger.award_flex(request_id, result.awarded, result.hash)
-            self.f.indexer.sync()
+            self.ctx.indexer.sync()
 
-        return self.f.worker.call(act)
+        return self.ctx.worker.call(act)
 
     def activate(self, offer_id: str, slot: int, power_w: int, *, by: str) -> Future[None]:
         self.offer(offer_id)
 
         def act() -> None:
-            self.ledger.activate_flex(bytes.fromhex(offer_id[2:]), slot, power_w, by=by)
-            self.f.indexer.sync()
+            self.ledger.activate_flex(from_hex(offer_id), slot, power_w, by=by)
+            self.ctx.indexer.sync()
 
-        return self.f.worker.call(act)
+        return self.ctx.worker.call(act)
 
     def measure(self, offer_id: str, slot: int, baseline_wh: int, actual_wh: int) -> Future[None]:
         self.offer(offer_id)
 
         def act() -> None:
-            self.ledger.record_flex_measurement(
-                bytes.fromhex(offer_id[2:]), slot, baseline_wh=baseline_wh, actual_wh=actual_wh
-            )
-            self.f.indexer.sync()
+            self.ledger.record_flex_measurement(from_hex(offer_id), slot, baseline_wh=baseline_wh, actual_wh=actual_wh)
+            self.ctx.indexer.sync()
 
-        return self.f.worker.call(act)
+        return self.ctx.worker.call(act)
 
     def settle(self, request_id: int) -> Future[None]:
         self.request(request_id)
 
         def act() -> None:
             self.ledger.settle_flex(request_id)
-            self.f.indexer.sync()
+            self.ctx.indexer.sync()
 
-        return self.f.worker.call(act)
+        return self.ctx.worker.call(act)
 
     # ─────────────── reads ───────────────
 
     def request(self, request_id: int) -> dict[str, Any]:
-        rows = self.f.rows("select * from flex_requests where request_id = ?", request_id)
+        rows = self.ctx.rows("select * from flex_requests where request_id = ?", request_id)
         if not rows:
             raise NotFoundError(f"there is no flexibility request {request_id}")
         return rows[0]
@@ -127,31 +125,33 @@ class FlexDesk:
         row = self.request(request_id)
         offers = [
             self.offer_view(o["offer_id"])
-            for o in self.f.rows("select offer_id from flex_offers where request_id = ? order by offer_id", request_id)
+            for o in self.ctx.rows(
+                "select offer_id from flex_offers where request_id = ? order by offer_id", request_id
+            )
         ]
         return {
             **row,
             "service": ServiceType(row["service"]).name.lower(),
             "direction": Direction(row["direction"]).name.lower(),
             "baseline": BaselineMethod(row["baseline"]).name.lower(),
-            "window_end": row["window_start"] + 900 * row["window_slots"],
+            "window_end": row["window_start"] + SLOT_SECONDS * row["window_slots"],
             "offers": offers,
         }
 
     def offer(self, offer_id: str) -> dict[str, Any]:
-        rows = self.f.rows("select * from flex_offers where offer_id = ?", offer_id)
+        rows = self.ctx.rows("select * from flex_offers where offer_id = ?", offer_id)
         if not rows:
             raise NotFoundError(f"there is no flexibility offer {offer_id}")
         return rows[0]
 
     def offer_view(self, offer_id: str) -> dict[str, Any]:
         row = self.offer(offer_id)
-        deliveries = self.f.rows("select * from flex_deliveries where offer_id = ? order by slot", offer_id)
+        deliveries = self.ctx.rows("select * from flex_deliveries where offer_id = ? order by slot", offer_id)
         return {**row, "awarded": bool(row["awarded"]), "deliveries": [_delivery(d) for d in deliveries]}
 
     def award_report(self, request_id: int) -> dict[str, Any]:
         self.request(request_id)
-        rows = self.f.rows("select * from flex_award_reports where request_id = ?", request_id)
+        rows = self.ctx.rows("select * from flex_award_reports where request_id = ?", request_id)
         if not rows:
             raise NotFoundError(f"request {request_id} has not been awarded here")
         return {

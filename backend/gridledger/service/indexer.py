@@ -18,12 +18,13 @@ from eth_abi.abi import decode as abi_decode
 from eth_typing import ABIEvent
 from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
-from hexbytes import HexBytes
 from web3.types import LogReceipt
 
 from gridledger.chain.ledger import Ledger
 from gridledger.chain.transactions import read
+from gridledger.encoding import to_hex
 from gridledger.errors import ConfigurationError
+from gridledger.market.orders import Order
 from gridledger.store.database import INDEXED_TABLES, get_meta, set_meta, write_transaction
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,6 @@ ZERO_ADDRESS = "0x" + "00" * 20
 Handler = Callable[[dict[str, Any], LogReceipt], None]
 Decoded = tuple[str, Handler, dict[str, Any], LogReceipt]  # event name, its handler, arguments, log
 BUY, SELL = 0, 1
-
-
-def hex0x(value: bytes | HexBytes) -> str:
-    return "0x" + bytes(value).hex()
 
 
 def _path_of(db: sqlite_utils.Database) -> str:
@@ -115,7 +112,7 @@ class Indexer:
                         [*changed.values(), end, account],
                     )
                 set_meta(self.db, "last_block", end)
-                set_meta(self.db, "last_block_hash", hex0x(block["hash"]))
+                set_meta(self.db, "last_block_hash", to_hex(block["hash"]))
                 set_meta(self.db, "last_block_timestamp", block["timestamp"])
             processed += end - start + 1
         return processed
@@ -141,7 +138,7 @@ class Indexer:
         if last_hash is None:
             return
         last = self.last_block
-        if last > self.head() or hex0x(self.w3.eth.get_block(last)["hash"]) != last_hash:
+        if last > self.head() or to_hex(self.w3.eth.get_block(last)["hash"]) != last_hash:
             raise ConfigurationError(
                 f"the chain no longer has block {last} as indexed ({last_hash}): it was reset or reorganised. "
                 "Index a fresh chain into a new file (set GRIDLEDGER_DATABASE)"
@@ -223,28 +220,23 @@ class Indexer:
         self._payment(entry, a["account"], "withdrawal", -a["amount"], None, None)
 
     def _on_OrderRecorded(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        row = {
+            "order_hash": to_hex(a["orderHash"]),
+            **Order.from_event(a).as_row(),
+            "status": "open",
+            "filled_wh": 0,
+            "block": entry["blockNumber"],
+            "log_index": entry["logIndex"],
+        }
         self.db.execute(
-            "insert or replace into orders (order_hash, prosumer, delivery_start, side, energy_wh, price_per_kwh, "
-            "nonce, expiry, status, filled_wh, block, log_index) values (?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, ?, ?)",
-            [
-                hex0x(a["orderHash"]),
-                a["prosumer"],
-                a["deliveryStart"],
-                a["side"],
-                a["energyWh"],
-                a["pricePerKWh"],
-                a["nonce"],
-                a["expiry"],
-                entry["blockNumber"],
-                entry["logIndex"],
-            ],
+            f"insert or replace into orders ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values())
         )
 
     def _on_OrderCancelled(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self.db.execute("update orders set status = 'cancelled' where order_hash = ?", [hex0x(a["orderHash"])])
+        self.db.execute("update orders set status = 'cancelled' where order_hash = ?", [to_hex(a["orderHash"])])
 
     def _on_OrderFilled(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        order_hash = hex0x(a["orderHash"])
+        order_hash = to_hex(a["orderHash"])
         row = self.db.execute("select side from orders where order_hash = ?", [order_hash]).fetchone()
         side = int(row[0]) if row else BUY
         self.db.execute(
@@ -268,9 +260,9 @@ class Indexer:
                 ds,
                 a["clearingPricePerKWh"],
                 a["tradedWh"],
-                hex0x(a["fillsHash"]),
-                hex0x(a["networkReportHash"]),
-                hex0x(a["networkModelVersion"]),
+                to_hex(a["fillsHash"]),
+                to_hex(a["networkReportHash"]),
+                to_hex(a["networkModelVersion"]),
                 entry["blockNumber"],
             ],
         )
@@ -282,7 +274,7 @@ class Indexer:
         )
 
     def _on_FillSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        order_hash, prosumer, ds = hex0x(a["orderHash"]), a["prosumer"], a["deliveryStart"]
+        order_hash, prosumer, ds = to_hex(a["orderHash"]), a["prosumer"], a["deliveryStart"]
         self.db.execute(
             "insert or replace into settlements (order_hash, prosumer, delivery_start, deviation_wh, payment, "
             "imbalance_charge, block) values (?, ?, ?, ?, ?, ?, ?)",
@@ -330,7 +322,7 @@ class Indexer:
             "utilisation_price_per_kwh, bus, awarded, availability_payment, utilisation_payment) "
             "values (?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
             [
-                hex0x(a["offerId"]),
+                to_hex(a["offerId"]),
                 a["requestId"],
                 a["provider"],
                 a["powerW"],
@@ -344,20 +336,20 @@ class Indexer:
         self.db.execute(
             "update flex_requests set status = 'awarded', awarded_power_w = ?, award_report_hash = ? "
             "where request_id = ?",
-            [a["awardedPowerW"], hex0x(a["awardReportHash"]), a["requestId"]],
+            [a["awardedPowerW"], to_hex(a["awardReportHash"]), a["requestId"]],
         )
         self.db.conn.executemany(
-            "update flex_offers set awarded = 1 where offer_id = ?", [(hex0x(o),) for o in a["offerIds"]]
+            "update flex_offers set awarded = 1 where offer_id = ?", [(to_hex(o),) for o in a["offerIds"]]
         )
 
     def _on_Activated(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(
             "insert or replace into flex_deliveries (offer_id, slot, activated_w, ordered_wh) values (?, ?, ?, ?)",
-            [hex0x(a["offerId"]), a["slot"], a["powerW"], a["orderedWh"]],
+            [to_hex(a["offerId"]), a["slot"], a["powerW"], a["orderedWh"]],
         )
 
     def _on_Measured(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        offer_id = hex0x(a["offerId"])
+        offer_id = to_hex(a["offerId"])
         self.db.execute(
             "insert into flex_deliveries (offer_id, slot, activated_w, ordered_wh) values (?, ?, 0, 0) "
             "on conflict (offer_id, slot) do nothing",
@@ -372,7 +364,7 @@ class Indexer:
     def _on_OfferSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(
             "update flex_offers set availability_payment = ?, utilisation_payment = ? where offer_id = ?",
-            [a["availabilityPayment"], a["utilisationPayment"], hex0x(a["offerId"])],
+            [a["availabilityPayment"], a["utilisationPayment"], to_hex(a["offerId"])],
         )
 
     def _on_RequestSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:

@@ -19,8 +19,9 @@ from typing import Any
 import sqlite_utils
 
 from gridledger.chain.ledger import Ledger
+from gridledger.encoding import from_hex, to_hex
 from gridledger.errors import LedgerError
-from gridledger.market.orders import Order, Side, SignedOrder
+from gridledger.market.orders import Order, SignedOrder
 from gridledger.store.database import find_order, write_transaction
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,6 @@ class RelayPolicy:
 
     batch_size: int = 100
     max_wait_s: float = 0.2
-
-
-def order_of(row: dict[str, Any]) -> Order:
-    return Order(
-        prosumer=row["prosumer"],
-        side=Side(row["side"]),
-        delivery_start=row["delivery_start"],
-        energy_wh=row["energy_wh"],
-        price_per_kwh=row["price_per_kwh"],
-        nonce=row["nonce"],
-        expiry=row["expiry"],
-    )
 
 
 class Relayer:
@@ -95,11 +84,11 @@ class Relayer:
                     ["cancelled by the prosumer before it reached the ledger", order_hash],
                 )
             try:
-                receipt = self.ledger.cancel_order_by_sig(order_of(row), _bytes(c["r"]), _bytes(c["vs"]))
+                receipt = self.ledger.cancel_order_by_sig(Order.from_row(row), from_hex(c["r"]), from_hex(c["vs"]))
             except LedgerError as exc:
                 self._set_cancellation(order_hash, "rejected", reason=str(exc))
             else:
-                self._set_cancellation(order_hash, "done", tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
+                self._set_cancellation(order_hash, "done", tx_hash=to_hex(receipt["transactionHash"]))
         return len(pending)
 
     # ─────────────── internals ───────────────
@@ -124,10 +113,7 @@ class Relayer:
 
     def _send(self, rows: Sequence[dict[str, Any]]) -> int:
         signed = [
-            SignedOrder(
-                order_of(r), bytes.fromhex(r["order_hash"][2:]), bytes.fromhex(r["r"][2:]), bytes.fromhex(r["vs"][2:])
-            )
-            for r in rows
+            SignedOrder(Order.from_row(r), from_hex(r["order_hash"]), from_hex(r["r"]), from_hex(r["vs"])) for r in rows
         ]
         try:
             (receipt,) = self.ledger.relay_orders(signed, batch_size=len(signed))
@@ -137,7 +123,7 @@ class Relayer:
                 return 0
             half = len(rows) // 2
             return self._send(rows[:half]) + self._send(rows[half:])
-        self._mark_relayed([r["order_hash"] for r in rows], tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
+        self._mark_relayed([r["order_hash"] for r in rows], tx_hash=to_hex(receipt["transactionHash"]))
         return len(rows)
 
     def _mark_relayed(self, hashes: Sequence[str], *, tx_hash: str) -> None:
@@ -157,7 +143,3 @@ class Relayer:
                 [str(exc), exc.error, order_hash],
             )
         self.rejected += 1
-
-
-def _bytes(hex0x: str) -> bytes:
-    return bytes.fromhex(hex0x[2:])

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from web3.logs import DISCARD
+
+from gridledger.chain.ledger import Ledger
+from gridledger.facilitation import Dispatch, slot_schedule
 from gridledger.flex.award import award
 from gridledger.flex.baselines import meter_before_after
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType, SignedOffer
-from gridledger.market.orders import SLOT_SECONDS
-from gridledger.network.facilitation import BaselineRef, Dispatch, slot_schedule
-
-if TYPE_CHECKING:
-    from gridledger.chain.ledger import Ledger
-    from gridledger.sim.market_day import Participant, _GridDay
+from gridledger.sim.grid_day import GridDay
+from gridledger.sim.participants import Participant
+from gridledger.units import SLOT_SECONDS, slot_energy_wh
 
 WINDOW_FIRST_SLOT = 72  # 18:00
 WINDOW_SLOTS = 4
@@ -57,7 +58,7 @@ class FlexCycle:
     """Hooks the request's life into the day's slot loop (see ``run_market_day``)."""
 
     def __init__(
-        self, ledger: Ledger, grid: _GridDay, participants: list[Participant], day_start: int, rng: random.Random
+        self, ledger: Ledger, grid: GridDay, participants: list[Participant], day_start: int, rng: random.Random
     ) -> None:
         self.ledger = ledger
         self.rng = rng
@@ -71,8 +72,7 @@ class FlexCycle:
         ledger.fund_gas(dso.address, 10**18)
         ledger.mint(dso.address, DSO_BUDGET)
 
-        ref = BaselineRef(grid.config.grid, grid.config.day, WINDOW_FIRST_SLOT, ())
-        self.schedule = slot_schedule(grid.model, ref, [], {})
+        self.schedule = slot_schedule(grid.model, grid.baseline(WINDOW_FIRST_SLOT, replaced=False), [], {})
         self.grid = grid
         vm, _, _ = grid.engine.solve(self.schedule)
         buses = {p.profile.bus for p in participants}
@@ -137,7 +137,9 @@ class FlexCycle:
         """The DSO's activations for slot ``ds`` (the network check includes their relief)."""
         if ds not in self.window:
             return []
-        return [Dispatch(s.offer_id, p.profile.bus, Direction.UP, s.offer.power_w // 4) for s, p in self.awarded]
+        return [
+            Dispatch(s.offer_id, p.profile.bus, Direction.UP, slot_energy_wh(s.offer.power_w)) for s, p in self.awarded
+        ]
 
     def adjust_readings(self, ds: int, readings: dict[str, int]) -> dict[str, int]:
         """The providers' meters in an activated slot read less: they delivered (some of) it."""
@@ -146,7 +148,7 @@ class FlexCycle:
             return readings
         adjusted = dict(readings)
         for signed, p in self.awarded:
-            ordered = signed.offer.power_w // 4
+            ordered = slot_energy_wh(signed.offer.power_w)
             performance = self.rng.uniform(0.4, 1.1)
             adjusted[p.address] = readings[p.address] - round(ordered * performance)
         self.readings[ds] = adjusted
@@ -169,8 +171,6 @@ class FlexCycle:
             self.settle()
 
     def settle(self) -> None:
-        from web3.logs import DISCARD
-
         if self.settled:
             return
         receipt = self.ledger.settle_flex(self.request_id)

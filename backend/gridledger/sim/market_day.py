@@ -19,25 +19,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eth_account.signers.local import LocalAccount
-
-from gridledger.chain.ledger import Ledger, RecordedOrder
+from gridledger.chain.ledger import Ledger
 from gridledger.errors import ConfigurationError
-from gridledger.market.book import clear_recorded
+from gridledger.facilitation import FacilitatedSlot, commit, facilitate
 from gridledger.market.clearing import ClearingResult
-from gridledger.market.orders import SLOT_SECONDS, Order, Side, SignedOrder
+from gridledger.market.orders import Order, Side, SignedOrder
 from gridledger.network.curtailment import NetworkClearing
-from gridledger.network.facilitation import BaselineRef, Dispatch, check_slot
-from gridledger.network.model import Limits, NetworkModel
-from gridledger.network.validation import BatchEngine, NetworkReport
+from gridledger.network.model import Limits
+from gridledger.network.profiles import ProsumerProfile, day_profiles
+from gridledger.network.validation import NetworkReport
 from gridledger.settlement.rules import SlotSettlement, settle_slot
 from gridledger.sim.flex_day import FlexCycle, FlexOutcome, covers_window
-from gridledger.sim.participants import make_prosumers
-from gridledger.sim.profiles import DEFAULT_GRID, SLOTS_PER_DAY, ProsumerProfile, day_profiles
+from gridledger.sim.grid_day import GridDay
+from gridledger.sim.participants import Participant, make_prosumers
 from gridledger.store.reports import ReportStore
-
-SECONDS_PER_DAY = 86_400
-HOURS_PER_SLOT = 0.25
+from gridledger.units import DAY_SECONDS, DEFAULT_GRID, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -57,17 +53,6 @@ class DayConfig:
     limits: Limits = field(default_factory=Limits)
     database: str | None = None  # SQLite file for the network reports (None: in memory)
     flex: bool = True  # the DSO's evening flexibility request (when the run covers its window)
-
-
-@dataclass
-class Participant:
-    account: LocalAccount
-    profile: ProsumerProfile
-    next_nonce: int = 0
-
-    @property
-    def address(self) -> str:
-        return str(self.account.address)
 
 
 @dataclass
@@ -106,7 +91,7 @@ def run_market_day(
         )
     rng = random.Random(config.seed)
     profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)[: config.prosumers]
-    grid = _GridDay(config, profiles)
+    grid = GridDay(config.grid, config.day, config.limits, profiles)
     accounts = make_prosumers(ledger, count=len(profiles), deposit=config.deposit, buses=[p.bus for p in profiles])
     participants = [Participant(a, p) for a, p in zip(accounts, profiles, strict=True)]
     grid.bus_of = {p.address: p.profile.bus for p in participants}
@@ -118,61 +103,60 @@ def run_market_day(
 
     gate = int(ledger.market.functions.GATE_CLOSURE_SECONDS().call())
     shortfall_price, surplus_price = ledger.market.functions.imbalancePrices().call()
-    day_start = (ledger.chain.now() // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY
+    day_start = (ledger.chain.now() // DAY_SECONDS + 1) * DAY_SECONDS
     result = DayResult(config=config, participants=participants)
     cycle = None
     if config.flex and covers_window(config.first_slot, config.slots):
         cycle = FlexCycle(ledger, grid, participants, day_start, random.Random(config.seed + 1))
 
-    pending: tuple[int, int, list[tuple[Order, int]], ClearingResult, int, NetworkClearing, NetworkReport] | None
+    def clear(k: int) -> tuple[int, FacilitatedSlot, int]:
+        """Slot ``k`` up to its commit: orders relayed a minute before its gate, cleared at the gate."""
+        ds = day_start + k * SLOT_SECONDS
+        ledger.chain.move_time_to(ds - gate - 60)
+        if cycle:
+            cycle.before_slot(ds)
+        signed = [s for p in participants if (s := _order_for(ledger, p, k, ds, config, rng)) is not None]
+        first_block = ledger.chain.w3.eth.block_number
+        if signed:
+            ledger.relay_orders(signed)
+        ledger.chain.move_time_to(ds - gate)
+        recorded = ledger.recorded_orders(ds, from_block=first_block)  # what the chain recorded, not what was sent
+        slot = facilitate(grid.model, grid.engine, grid.inputs(k, ds, recorded, cycle.dispatched(ds) if cycle else []))
+        commit(ledger, store, grid.model, slot)
+        return k, slot, len(signed)
+
+    def settle(k: int, slot: FacilitatedSlot, orders: int) -> None:
+        """Slot ``k`` after delivery: meter readings, settlement, and the day's record of it."""
+        ds, fills = slot.delivery_start, slot.order_fills
+        ledger.chain.move_time_to(ds + SLOT_SECONDS)
+        readings = {p.address: _metered_wh(p.profile, k, config, rng) for p in participants}
+        if cycle:
+            readings = cycle.adjust_readings(ds, readings)
+        ledger.post_meter_readings(ds, readings)
+        ledger.settle(ds, fills)
+        if cycle:
+            cycle.after_metering(ds)
+        settlement = settle_slot(
+            fills,
+            readings,
+            price_per_kwh=slot.clearing.ledger_price,
+            shortfall_price_per_kwh=shortfall_price,
+            surplus_price_per_kwh=surplus_price,
+        )
+        outcome = SlotOutcome(k, ds, orders, fills, slot.clearing, readings, settlement, slot.network, slot.report)
+        result.slots.append(outcome)
+        if on_slot:
+            on_slot(outcome)
+
+    # A pipeline on the chain's clock: slot k clears at its gate, before slot k − 1 ends and settles.
     pending = None
-    for k in range(config.first_slot, config.first_slot + config.slots + 1):
-        if k < config.first_slot + config.slots:
-            ds = day_start + k * SLOT_SECONDS
-            ledger.chain.move_time_to(ds - gate - 60)
-            if cycle:
-                cycle.before_slot(ds)
-            signed = [s for p in participants if (s := _order_for(ledger, p, k, ds, config, rng)) is not None]
-            first_block = ledger.chain.w3.eth.block_number
-            if signed:
-                ledger.relay_orders(signed)
-            ledger.chain.move_time_to(ds - gate)
-            recorded, clearing = _clear_slot(ledger, ds, from_block=first_block)
-            network, report = grid.check(k, ds, recorded, clearing, cycle.dispatched(ds) if cycle else [])
-            fills = [(r.order, network.fills.get(r.order_hash, 0)) for r in recorded]
-            store.save(ledger.market.address, report)
-            ledger.commit_clearing(
-                ds,
-                clearing.ledger_price,
-                fills,
-                network_report_hash=report.hash,
-                network_model_version=grid.model.version,
-            )
-        if pending is not None:
-            index, pds, pfills, pclearing, norders, pnetwork, preport = pending
-            ledger.chain.move_time_to(pds + SLOT_SECONDS)
-            readings = {p.address: _metered_wh(p.profile, index, config, rng) for p in participants}
-            if cycle:
-                readings = cycle.adjust_readings(pds, readings)
-            ledger.post_meter_readings(pds, readings)
-            ledger.settle(pds, pfills)
-            if cycle:
-                cycle.after_metering(pds)
-            settlement = settle_slot(
-                pfills,
-                readings,
-                price_per_kwh=pclearing.ledger_price,
-                shortfall_price_per_kwh=shortfall_price,
-                surplus_price_per_kwh=surplus_price,
-            )
-            outcome = SlotOutcome(index, pds, norders, pfills, pclearing, readings, settlement, pnetwork, preport)
-            result.slots.append(outcome)
-            if on_slot:
-                on_slot(outcome)
-        if k < config.first_slot + config.slots:
-            pending = (k, ds, fills, clearing, len(signed), network, report)
-        else:
-            pending = None
+    for k in range(config.first_slot, config.first_slot + config.slots):
+        cleared = clear(k)
+        if pending:
+            settle(*pending)
+        pending = cleared
+    if pending:
+        settle(*pending)
 
     result.flex = cycle.outcome if cycle else None
     result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
@@ -185,7 +169,7 @@ def _order_for(
     ledger: Ledger, participant: Participant, k: int, ds: int, config: DayConfig, rng: random.Random
 ) -> SignedOrder | None:
     """The prosumer's signed order for slot ``k``: its forecast net position at a limit price."""
-    net_wh = round(float(participant.profile.net_w[k]) * HOURS_PER_SLOT)
+    net_wh = round(float(participant.profile.net_w[k]) * SLOT_HOURS)
     spread = (config.retail_per_kwh - config.feed_in_per_kwh) / 2
     u = rng.random()
     if abs(net_wh) < config.min_order_wh:
@@ -207,34 +191,8 @@ def _order_for(
     return ledger.sign(participant.account, order)
 
 
-def _clear_slot(ledger: Ledger, ds: int, *, from_block: int) -> tuple[list[RecordedOrder], ClearingResult]:
-    """Clears a slot from the orders the chain recorded (not from what was sent)."""
-    recorded = ledger.recorded_orders(ds, from_block=from_block)
-    return recorded, clear_recorded(recorded)[1]
-
-
-class _GridDay:
-    """The day's network: the published model, SimBench's baseline, the participants' buses."""
-
-    def __init__(self, config: DayConfig, profiles: list[ProsumerProfile]) -> None:
-        self.config = config
-        self.model = NetworkModel.load(config.grid, config.limits)
-        self.engine = BatchEngine(self.model)
-        for profile in profiles:  # before anyone is registered on-chain
-            self.model.require_bus(profile.bus)
-        self.replaced = tuple(sorted(p.load_index for p in profiles))
-        self.bus_of: dict[str, int] = {}
-
-    def check(
-        self, k: int, ds: int, recorded: list[RecordedOrder], clearing: ClearingResult, dispatched: list[Dispatch]
-    ) -> tuple[NetworkClearing, NetworkReport]:
-        ref = BaselineRef(self.config.grid, self.config.day, k, self.replaced)
-        orders = [(r.order_hash, r.order) for r in recorded]
-        return check_slot(self.model, self.engine, ref, ds, orders, clearing, self.bus_of, dispatched=dispatched)
-
-
 def _metered_wh(profile: ProsumerProfile, k: int, config: DayConfig, rng: random.Random) -> int:
     """What the meter measures: the profile with a normally distributed error on load and PV."""
     load = max(0.0, float(profile.load_w[k]) * (1 + rng.gauss(0, config.meter_deviation)))
     pv = max(0.0, float(profile.pv_w[k]) * (1 + rng.gauss(0, config.meter_deviation)))
-    return round((load - pv) * HOURS_PER_SLOT)
+    return round((load - pv) * SLOT_HOURS)

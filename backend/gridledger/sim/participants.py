@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
 from gridledger.chain.connection import FIRST_PROSUMER_INDEX, derive_account
 from gridledger.chain.ledger import Ledger
+from gridledger.network.profiles import ProsumerProfile
 
 GAS_MONEY_WEI = 10**18
 DEFAULT_CAPACITY_W = 30_000
+
+
+@dataclass
+class Participant:
+    """A simulated prosumer: its key, its day's profile and the next nonce it will sign."""
+
+    account: LocalAccount
+    profile: ProsumerProfile
+    next_nonce: int = 0
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
 
 
 def make_prosumers(

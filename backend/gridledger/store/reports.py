@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlite_utils
 
+from gridledger.encoding import to_hex
 from gridledger.network.validation import NetworkReport
 from gridledger.store.database import write_transaction
 
@@ -49,7 +50,7 @@ class ReportStore:
             {
                 "market": market,
                 "delivery_start": report.delivery_start,
-                "report_hash": "0x" + report.hash.hex(),
+                "report_hash": to_hex(report.hash),
                 "model_version": report.model_version,
                 "passed": int(report.check.passed),
                 "curtailed_wh": curtailed,

@@ -49,10 +49,10 @@ class Api:
         return (self.now() // 900 + 4) * 900
 
     def move_time_to(self, timestamp: int) -> None:
-        self.chain(lambda: (self.ledger.chain.move_time_to(timestamp), self.service.indexer.sync()))
+        self.chain(lambda: (self.ledger.chain.move_time_to(timestamp), self.service.ctx.indexer.sync()))
 
     def relay_now(self) -> None:
-        self.chain(lambda: (self.service.relayer.relay_due(force=True), self.service.indexer.sync()))
+        self.chain(lambda: (self.service.ctx.relayer.relay_due(force=True), self.service.ctx.indexer.sync()))
 
     def wait_for(self, order_hash: str, *statuses: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -80,12 +80,12 @@ class Api:
             self.ledger.fund_gas(account.address, 10**18)
             self.ledger.mint(account.address, amount)
             self.ledger.deposit(account, amount)
-            self.service.indexer.sync()
+            self.service.ctx.indexer.sync()
 
         self.chain(act)
 
     def count(self, table: str) -> int:
-        return int(self.service.db.execute(f"select count(*) from {table}").fetchone()[0])
+        return int(self.service.ctx.db.execute(f"select count(*) from {table}").fetchone()[0])
 
 
 @contextmanager

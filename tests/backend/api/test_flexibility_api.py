@@ -163,6 +163,6 @@ def test_flexibility_the_dso_activated_is_in_the_slots_network_check_and_audited
     assert report["flexibility"]["dispatched_by_dso"] == [
         {"offer_id": offer["offer_id"], "bus": 4, "direction": "up", "energy_wh": 2_000}
     ]
-    model, database = api.service.model, api.service.settings.database
+    model, database = api.service.ctx.model, api.service.ctx.settings.database
     audit = api.chain(lambda: audit_slot(api.ledger, model, BatchEngine(model), ReportStore(database), slot))
     assert audit.confirmed, audit.differences

@@ -27,7 +27,7 @@ def onboard(api, count: int = 2):
 
 
 def submissions(api) -> dict[str, str]:
-    return dict(api.service.db.execute("select order_hash, status from submissions").fetchall())
+    return dict(api.service.ctx.db.execute("select order_hash, status from submissions").fetchall())
 
 
 def test_one_bad_order_is_rejected_with_its_reason_and_the_rest_of_the_batch_goes_through(
@@ -62,7 +62,7 @@ def test_accepted_orders_survive_a_restart_and_are_relayed_once(ledger, tmp_path
             first.client.place(alice, side=Side.SELL, delivery_start=slot, energy_wh=100 * (i + 1), price_per_kwh=1)
             for i in range(3)
         ]
-        first.service.worker.stop(drain=False)  # the service dies with three orders queued
+        first.service.ctx.worker.stop(drain=False)  # the service dies with three orders queued
     assert set(submissions(first).values()) == {"accepted"}
 
     with start_api(ledger, database, semiurb5, QUICK) as second:
@@ -80,7 +80,7 @@ def test_an_order_relayed_just_before_a_crash_is_not_relayed_again(ledger, tmp_p
         slot = first.next_slot()
         orders = [Order(alice.address, Side.SELL, slot, 100 + n, 1, n, slot) for n in range(2)]
         accepted = [first.client.submit_order(alice, o) for o in orders]
-        first.service.worker.stop(drain=False)
+        first.service.ctx.worker.stop(drain=False)
     # The relay transaction of the first order landed, but the crash came before it was recorded.
     ledger.relay_orders([ledger.sign(alice, orders[0])])
 
@@ -92,14 +92,14 @@ def test_an_order_relayed_just_before_a_crash_is_not_relayed_again(ledger, tmp_p
         assert sorted(bytes(e["args"]["orderHash"]).hex() for e in recorded) == sorted(
             a["order_hash"][2:] for a in accepted
         )
-        assert second.service.relayer.relayed == 2 and second.service.relayer.rejected == 0
+        assert second.service.ctx.relayer.relayed == 2 and second.service.ctx.relayer.rejected == 0
 
 
 def test_the_index_resumes_from_its_last_block_and_agrees_with_the_chain(ledger, tmp_path, semiurb5) -> None:
     database = str(tmp_path / "f.sqlite")
     with start_api(ledger, database, semiurb5, QUICK) as first:
         alice, bob = onboard(first)
-        last = int(first.service.db.execute("select value from meta where key = 'last_block'").fetchone()[0])
+        last = int(first.service.ctx.db.execute("select value from meta where key = 'last_block'").fetchone()[0])
     # While the service is down, Alice withdraws and Bob deposits more.
     ledger.withdraw(alice, 30_000_000)
     ledger.mint(bob.address, 5_000_000)
@@ -118,7 +118,7 @@ def test_the_index_resumes_from_its_last_block_and_agrees_with_the_chain(ledger,
         assert (
             second.client.get(f"/participants/{alice.address}")["market_balance"]["available"] == DEPOSIT - 30_000_000
         )
-        kinds = second.service.db.execute(
+        kinds = second.service.ctx.db.execute(
             "select account, kind, amount from payments order by block, log_index"
         ).fetchall()
         assert kinds[-2:] == [(alice.address, "withdrawal", -30_000_000), (bob.address, "deposit", 5_000_000)]

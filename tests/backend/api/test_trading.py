@@ -79,7 +79,7 @@ def test_a_slot_traded_over_http_settles_and_the_index_agrees_with_the_chain(api
     for account in (alice, bob, api.ledger.roles.balancing):
         served = api.client.get(f"/participants/{account.address}") if account in wallets else None
         on_chain = api.chain(lambda a=account: api.ledger.account_of(a.address))
-        row = api.service.db.execute(
+        row = api.service.ctx.db.execute(
             "select available, locked from accounts where account = ?", [account.address]
         ).fetchone()
         assert tuple(row) == on_chain

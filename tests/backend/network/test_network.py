@@ -91,7 +91,7 @@ def test_batch_engine_agrees_with_pandapower(semiurb, semiurb_engine, load, pv) 
 
 
 def test_a_day_validates_in_one_batch(semiurb, semiurb_engine) -> None:
-    from gridledger.sim.profiles import grid_baseline
+    from gridledger.network.profiles import grid_baseline
 
     p, q, g = grid_baseline(day=173, grid="1-LV-semiurb5--0-sw")
     checks = semiurb_engine.run(Schedule(p, q, g, np.zeros((96, len(semiurb.buses)))))
@@ -206,7 +206,7 @@ def test_the_model_version_is_the_same_in_another_process(semiurb) -> None:
 def test_a_participant_at_a_bus_the_model_lacks_is_refused_before_the_chain(ledger, semiurb) -> None:
     from eth_account import Account
 
-    from gridledger.network.facilitation import register_participant
+    from gridledger.facilitation import register_participant
 
     account = Account.create().address
     with pytest.raises(NetworkError, match="bus 4242 is not in the network model"):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from gridledger.network.profiles import day_profiles
 from gridledger.reports.day_summary import summarise
 from gridledger.sim.market_day import DayConfig, run_market_day
-from gridledger.sim.profiles import day_profiles
 
 
 def test_profiles_come_from_the_simbench_grid() -> None:

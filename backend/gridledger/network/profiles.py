@@ -17,11 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridledger.errors import ConfigurationError
-
-DEFAULT_GRID = "1-LV-semiurb5--0-sw"
-SLOTS_PER_DAY = 96
-DAYS_IN_PROFILE_YEAR = 366
-W_PER_MW = 1e6
+from gridledger.units import DAYS_IN_PROFILE_YEAR, DEFAULT_GRID, SLOTS_PER_DAY, W_PER_MW
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -1,0 +1,77 @@
+"""The grid state a slot is checked on: SimBench's profiles for the slot's time, with the
+participants' household loads replaced by their orders.
+
+The physical schedule is the grid's own loads and generation, with each participant's household
+load replaced by its orders (a sale injects its energy at the participant's bus, a purchase
+withdraws it), since that energy flows whether it is traded locally or with the supplier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from gridledger.market.orders import Order, Side
+from gridledger.network.model import FloatArray, NetworkModel
+from gridledger.network.profiles import grid_baseline
+from gridledger.network.validation import Schedule
+from gridledger.units import DAY_SECONDS, DAYS_IN_PROFILE_YEAR, SLOT_SECONDS, wh_to_w
+
+
+@dataclass(frozen=True)
+class BaselineRef:
+    """Which SimBench profile step is the slot's baseline, and which loads the market replaces."""
+
+    grid: str
+    day: int
+    slot: int
+    replaced_loads: tuple[int, ...]
+
+    @classmethod
+    def for_delivery(
+        cls, model: NetworkModel, grid: str, delivery_start: int, participant_buses: Iterable[int]
+    ) -> BaselineRef:
+        """The baseline a slot's delivery time implies: the same day of the year and time of day
+        in the profile year, with the first free household load at each participant's bus
+        (``participant_buses`` in registration order) replaced by the market."""
+        moment = datetime.fromtimestamp(delivery_start, tz=UTC)
+        day = min(moment.timetuple().tm_yday, DAYS_IN_PROFILE_YEAR)
+        slot = (delivery_start % DAY_SECONDS) // SLOT_SECONDS
+        free = {int(bus): sorted(int(i) for i in group.index) for bus, group in model.net.load.groupby("bus")}
+        replaced = [free[bus].pop(0) for bus in participant_buses if free.get(bus)]
+        return cls(grid, day, slot, tuple(sorted(replaced)))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"grid": self.grid, "day": self.day, "slot": self.slot, "replaced_loads": list(self.replaced_loads)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaselineRef:
+        return cls(
+            str(data["grid"]), int(data["day"]), int(data["slot"]), tuple(int(i) for i in data["replaced_loads"])
+        )
+
+
+@cache
+def _day(grid: str, day: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    return grid_baseline(day=day, grid=grid)
+
+
+def slot_schedule(
+    model: NetworkModel, ref: BaselineRef, orders: Sequence[Order], bus_of: Mapping[str, int]
+) -> Schedule:
+    """The slot's physical schedule: the baseline with the replaced loads zeroed and each order's
+    energy at its prosumer's bus (a purchase withdraws, a sale injects)."""
+    load_p, load_q, sgen_p = (a[ref.slot : ref.slot + 1].copy() for a in _day(ref.grid, ref.day))
+    replaced = list(ref.replaced_loads)
+    load_p[:, replaced] = 0.0
+    load_q[:, replaced] = 0.0
+    market = np.zeros((1, len(model.buses)))
+    for order in orders:
+        sign = 1.0 if order.side is Side.BUY else -1.0
+        market[0, model.bus_position[bus_of[order.prosumer]]] += sign * wh_to_w(order.energy_wh)
+    return Schedule(load_p, load_q, sgen_p, market)
