@@ -145,13 +145,19 @@ class Ledger:
         *,
         network_report_hash: bytes,
         network_model_version: bytes,
-    ) -> TxReceipt:
+        check_only: bool = False,
+    ) -> TxReceipt | None:
         """Commits a slot's uniform price, the fill of every open order of the slot, and the hash
-        of the network validation report the result passed (with the model's version)."""
+        of the network validation report the result passed (with the model's version). With
+        ``check_only`` it sends nothing and raises what the contract would refuse."""
         call = self.market.functions.commitClearing(
             delivery_start, price_per_kwh, network_report_hash, network_model_version, _fills_abi(fills)
         )
-        return self.tx.send(self.roles.facilitator, call, action=f"clearing of slot {delivery_start}")
+        action = f"clearing of slot {delivery_start}"
+        if check_only:
+            self.tx.check(self.roles.facilitator, call, action=action)
+            return None
+        return self.tx.send(self.roles.facilitator, call, action=action)
 
     # ─────────────── meter operator and settlement ───────────────
 

@@ -47,6 +47,17 @@ class Transactor:
 
     def send(self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str) -> TxReceipt:
         """Estimates, signs, sends and waits for ``call``; raises the decoded custom error if it reverts."""
+        tx = self._preflight(account, call, action)
+        tx["nonce"] = Nonce(self._next_nonce(account))
+        kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
+        return self._send_signed(account, tx, action, kind)
+
+    def check(self, account: LocalAccount, call: ContractFunction, *, action: str) -> None:
+        """Runs ``call`` against the latest block without sending it; raises the decoded custom
+        error it would revert with (for work that must not start if the transaction cannot pass)."""
+        self._preflight(account, call, action)
+
+    def _preflight(self, account: LocalAccount, call: ContractFunction | ContractConstructor, action: str) -> TxParams:
         w3 = self.chain.w3
         params: TxParams = {
             "from": account.address,
@@ -70,9 +81,7 @@ class Transactor:
                 tx["gas"] = min(int(estimate * GAS_MARGIN) + 10_000, MAX_TX_GAS)
         except RevertError as exc:
             raise self._revert(exc, action) from None
-        tx["nonce"] = Nonce(self._next_nonce(account))
-        kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
-        return self._send_signed(account, tx, action, kind)
+        return tx
 
     def send_value(self, account: LocalAccount, to: str, wei: int) -> TxReceipt:
         tx: TxParams = {

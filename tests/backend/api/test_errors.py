@@ -236,3 +236,28 @@ def test_clearing_and_settlement_refusals_are_conflicts_with_reasons(api, wallet
     unmetered = refused(lambda: api.client.request("POST", f"/slots/{slot}/settlement", signer=facilitator), 409)
     assert unmetered["error"] == "DeliveryNotEnded"
     assert api.client.get(f"/slots/{slot}/settlement")["status"] == "cleared"
+
+
+def test_a_refused_second_clearing_leaves_the_committed_report_in_place(api, wallets, stranger) -> None:
+    """A retried clearing of a committed slot is refused before anything is stored: the served
+    report keeps hashing to the chain's, even when the retry would compute another report (here a
+    participant registered since the commit changes the slot's baseline)."""
+    alice, bob = wallets
+    facilitator = api.ledger.roles.facilitator
+    slot = api.next_slot()
+    sell(api, alice, slot, 500, 50_000)
+    placed = buy(api, bob, slot, 500, 60_000)
+    api.wait_for(placed["order_hash"], "on_chain")
+    api.move_time_to(slot - 300)
+    committed = api.client.request("POST", f"/slots/{slot}/clearing", signer=facilitator)
+    report = api.client.get(f"/slots/{slot}/network-report")
+    assert report["report_hash"] == committed["network_report_hash"]
+    loads = api.service.ctx.model.net.load
+    api.register(
+        stranger,
+        meter_id=901,
+        bus=int(loads.bus[loads.index.difference(report["report"]["baseline"]["replaced_loads"])[0]]),
+    )
+    again = refused(lambda: api.client.request("POST", f"/slots/{slot}/clearing", signer=facilitator), 409)
+    assert again["error"] == "SlotAlreadyCleared"
+    assert api.client.get(f"/slots/{slot}/network-report") == report
