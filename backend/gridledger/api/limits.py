@@ -41,7 +41,8 @@ class BodySizeLimit:
                 break
             size += len(message.get("body", b""))
             if size > self.max_body_bytes:
-                await self._refuse(scope, receive, send, f"the request body exceeds {self.max_body_bytes} bytes")
+                what = f"the request body, streamed without a Content-Length, reached {size} bytes"
+                await self._refuse(scope, receive, send, what)
                 return
             if not message.get("more_body", False):
                 break

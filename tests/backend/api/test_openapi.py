@@ -124,7 +124,7 @@ def test_a_body_above_the_limit_is_refused_with_413_before_it_is_parsed(api, wal
             yield b"x" * 65_536
 
     streamed = api.client.http.post("/orders", content=chunks(2 * MIB), headers=JSON)
-    assert streamed.status_code == 413 and f"exceeds {MIB} bytes" in streamed.json()["detail"]
+    assert streamed.status_code == 413 and "without a Content-Length" in streamed.json()["detail"]
     # A streamed body within the limit reaches the route whole (here: not JSON, so 422).
     small = api.client.http.post("/orders", content=chunks(4 * 65_536), headers=JSON)
     assert small.status_code == 422 and small.json()["error"] == "InvalidRequest"
