@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="where `gridledger serve` listens")
     api_port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1_024,
+        description="largest request body the API reads, in bytes (1 MiB); a larger one is answered 413",
+    )
     api_url: str = Field(default="http://127.0.0.1:8000", description="the API the wallet commands talk to")
     relay_batch_size: int = Field(default=100, ge=1, le=500, description="orders per relay transaction")
     relay_max_wait_s: float = Field(default=0.2, ge=0, le=60, description="longest an accepted order waits")

@@ -13,7 +13,8 @@ says what was wrong and what is allowed.
     │   ├── SignatureError        a signature is missing, malformed or not the expected party's
     │   ├── ForbiddenError        the signer is known but may not do this
     │   ├── NotFoundError         no such order, slot, participant or report
-    │   └── ConflictError         a duplicate or a replay
+    │   ├── ConflictError         a duplicate or a replay
+    │   └── BodyTooLargeError     a request body above the API's size limit
     └── LedgerError               the contract rejected a transaction (a custom error)
         ├── SignatureRejected     a signature does not recover to the order's prosumer
         ├── NotRegisteredError    the account is not a registered participant
@@ -80,6 +81,10 @@ class NotFoundError(RequestError):
 
 class ConflictError(RequestError):
     """Raised for a duplicate (an order or nonce seen before) or a replayed request."""
+
+
+class BodyTooLargeError(RequestError):
+    """Raised when a request body is larger than the API accepts (``GRIDLEDGER_MAX_BODY_BYTES``)."""
 
 
 class LedgerError(GridLedgerError):

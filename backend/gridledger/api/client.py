@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from gridledger.errors import ConfigurationError, GridLedgerError
 from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Order, Side
-from gridledger.service.auth import sign_request
+from gridledger.wallet.requests import sign_request
 from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
 

@@ -1,12 +1,24 @@
-"""Request bodies of the facilitator's API, with the ranges the contracts allow."""
+"""The shapes of the facilitator's API, one family per resource.
+
+``*Create`` (and the other request bodies) are what a client sends, with the ranges the contracts
+allow, and convert to the domain's types in one place (``OrderCreate.to_order()``). ``*Public``
+are what the API answers: the service layer returns plain dicts, each route validates its dict
+into its response model. Response models forbid unknown keys and coerce nothing (strict), so a
+service dict that drifts from its documented shape fails loudly in the tests instead of being
+trimmed or converted on its way out: the JSON a client sees is the service's dict, key for key.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+from eth_utils.address import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
+from gridledger.market.orders import Order, Side
 from gridledger.units import SLOT_SECONDS, UINT32_MAX, UINT40_MAX, UINT64_MAX
+from gridledger.wallet.signing import split_signature
 
 OfferId = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", description="EIP-712 hash of the offer")]
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="0x-prefixed Ethereum address")]
@@ -26,10 +38,91 @@ INT64_MAX = 2**63 - 1
 
 
 class Body(BaseModel):
+    """A request body: unknown fields are refused (422), numbers may arrive as JSON numbers or strings."""
+
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
-class OrderBody(Body):
+class Public(BaseModel):
+    """A response: exactly the keys and types the service returns (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Empty(Body):
+    """No body (or ``{}``): what a signed request without parameters carries."""
+
+
+def _signature_parts(signature: str) -> tuple[bytes, bytes]:
+    """(r, vs) of a hex EIP-712 signature (64 or 65 bytes; the schema checked the length)."""
+    return split_signature(bytes.fromhex(signature[2:]))
+
+
+# ─────────────── service ───────────────
+
+
+class Eip712Domain(Public):
+    name: str
+    version: str
+    chainId: int  # the EIP-712 field names
+    verifyingContract: str
+
+
+class HealthPublic(Public):
+    status: Literal["ok", "degraded"]
+    chain: str
+    chain_id: int
+    contracts: dict[str, str] = Field(description="contract name → address")
+    block_height: int
+    indexed_block: int
+    indexer_lag_blocks: int
+    chain_time: int = Field(description="the chain's latest block time, unix seconds")
+    relay_queue: int = Field(description="accepted orders not yet relayed")
+    last_error: str | None
+
+
+class VersionPublic(Public):
+    gridledger: str
+    chain_id: int
+    contracts: dict[str, str]
+    compiler: str
+    network_model: str
+    eip712_domain: Eip712Domain = Field(description="what a wallet signs orders and cancellations with")
+    flex_eip712_domain: Eip712Domain = Field(description="what a provider signs flexibility offers with")
+    gate_closure_seconds: int
+    slot_seconds: int
+
+
+# ─────────────── participants ───────────────
+
+
+class ParticipantCreate(Body):
+    account: Address
+    meter_id: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="bus of the network model")]
+    capacity_w: Annotated[int, Field(ge=4, le=UINT32_MAX, description="connection capacity in W")]
+
+
+class MarketBalance(Public):
+    available: int
+    locked: int
+
+
+class ParticipantPublic(Public):
+    account: str
+    meter_id: int
+    bus: int
+    capacity_w: int
+    max_order_wh: int
+    market_balance: MarketBalance
+    token_balance: int
+    next_nonce: int
+
+
+# ─────────────── orders ───────────────
+
+
+class OrderCreate(Body):
     prosumer: Address
     side: Literal["buy", "sell"]
     delivery_start: SlotStart
@@ -39,19 +132,155 @@ class OrderBody(Body):
     expiry: Annotated[int, Field(ge=0, le=UINT40_MAX, description="unix time after which the order is void")]
     signature: Signature
 
+    def to_order(self) -> Order:
+        return Order(
+            prosumer=self.prosumer,
+            side=Side.BUY if self.side == "buy" else Side.SELL,
+            delivery_start=self.delivery_start,
+            energy_wh=self.energy_wh,
+            price_per_kwh=self.price_per_kwh,
+            nonce=self.nonce,
+            expiry=self.expiry,
+        )
 
-class CancellationBody(Body):
+    def signature_parts(self) -> tuple[bytes, bytes]:
+        return _signature_parts(self.signature)
+
+
+class CancellationCreate(Body):
     signature: Signature
 
-
-class RegistrationBody(Body):
-    account: Address
-    meter_id: Annotated[int, Field(ge=1, le=UINT64_MAX)]
-    bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="bus of the network model")]
-    capacity_w: Annotated[int, Field(ge=4, le=UINT32_MAX, description="connection capacity in W")]
+    def signature_parts(self) -> tuple[bytes, bytes]:
+        return _signature_parts(self.signature)
 
 
-class FlexRequestBody(Body):
+class OrderAccepted(Public):
+    order_hash: str
+    status: Literal["accepted"]
+
+
+class CancellationAccepted(Public):
+    order_hash: str
+    cancellation: Literal["pending"]
+
+
+class OrderTerms(Public):
+    prosumer: str
+    side: Literal["buy", "sell"]
+    delivery_start: int
+    energy_wh: int
+    price_per_kwh: int
+    nonce: int
+    expiry: int
+
+
+class RelayStatus(Public):
+    status: str = Field(description="accepted | relayed | rejected | withdrawn")
+    tx_hash: str | None
+    reason: str | None
+
+
+class CancellationStatus(Public):
+    status: str | None
+    reason: str | None
+    tx_hash: str | None
+
+
+class SettlementLine(Public):
+    order_hash: str
+    prosumer: str
+    deviation_wh: int
+    payment: int
+    imbalance_charge: int
+
+
+class OrderPublic(Public):
+    """An order's state; ``relay``, ``reason``, ``cancellation`` and ``settlement`` appear only when
+    they apply (routes answer with ``response_model_exclude_unset``)."""
+
+    order_hash: str
+    status: str = Field(description="accepted | on_chain | rejected | withdrawn | cancelled | filled | …")
+    order: OrderTerms
+    filled_wh: int
+    relay: RelayStatus | None = None
+    reason: str | None = None
+    cancellation: CancellationStatus | None = None
+    settlement: SettlementLine | None = None
+
+
+# ─────────────── slots ───────────────
+
+
+class PriceLevel(Public):
+    price_per_kwh: int
+    energy_wh: int
+    orders: int
+    cumulative_wh: int
+
+
+class BookPublic(Public):
+    delivery_start: int
+    gate_closure: int
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+    awaiting_relay: int
+
+
+class TradePublic(Public):
+    order_hash: str
+    prosumer: str
+    delivery_start: int
+    side: Literal["buy", "sell"]
+    filled_wh: int
+    amount: int
+
+
+class ParticipantTradePublic(TradePublic):
+    settlement: SettlementLine | None
+
+
+class ClearingPublic(Public):
+    delivery_start: int
+    status: str
+    clearing_price_per_kwh: int | None
+    traded_wh: int | None
+    fills_hash: str | None
+    network_report_hash: str | None
+    network_model_version: str | None
+    network_passed: bool | None
+    curtailed_wh: int | None
+    trades: list[TradePublic]
+
+
+class MeterReadingsPosted(Public):
+    delivery_start: int
+    posted: int
+
+
+class SettlementPublic(Public):
+    delivery_start: int
+    status: str
+    meter_readings_wh: dict[str, int] = Field(description="account → net metered Wh")
+    settlements: list[SettlementLine]
+    net_payments: dict[str, int] = Field(description="account → net payment in token base units")
+    paid_to_sellers: int | None
+    to_balancing: int | None
+    from_balancing: int | None
+
+
+class NetworkReportPublic(Public):
+    delivery_start: int
+    report_hash: str
+    model_version: str
+    passed: bool
+    curtailed_wh: int
+    report: dict[str, Any] = Field(description="the canonical report whose keccak-256 is on-chain")
+
+
+# ─────────────── flexibility ───────────────
+
+
+class FlexRequestCreate(Body):
     service: Literal["sustain", "secure", "dynamic", "restore"]
     direction: Literal["up", "down"]
     baseline: Literal["historical", "nominated", "meter_before_after"]
@@ -64,8 +293,23 @@ class FlexRequestBody(Body):
     max_utilisation_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
     min_performance_bps: Annotated[int, Field(ge=1, le=10_000)] = 5_000
 
+    def to_request(self) -> FlexRequest:
+        return FlexRequest(
+            ServiceType[self.service.upper()],
+            Direction[self.direction.upper()],
+            BaselineMethod[self.baseline.upper()],
+            self.congestion_bus,
+            self.power_w,
+            self.window_start,
+            self.window_slots,
+            self.bid_deadline,
+            self.max_availability_price_per_kwh,
+            self.max_utilisation_price_per_kwh,
+            self.min_performance_bps,
+        )
 
-class FlexOfferBody(Body):
+
+class FlexOfferCreate(Body):
     provider: Address
     window_start: SlotStart
     power_w: Annotated[int, Field(ge=1, le=UINT32_MAX)]
@@ -75,13 +319,28 @@ class FlexOfferBody(Body):
     nonce: Annotated[int, Field(ge=0, le=UINT64_MAX)]
     signature: Signature
 
+    def to_offer(self, request_id: int) -> FlexOffer:
+        return FlexOffer(
+            self.provider,
+            request_id,
+            self.window_start,
+            self.power_w,
+            self.availability_price_per_kwh,
+            self.utilisation_price_per_kwh,
+            self.bus,
+            self.nonce,
+        )
 
-class ActivationBody(Body):
+    def signature_parts(self) -> tuple[bytes, bytes]:
+        return _signature_parts(self.signature)
+
+
+class ActivationCreate(Body):
     slot: SlotStart
     power_w: Annotated[int, Field(ge=1, le=UINT32_MAX)]
 
 
-class MeasurementBody(Body):
+class MeasurementCreate(Body):
     slot: SlotStart
     baseline_wh: Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
     actual_wh: Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
@@ -92,5 +351,63 @@ class MeterReading(Body):
     net_wh: Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX, description="Wh taken from the grid (fed in < 0)")]
 
 
-class MeterReadingsBody(Body):
+class MeterReadingsCreate(Body):
     readings: Annotated[list[MeterReading], Field(min_length=1, max_length=1_000)]
+
+    def by_account(self) -> dict[str, int]:
+        """Net Wh per checksummed account."""
+        return {str(to_checksum_address(r.account)): r.net_wh for r in self.readings}
+
+
+class FlexDeliveryPublic(Public):
+    slot: int
+    activated_w: int | None
+    ordered_wh: int | None
+    baseline_wh: int | None
+    actual_wh: int | None
+    delivered_wh: int | None
+    deficiency_wh: int | None
+    measured: bool
+
+
+class FlexOfferPublic(Public):
+    offer_id: str
+    request_id: int
+    provider: str
+    power_w: int
+    availability_price_per_kwh: int
+    utilisation_price_per_kwh: int
+    bus: int
+    awarded: bool
+    availability_payment: int | None
+    utilisation_payment: int | None
+    deliveries: list[FlexDeliveryPublic]
+
+
+class FlexRequestPublic(Public):
+    request_id: int
+    dso: str
+    service: Literal["sustain", "secure", "dynamic", "restore"]
+    direction: Literal["up", "down"]
+    baseline: Literal["historical", "nominated", "meter_before_after"]
+    congestion_bus: int
+    power_w: int
+    window_start: int
+    window_slots: int
+    bid_deadline: int
+    max_availability_price_per_kwh: int
+    max_utilisation_price_per_kwh: int
+    escrow: int
+    status: str = Field(description="open | awarded | settled")
+    awarded_power_w: int | None
+    award_report_hash: str | None
+    paid: int | None
+    refunded: int | None
+    window_end: int
+    offers: list[FlexOfferPublic]
+
+
+class AwardReportPublic(Public):
+    request_id: int
+    report_hash: str
+    report: dict[str, Any] = Field(description="the canonical award report whose hash is on-chain")

@@ -1,8 +1,9 @@
-"""Signed requests: how the facilitator and the meter operator authorise privileged writes.
+"""Signed requests, the service's half: verifying how the facilitator, the DSO and the meter
+operator authorise privileged writes.
 
-No passwords. The caller signs (EIP-191 ``personal_sign``) a message binding the method, the
-path, a timestamp, a random nonce and the SHA-256 of the body, and sends them in four headers. The
-service accepts it within ``WINDOW_S`` of its own clock and only once: every accepted
+No passwords. The caller signs (EIP-191 ``personal_sign``, see ``wallet/requests.py``) a message
+binding the method, the path, a timestamp, a random nonce and the SHA-256 of the body, and sends
+them in four headers. The service accepts it within ``WINDOW_S`` of its own clock and only once: every accepted
 signature is kept in ``request_log`` until it would be too old anyway, so a captured request
 cannot be replayed.
 """
@@ -10,45 +11,25 @@ cannot be replayed.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from collections.abc import Mapping
 
 import sqlite_utils
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_address, to_checksum_address
 
 from gridledger.errors import ConflictError, ForbiddenError, SignatureError
 from gridledger.store.database import write_transaction
+from gridledger.wallet.requests import (
+    HEADER_ADDRESS,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    request_message,
+)
 
-HEADER_ADDRESS = "X-GridLedger-Address"
-HEADER_TIMESTAMP = "X-GridLedger-Timestamp"
-HEADER_SIGNATURE = "X-GridLedger-Signature"
-HEADER_NONCE = "X-GridLedger-Nonce"
 WINDOW_S = 300
-
-
-def request_message(method: str, path: str, timestamp: int, nonce: str, body: bytes) -> bytes:
-    digest = hashlib.sha256(body).hexdigest()
-    return f"GridLedger API request\n{method.upper()} {path}\n{timestamp}\n{nonce}\n{digest}".encode()
-
-
-def sign_request(
-    account: LocalAccount, method: str, path: str, body: bytes, *, timestamp: int | None = None
-) -> dict[str, str]:
-    """The headers that authorise ``method path`` with ``body`` as ``account``."""
-    ts = int(time.time()) if timestamp is None else timestamp
-    # A fresh nonce makes two identical requests in the same second two different signatures.
-    nonce = secrets.token_hex(16)
-    signed = account.sign_message(encode_defunct(request_message(method, path, ts, nonce, body)))
-    return {
-        HEADER_ADDRESS: account.address,
-        HEADER_TIMESTAMP: str(ts),
-        HEADER_NONCE: nonce,
-        HEADER_SIGNATURE: "0x" + bytes(signed.signature).hex(),
-    }
 
 
 def verify_request(

@@ -9,7 +9,7 @@ import pytest
 
 from gridledger.api.client import ApiError
 from gridledger.market.orders import Order, Side
-from gridledger.service.auth import sign_request
+from gridledger.wallet.requests import sign_request
 
 JSON = {"content-type": "application/json"}
 
