@@ -169,3 +169,11 @@ def test_the_audit_exits_1_when_it_refutes_a_slot(ledger, tmp_path, monkeypatch)
     assert "REFUTED" in refuted.stdout
     assert "    - stored report hashes to" in refuted.stdout
     assert "1 of 2 slots confirmed" in refuted.stdout
+
+
+def test_a_setting_that_cannot_be_read_is_named_by_its_variable() -> None:
+    result = runner.invoke(app, ["deploy"], env={"GRIDLEDGER_API_PORT": "abc"})
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: GRIDLEDGER_API_PORT='abc': Input should be a valid integer, unable to parse string as an integer\n"
+    )

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
@@ -55,6 +56,8 @@ class CommandGroup(TyperGroup):
             return super().invoke(ctx)
         except GridLedgerError as exc:
             refuse(str(exc))
+        except ValidationError as exc:  # settings from the environment that cannot be read
+            refuse(_invalid(exc))
         except typer.Abort as exc:
             # A prompt turns end of input and Ctrl-C into Abort; the cause is its context.
             if isinstance(exc.__context__, KeyboardInterrupt):
@@ -66,3 +69,14 @@ class CommandGroup(TyperGroup):
             refuse("end of input")
         except KeyboardInterrupt:
             refuse("interrupted", INTERRUPTED)
+
+
+def _invalid(exc: ValidationError) -> str:
+    """A validation error in one line; a setting is named by its environment variable."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        if exc.title == "Settings":
+            field = "GRIDLEDGER_" + field.upper()
+        parts.append(f"{field}={error['input']!r}: {error['msg']}" if "input" in error else f"{field}: {error['msg']}")
+    return "; ".join(parts)
