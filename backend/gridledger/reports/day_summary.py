@@ -17,8 +17,6 @@ from gridledger.settlement.rules import revenue
 from gridledger.sim.flex_day import FlexOutcome
 from gridledger.sim.market_day import DayResult
 
-TOKEN_UNITS = 1e6
-
 
 @dataclass(frozen=True)
 class ProsumerSummary:

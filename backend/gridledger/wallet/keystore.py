@@ -24,6 +24,17 @@ def _path(directory: Path | None, name: str) -> Path:
     return directory / f"{name}.json"
 
 
+def path_of(name: str, *, directory: Path | None = None) -> Path:
+    """Where the keystore of wallet ``name`` is, or would be; a WalletError for a name that cannot be a file."""
+    return _path(directory, name)
+
+
+def names(*, directory: Path | None = None) -> list[str]:
+    """The wallets in the keystore directory, by name."""
+    directory = directory or keystore_dir()
+    return sorted(p.stem for p in directory.glob("*.json")) if directory.is_dir() else []
+
+
 def create(name: str, password: str, *, directory: Path | None = None, private_key: str | None = None) -> LocalAccount:
     """Creates (or imports, given ``private_key``) a key and writes it encrypted as ``<name>.json``."""
     if len(password) < 8:

@@ -108,7 +108,7 @@ def test_the_signature_is_checked_before_the_body_and_the_path_before_the_signat
 
 
 def test_a_body_above_the_limit_is_refused_with_413_before_it_is_parsed(api, wallets) -> None:
-    assert api.service.settings.max_body_bytes == MIB  # the documented default
+    assert api.service.ctx.settings.max_body_bytes == MIB  # the documented default
     big = b"x" * (2 * MIB)
     # Declared by Content-Length: refused before the signature, the JSON or the route is looked at.
     for path in ("/orders", "/participants", "/slots/901/clearing"):

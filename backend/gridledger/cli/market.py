@@ -1,0 +1,141 @@
+"""The market's commands: ``demo``, ``audit`` and ``flex-report``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gridledger.cli.output import console
+from gridledger.config import Settings
+from gridledger.errors import GridLedgerError
+from gridledger.units import tokens as as_tokens
+
+if TYPE_CHECKING:
+    from gridledger.audit import SlotAudit
+    from gridledger.chain.ledger import Ledger
+
+
+def demo(
+    prosumers: Annotated[int, typer.Option(min=2, max=104, help="number of prosumers")] = 24,
+    day: Annotated[int, typer.Option(min=1, max=366, help="day of SimBench's 2016 profile year")] = 173,
+    slots: Annotated[int, typer.Option(min=1, max=96, help="15-minute slots to run")] = 96,
+    first_slot: Annotated[int, typer.Option(min=0, max=95, help="first slot of the day (48 = 12:00)")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of prices and meter deviations")] = 7,
+    audit_slots: Annotated[
+        bool, typer.Option("--audit", help="audit every slot afterwards (slow on the embedded chain)")
+    ] = False,
+) -> None:
+    """Run one market day of P2P trading on the configured chain (embedded by default)."""
+    from gridledger.chain.ledger import Ledger
+    from gridledger.reports.day_summary import summarise
+    from gridledger.reports.day_summary_table import render
+    from gridledger.sim.market_day import DayConfig, SlotOutcome, run_market_day
+
+    settings = Settings()
+    config = DayConfig(
+        prosumers=prosumers, day=day, slots=slots, first_slot=first_slot, seed=seed, database=settings.database
+    )
+    with console.status("compiling contracts, starting the chain and deploying…"):
+        ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
+    market = ledger.deployment.addresses["EnergyMarket"]
+    console.print(
+        f"[bold]GridLedger demo[/] on [cyan]{settings.chain}[/] (chain {ledger.chain.chain_id}); "
+        f"market {market} "
+        f"({'deployed now' if deployed else 'reused'}), solc {ledger.build.compiler_version.split('+')[0]}"
+    )
+    console.print(f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes")
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("onboarding prosumers", total=slots)
+
+        def on_slot(outcome: SlotOutcome) -> None:
+            clock = datetime.fromtimestamp(outcome.delivery_start, tz=UTC).strftime("%H:%M")
+            price = outcome.clearing.price_per_kwh
+            what = f"{outcome.clearing.traded_wh / 1000:6.2f} kWh at {as_tokens(price):.3f}" if price else "no trade"
+            progress.update(task, advance=1, description=f"slot {clock}  {outcome.orders:3d} orders  {what}")
+
+        result = run_market_day(ledger, config, on_slot=on_slot)
+    for renderable in render(summarise(result)):
+        console.print(renderable)
+    if not audit_slots:
+        return
+    with console.status("auditing every slot from the chain's records…"):
+        audits = _audit(ledger, settings, [s.delivery_start for s in result.slots], grid=config.grid)
+    confirmed = sum(a.confirmed for a in audits)
+    console.print(
+        f"audit: {confirmed} of {len(audits)} slots confirmed from the chain's records, the published "
+        f"network model and the stored reports (`gridledger audit` re-runs this on a devnet)"
+    )
+
+
+def _audit(ledger: Ledger, settings: Settings, slots: list[int], *, grid: str) -> list[SlotAudit]:
+    from gridledger.audit import audit_slot
+    from gridledger.network.model import NetworkModel
+    from gridledger.network.validation import BatchEngine
+    from gridledger.store.reports import ReportStore
+
+    model = NetworkModel.load(grid)
+    engine = BatchEngine(model)
+    store = ReportStore(settings.database)
+    return [audit_slot(ledger, model, engine, store, slot) for slot in slots]
+
+
+def audit(
+    network: Annotated[str, typer.Option(help="SimBench code or pandapower JSON of the published model")] = (
+        "1-LV-semiurb5--0-sw"
+    ),
+    slot: Annotated[
+        list[int] | None, typer.Option(help="delivery start(s) to audit; default: every cleared slot")
+    ] = None,
+) -> None:
+    """Re-run clearing and network validation for cleared slots and compare with the chain."""
+    from gridledger.chain.ledger import Ledger
+
+    settings = Settings()
+    if settings.chain == "embedded":
+        raise GridLedgerError(
+            "the embedded chain ends with the process that ran it: audit a devnet or RPC chain "
+            "(GRIDLEDGER_CHAIN=hardhat|anvil|http://…); the demo audits its own day at the end"
+        )
+    ledger, _ = Ledger.open(settings)
+    slots = slot or sorted(
+        {
+            int(e["args"]["deliveryStart"])
+            for e in ledger.market.events.SlotCleared.get_logs(from_block=ledger.deployment.block)
+        }
+    )
+    failed = 0
+    for result in _audit(ledger, settings, slots, grid=network):
+        clock = datetime.fromtimestamp(result.delivery_start, tz=UTC).strftime("%Y-%m-%d %H:%M")
+        if result.confirmed:
+            console.print(f"{clock}  confirmed")
+        else:
+            failed += 1
+            console.print(f"{clock}  [red]REFUTED[/]", soft_wrap=True)
+            for difference in result.differences:
+                console.print(f"    - {difference}", soft_wrap=True, markup=False)
+    console.print(f"{len(slots) - failed} of {len(slots)} slots confirmed")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def flex_report(
+    days: Annotated[int, typer.Option(min=1, max=28, help="days to run (7 = a week)")] = 7,
+    first_day: Annotated[int, typer.Option(min=1, max=330, help="first day of SimBench's 2016 profiles")] = 18,
+) -> None:
+    """Run a week on a congested feeder twice: independent markets versus joint clearing."""
+    from gridledger.reports.flex_week import GRID, run_week
+    from gridledger.reports.flex_week_table import week_note, week_table
+
+    with console.status(f"running {days} days of {GRID} twice…"):
+        independent, joint, decisions = run_week(first_day=first_day, days=days)
+    console.print(week_table(independent, joint, first_day=first_day, days=days))
+    console.print(week_note(joint, decisions, days=days))

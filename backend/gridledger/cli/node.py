@@ -1,0 +1,102 @@
+"""The facilitator's node commands: ``compile``, ``deploy``, ``serve`` and ``devnet start|stop``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from gridledger.cli.output import console
+from gridledger.config import Settings
+from gridledger.errors import GridLedgerError
+
+devnet_app = typer.Typer(help="Start and stop a local devnet node (Hardhat or anvil).", no_args_is_help=True)
+
+
+def compile() -> None:
+    """Compile the contracts offline (cached by source hash)."""
+    from gridledger.chain.compile import compile_contracts
+
+    build = compile_contracts()
+    names = ", ".join(n for n, c in build.contracts.items() if c.bytecode)
+    console.print(f"compiled {names} with solc {build.compiler_version}", soft_wrap=True)
+    console.print(f"source hash {build.source_hash}", soft_wrap=True)
+
+
+def deploy() -> None:
+    """Deploy to the configured chain and record deployments/<chainId>.json (reuses a live deployment)."""
+    from gridledger.chain.deploy import record_path
+    from gridledger.chain.ledger import Ledger
+
+    settings = Settings()
+    if settings.chain == "embedded":
+        raise GridLedgerError(
+            "the embedded chain lives only inside one process: deploy to a devnet or RPC URL "
+            "(GRIDLEDGER_CHAIN=hardhat|anvil|http://…), or run `gridledger demo`"
+        )
+    ledger, deployed = Ledger.open(settings)
+    d = ledger.deployment
+    console.print(("deployed" if deployed else "reused the existing deployment") + f" on chain {d.chain_id}:")
+    console.print(json.dumps(d.addresses, indent=2))
+    console.print(f"record: {record_path(d.chain_id)}", soft_wrap=True)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default GRIDLEDGER_API_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (default GRIDLEDGER_API_PORT)")] = None,
+) -> None:
+    """Run the facilitator's API (uvicorn) on the configured chain: relayer, indexer, clearing."""
+    import uvicorn
+
+    from gridledger.api.app import create_app
+    from gridledger.chain.ledger import Ledger
+    from gridledger.service.facilitator import Facilitator
+
+    settings = Settings()
+    if settings.chain == "embedded" and "database" not in settings.model_fields_set:
+        # An embedded chain starts empty with every process, and so must its index.
+        settings = settings.model_copy(update={"database": "data/embedded-serve.sqlite"})
+        _set_aside(settings.database)
+    with console.status("compiling contracts, connecting to the chain and deploying…"):
+        ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
+        service = Facilitator(ledger, settings)
+    host = host or settings.api_host
+    port = port or settings.api_port
+    console.print(
+        f"GridLedger facilitator on [cyan]{settings.chain}[/] (chain {ledger.chain.chain_id}), market "
+        f"{ledger.market.address} ({'deployed now' if deployed else 'reused'}), index {settings.database}",
+        soft_wrap=True,
+    )
+    console.print(f"API at http://{host}:{port}  (OpenAPI: /openapi.json, interactive docs: /docs)", soft_wrap=True)
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+def _set_aside(database: str) -> None:
+    from pathlib import Path
+
+    path = Path(database)
+    for suffix in ("", "-wal", "-shm"):
+        old = path.with_name(path.name + suffix)
+        if old.exists():
+            old.replace(old.with_name(old.name + ".previous"))
+
+
+@devnet_app.command("start")
+def devnet_start(
+    kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat",
+    port: Annotated[int, typer.Option(min=1024, max=65535)] = 8545,
+) -> None:
+    """Start a devnet node on 127.0.0.1 in the background."""
+    from gridledger.chain import devnet
+
+    node = devnet.start(kind, port)
+    console.print(f"{kind} answers at {node.url} (pid {node.pid}); use GRIDLEDGER_CHAIN={kind}")
+
+
+@devnet_app.command("stop")
+def devnet_stop(kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat") -> None:
+    """Stop the devnet node that `devnet start` started."""
+    from gridledger.chain import devnet
+
+    console.print(f"stopped {kind}" if devnet.stop(kind) else f"no {kind} node was running")

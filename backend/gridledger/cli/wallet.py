@@ -1,0 +1,235 @@
+"""The ``wallet`` commands: encrypted keystores on this machine; orders, offers, cancellations and
+balances over the facilitator's API.
+
+A wallet's name is checked when the command line is read, before any prompt: a wrong name is
+named (with the keystore directory and the wallets it holds), never asked a password for.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from gridledger.cli.output import PROMPT_KEY, console
+from gridledger.config import Settings
+from gridledger.errors import WalletError
+
+if TYPE_CHECKING:
+    from gridledger.api.client import GridLedgerClient
+
+wallet_app = typer.Typer(
+    help="Prosumer wallets: encrypted keystores; orders, cancellations and balances over the API.",
+    no_args_is_help=True,
+)
+
+
+def _existing_wallet(ctx: typer.Context, name: str) -> str:
+    """The name of a wallet that exists; a WalletError saying where none was found otherwise."""
+    if ctx.resilient_parsing:
+        return name
+    from gridledger.wallet import keystore
+
+    path = keystore.path_of(name)
+    if not path.exists():
+        held = keystore.names(directory=path.parent)
+        there = f"its wallets: {', '.join(held)}" if held else "it holds no wallets"
+        raise WalletError(
+            f"no wallet {name!r} in {path.parent} ({there}); create it with `gridledger wallet create {name}` "
+            f"or `gridledger wallet import {name}`, or point GRIDLEDGER_KEYSTORE_DIR at the directory that holds it"
+        )
+    return name
+
+
+def _new_wallet(ctx: typer.Context, name: str) -> str:
+    """The name of a wallet that does not exist yet; a WalletError naming the one that does otherwise."""
+    if ctx.resilient_parsing:
+        return name
+    from gridledger.wallet import keystore
+
+    path = keystore.path_of(name)
+    if path.exists():
+        raise WalletError(f"wallet {name!r} already exists at {path}; choose another name")
+    return name
+
+
+def _imported_wallet(ctx: typer.Context, name: str) -> str:
+    """As ``_new_wallet``; the prompt that follows asks for the private key, then the password."""
+    ctx.meta.setdefault(PROMPT_KEY, "private key")
+    return _new_wallet(ctx, name)
+
+
+def _private_key_given(ctx: typer.Context, private_key: str) -> str:
+    ctx.meta[PROMPT_KEY] = "password"
+    return private_key
+
+
+WalletName = Annotated[str, typer.Argument(callback=_existing_wallet)]
+NewWalletName = Annotated[str, typer.Argument(callback=_new_wallet)]
+ImportedWalletName = Annotated[str, typer.Argument(callback=_imported_wallet)]
+
+
+@wallet_app.command("create")
+def wallet_create(
+    name: NewWalletName,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Create a new key in an encrypted keystore."""
+    from gridledger.wallet import keystore
+
+    account = keystore.create(name, password)
+    console.print(f"wallet {name}: {account.address} ({keystore.keystore_dir() / (name + '.json')})")
+
+
+@wallet_app.command("import")
+def wallet_import(
+    name: ImportedWalletName,
+    private_key: Annotated[str, typer.Option(prompt=True, hide_input=True, callback=_private_key_given)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Import an existing private key into an encrypted keystore."""
+    from gridledger.wallet import keystore
+
+    account = keystore.create(name, password, private_key=private_key)
+    console.print(f"wallet {name}: {account.address}")
+
+
+@wallet_app.command("address")
+def wallet_address(name: WalletName) -> None:
+    """Show a wallet's address (without unlocking it)."""
+    from gridledger.wallet import keystore
+
+    console.print(keystore.address_of(name))
+
+
+# ─────────────── wallet over HTTP ───────────────
+
+ApiOption = Annotated[str | None, typer.Option("--api", help="the facilitator's API (default GRIDLEDGER_API_URL)")]
+PasswordOption = Annotated[
+    str, typer.Option(prompt=True, hide_input=True, envvar="GRIDLEDGER_WALLET_PASSWORD", help="keystore password")
+]
+
+
+def _client(api: str | None) -> GridLedgerClient:
+    from gridledger.api.client import GridLedgerClient
+
+    return GridLedgerClient(api or Settings().api_url)
+
+
+def _slot_start(text: str) -> int:
+    """A slot given as unix seconds or as an ISO date-time (UTC unless it names a zone)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither unix seconds nor an ISO date-time like 2026-06-21T12:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _readable_slot(slot: str) -> str:
+    _slot_start(slot)  # refused when the command line is read, before the password prompt
+    return slot
+
+
+def _side(side: str) -> str:
+    if side not in ("buy", "sell"):
+        raise typer.BadParameter(f"side must be buy or sell, not {side!r}")
+    return side
+
+
+@wallet_app.command("order")
+def wallet_order(
+    name: WalletName,
+    side: Annotated[str, typer.Option(help="buy or sell", callback=_side)],
+    slot: Annotated[
+        str, typer.Option(help="delivery slot start: unix seconds or ISO date-time (UTC)", callback=_readable_slot)
+    ],
+    energy_wh: Annotated[int, typer.Option(min=1, help="energy in Wh")],
+    price: Annotated[float, typer.Option(min=0, help="limit price in tokens per kWh, e.g. 0.25")],
+    password: PasswordOption,
+    nonce: Annotated[int | None, typer.Option(min=0, help="default: the next unused nonce")] = None,
+    api: ApiOption = None,
+) -> None:
+    """Sign an order with the wallet's key and submit it to the facilitator's API."""
+    from gridledger.market.orders import Side
+    from gridledger.wallet import keystore
+
+    delivery_start = _slot_start(slot)
+    account = keystore.load(name, password)
+    client = _client(api)
+    result = client.place(
+        account,
+        side=Side.BUY if side == "buy" else Side.SELL,
+        delivery_start=delivery_start,
+        energy_wh=energy_wh,
+        price_per_kwh=round(price * 1_000_000),
+        nonce=nonce,
+    )
+    console.print(f"order {result['order_hash']} {result['status']}", soft_wrap=True)
+
+
+@wallet_app.command("offer")
+def wallet_offer(
+    name: WalletName,
+    request: Annotated[int, typer.Option(min=1, help="the DSO's flexibility request id")],
+    power_w: Annotated[int, typer.Option(min=1, help="flexible power in W")],
+    availability_price: Annotated[float, typer.Option(min=0, help="tokens per kW per hour of the window")],
+    utilisation_price: Annotated[float, typer.Option(min=0, help="tokens per kWh delivered")],
+    password: PasswordOption,
+    api: ApiOption = None,
+) -> None:
+    """Sign a flexibility offer for a request's window at the wallet's connection point and submit it."""
+    from gridledger.wallet import keystore
+
+    account = keystore.load(name, password)
+    result = _client(api).offer(
+        account,
+        request,
+        power_w=power_w,
+        availability_price_per_kwh=round(availability_price * 1_000_000),
+        utilisation_price_per_kwh=round(utilisation_price * 1_000_000),
+    )
+    console.print(f"offer {result['offer_id']} for request {result['request_id']} recorded", soft_wrap=True)
+
+
+@wallet_app.command("cancel")
+def wallet_cancel(name: WalletName, order_hash: str, password: PasswordOption, api: ApiOption = None) -> None:
+    """Sign a cancellation of one of the wallet's orders and submit it."""
+    from gridledger.wallet import keystore
+
+    account = keystore.load(name, password)
+    result = _client(api).cancel(account, order_hash)
+    console.print(f"cancellation of {result['order_hash']} {result['cancellation']}", soft_wrap=True)
+
+
+@wallet_app.command("orders")
+def wallet_orders(name: WalletName, api: ApiOption = None) -> None:
+    """The wallet's orders and their status."""
+    from gridledger.reports.participant_tables import orders_table
+    from gridledger.wallet import keystore
+
+    console.print(orders_table(_client(api).get(f"/participants/{keystore.address_of(name)}/orders")))
+
+
+@wallet_app.command("trades")
+def wallet_trades(name: WalletName, api: ApiOption = None) -> None:
+    """The wallet's fills, with their settlement."""
+    from gridledger.reports.participant_tables import trades_table
+    from gridledger.wallet import keystore
+
+    console.print(trades_table(_client(api).get(f"/participants/{keystore.address_of(name)}/trades")))
+
+
+@wallet_app.command("balance")
+def wallet_balance(name: WalletName, api: ApiOption = None) -> None:
+    """The wallet's token balance and its market account (available and locked in escrow)."""
+    from gridledger.reports.participant_tables import balance_line
+    from gridledger.wallet import keystore
+
+    console.print(balance_line(_client(api).get(f"/participants/{keystore.address_of(name)}")), soft_wrap=True)
