@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from gridledger import errors
 from gridledger.api.client import ApiError
+from gridledger.api.errors import status_of
 from gridledger.market.orders import Order, Side
 from gridledger.service.auth import sign_request
 
@@ -236,3 +238,19 @@ def test_clearing_and_settlement_refusals_are_conflicts_with_reasons(api, wallet
     unmetered = refused(lambda: api.client.request("POST", f"/slots/{slot}/settlement", signer=facilitator), 409)
     assert unmetered["error"] == "DeliveryNotEnded"
     assert api.client.get(f"/slots/{slot}/settlement")["status"] == "cleared"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RequestPowerZero",
+        "InvalidWindowSlots",
+        "WindowNotOnSlotBoundary",
+        "BidDeadlinePassed",
+        "BidDeadlineNotBeforeWindow",
+        "InvalidMinPerformance",
+    ],
+)
+def test_a_flexibility_request_the_contract_refuses_is_a_422(error) -> None:
+    """Each of these replaced the contract's InvalidRequest(string), which was a 422."""
+    assert status_of(errors.FlexRejected("flexibility request rejected", error=error)) == 422
