@@ -224,8 +224,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
                 amount = _cost(filledWh, clearingPricePerKWh);
                 uint256 escrow = _cost(order.energyWh, order.pricePerKWh);
                 Account memory account = _accounts[order.prosumer];
-                account.locked -= uint128(escrow); // fits: an escrow is below 2^87 (see above)
-                // Cannot underflow: amount <= escrow as filledWh <= energyWh and price <= limit.
+                account.locked -= uint128(escrow); // fits: an escrow is below 2^87 (see the contract's notice)
+                // Cannot underflow: amount <= escrow as filledWh <= energyWh and price <= limit. The
+                // difference is below the escrow, so its uint128 cast fits.
                 unchecked {
                     account.available += uint128(escrow - amount);
                 }
