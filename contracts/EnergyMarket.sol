@@ -6,9 +6,11 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IEnergyMarket} from "./interfaces/IEnergyMarket.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {Roles} from "./libraries/Roles.sol";
 
 /// @title EnergyMarket
 /// @notice Records prosumer-signed energy orders per 15-minute delivery slot, holds buyers'
@@ -30,23 +32,30 @@ import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 ///   fills never count the same metered Wh twice.
 /// Amounts a buyer pays round up and amounts paid out round down; the rounding remainder of the
 /// slot's pot goes to the balancing account.
+///
+/// Narrowing casts: an order's escrow or cost is at most 2^32 Wh × 2^64 per kWh / 1000 < 2^87, so
+/// it fits in uint128 without SafeCast; balances that can grow past that go through SafeCast.
 contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
     // ───────────────────────────── constants ─────────────────────────────
 
-    bytes32 public constant FACILITATOR_ROLE = keccak256("FACILITATOR_ROLE");
-    bytes32 public constant METER_ROLE = keccak256("METER_ROLE");
-    bytes32 public constant DSO_ROLE = keccak256("DSO_ROLE");
+    /// @notice Relays orders and commits clearings.
+    bytes32 public constant FACILITATOR_ROLE = Roles.FACILITATOR_ROLE;
+    /// @notice Posts meter readings.
+    bytes32 public constant METER_ROLE = Roles.METER_ROLE;
 
+    /// @notice The EIP-712 type of an order.
     bytes32 public constant ORDER_TYPEHASH = keccak256(
         "Order(address prosumer,uint8 side,uint40 deliveryStart,uint32 energyWh,uint64 pricePerKWh,uint64 nonce,uint40 expiry)"
     );
 
+    /// @notice The EIP-712 type of a signed cancellation.
     /// @dev A prosumer's signed cancellation names the order by its EIP-712 hash, which already
     /// binds the prosumer and the nonce; a relayed copy can only repeat a finished cancellation.
     bytes32 public constant CANCELLATION_TYPEHASH = keccak256("Cancellation(bytes32 orderHash)");
 
+    /// @notice The length of a delivery slot in seconds.
     uint256 public constant SLOT_SECONDS = 900;
     /// @dev Slots per hour: a connection of C W carries at most C/4 Wh in one slot.
     uint32 private constant SLOTS_PER_HOUR = 4;
@@ -67,7 +76,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     // ───────────────────────────── storage ─────────────────────────────
 
+    /// @notice The settlement token deposits, escrows and payments are in.
     IERC20 public immutable TOKEN;
+    /// @notice The participant register that orders and readings are checked against.
     IParticipantRegistry public immutable REGISTRY;
     /// @notice The account that supplies shortfalls and takes surpluses (the supplier or BRP).
     address public immutable BALANCING_ACCOUNT;
@@ -105,7 +116,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     function deposit(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         TOKEN.safeTransferFrom(msg.sender, address(this), amount);
-        _accounts[msg.sender].available += uint128(amount);
+        _accounts[msg.sender].available += SafeCast.toUint128(amount);
         emit Deposited(msg.sender, amount);
     }
 
@@ -115,7 +126,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         Account storage account = _accounts[msg.sender];
         uint256 available = account.available;
         if (available < amount) revert InsufficientBalance(msg.sender, available, amount);
-        // Cannot underflow: checked just above.
+        // Cannot underflow: checked just above. The result is below `available`, a uint128, so it fits.
         unchecked {
             account.available = uint128(available - amount);
         }
@@ -213,8 +224,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
                 amount = _cost(filledWh, clearingPricePerKWh);
                 uint256 escrow = _cost(order.energyWh, order.pricePerKWh);
                 Account memory account = _accounts[order.prosumer];
-                account.locked -= uint128(escrow);
-                // Cannot underflow: amount <= escrow as filledWh <= energyWh and price <= limit.
+                account.locked -= uint128(escrow); // fits: an escrow is below 2^87 (see the contract's notice)
+                // Cannot underflow: amount <= escrow as filledWh <= energyWh and price <= limit. The
+                // difference is below the escrow, so its uint128 cast fits.
                 unchecked {
                     account.available += uint128(escrow - amount);
                 }
@@ -236,6 +248,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         slot.networkReportHash = networkReportHash;
         slot.status = SlotStatus.Cleared;
         slot.clearingPricePerKWh = clearingPricePerKWh;
+        // Fits: at most 2^32 - 1 fills (openOrders is a uint32) of less than 2^87 each.
         slot.potAmount = uint128(pot);
         emit SlotCleared(
             deliveryStart, clearingPricePerKWh, boughtWh, chain, networkReportHash, networkModelVersion
@@ -257,6 +270,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             address account = accounts[i];
             if (REGISTRY.capacityOf(account) == 0) revert NotRegistered(account);
             if (readings[account] != 0) revert MeterReadingAlreadyPosted(deliveryStart, account);
+            // The int64's two's-complement bits in the low word (same width, no narrowing);
+            // meterReading and _allocateMetered read them back with int64(uint64(reading)).
             readings[account] = READING_POSTED | uint256(uint64(netWh[i]));
             emit MeterReadingPosted(deliveryStart, account, netWh[i]);
         }
@@ -287,6 +302,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             if (filledWh == 0) continue;
 
             address prosumer = order.prosumer;
+            // At most filledWh, a uint32, so the uint32 casts of it below fit.
             uint256 deviationWh = filledWh - _allocateMetered(deliveryStart, prosumer, order.side, filledWh);
             uint256 payment;
             uint256 charge;
@@ -294,15 +310,15 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             if (order.side == Side.Sell) {
                 payment = _revenue(filledWh, price);
                 pot -= payment;
-                charge = _revenue(uint32(deviationWh), shortfallPrice);
+                charge = _revenue(deviationWh, shortfallPrice);
                 uint256 funds = uint256(account.available) + payment;
                 uint256 collected = charge < funds ? charge : funds;
-                account.available = uint128(funds - collected);
+                account.available = SafeCast.toUint128(funds - collected);
                 toBalancing += collected;
                 if (collected < charge) emit ImbalanceUncollected(prosumer, deliveryStart, charge - collected);
             } else {
-                payment = _revenue(uint32(deviationWh), surplusPrice);
-                account.available += uint128(payment);
+                payment = _revenue(deviationWh, surplusPrice);
+                account.available += uint128(payment); // fits: below 2^87, and += is checked
                 fromBalancing += payment;
             }
             _accounts[prosumer] = account;
@@ -316,7 +332,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         if (balancingFunds < fromBalancing) {
             revert InsufficientBalance(BALANCING_ACCOUNT, balancingFunds, fromBalancing);
         }
-        balancing.available = uint128(balancingFunds - fromBalancing);
+        balancing.available = SafeCast.toUint128(balancingFunds - fromBalancing);
 
         slot.status = SlotStatus.Settled;
         slot.potAmount = 0;
@@ -325,8 +341,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
 
     // ───────────────────────────── administration ─────────────────────────────
 
-    /// @notice Sets the imbalance prices (admin only). Shortfall at or above surplus, so that
-    /// not delivering never pays better than delivering.
+    /// @inheritdoc IEnergyMarket
     function setImbalancePrices(uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh)
         external
         onlyRole(DEFAULT_ADMIN_ROLE)
@@ -362,16 +377,17 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     /// @inheritdoc IEnergyMarket
     function nonceStatus(address prosumer, uint64 nonce) external view returns (uint8) {
         (,, uint256 entry) = _entryOf(prosumer, nonce);
-        return uint8(entry & STATUS_MASK);
+        return uint8(entry & STATUS_MASK); // fits: two bits
     }
 
     /// @inheritdoc IEnergyMarket
     function meterReading(uint40 deliveryStart, address account) external view returns (bool posted, int64 netWh) {
         uint256 reading = _readings[deliveryStart][account];
+        // The low 64 bits hold the reading (see postMeterReadings); the truncation drops the flag.
         return (reading != 0, int64(uint64(reading)));
     }
 
-    /// @notice The shortfall and surplus imbalance prices in token base units per kWh.
+    /// @inheritdoc IEnergyMarket
     function imbalancePrices() external view returns (uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh) {
         return (_shortfallPricePerKWh, _surplusPricePerKWh);
     }
@@ -399,6 +415,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             Account memory account = _accounts[prosumer];
             if (account.available < escrow) revert InsufficientBalance(prosumer, account.available, escrow);
             // Cannot underflow: checked just above.
+            // Fits: an escrow is below 2^87 (see the contract's notice).
             unchecked {
                 account.available -= uint128(escrow);
             }
@@ -425,7 +442,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
                 (word & ~(ENTRY_MASK << shift)) | (_fingerprint(hash, ENTRY_CANCELLED) << shift);
             _slots[order.deliveryStart].openOrders -= 1;
             if (order.side == Side.Buy) {
-                refund = _cost(order.energyWh, order.pricePerKWh);
+                refund = _cost(order.energyWh, order.pricePerKWh); // below 2^87: the casts fit
                 Account memory account = _accounts[prosumer];
                 account.locked -= uint128(refund);
                 account.available += uint128(refund);
@@ -460,7 +477,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     {
         uint256 reading = _readings[deliveryStart][prosumer];
         if (reading == 0) revert MeterReadingMissing(deliveryStart, prosumer);
-        int256 netWh = int64(uint64(reading));
+        int256 netWh = int64(uint64(reading)); // the low 64 bits hold the reading
         uint256 meteredWh;
         if (side == Side.Sell) meteredWh = netWh < 0 ? uint256(-netWh) : 0;
         else meteredWh = netWh > 0 ? uint256(netWh) : 0;
@@ -491,6 +508,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     function _setImbalancePrices(uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh) private {
+        if (shortfallPricePerKWh < surplusPricePerKWh) {
+            revert ImbalancePricesInverted(shortfallPricePerKWh, surplusPricePerKWh);
+        }
         _shortfallPricePerKWh = shortfallPricePerKWh;
         _surplusPricePerKWh = surplusPricePerKWh;
         emit ImbalancePricesSet(shortfallPricePerKWh, surplusPricePerKWh);

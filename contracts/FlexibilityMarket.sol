@@ -6,8 +6,10 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IFlexibilityMarket} from "./interfaces/IFlexibilityMarket.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {Roles} from "./libraries/Roles.sol";
 
 /// @title FlexibilityMarket
 /// @notice The DSO buys flexibility at a congestion point. It posts a request and escrows the most
@@ -28,21 +30,28 @@ import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
 contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
     using SafeERC20 for IERC20;
 
-    bytes32 public constant DSO_ROLE = keccak256("DSO_ROLE");
-    bytes32 public constant FACILITATOR_ROLE = keccak256("FACILITATOR_ROLE");
-    bytes32 public constant METER_ROLE = keccak256("METER_ROLE");
+    /// @notice Posts requests and activates awarded offers.
+    bytes32 public constant DSO_ROLE = Roles.DSO_ROLE;
+    /// @notice Awards offers, and activates them when it coordinates with the energy market.
+    bytes32 public constant FACILITATOR_ROLE = Roles.FACILITATOR_ROLE;
+    /// @notice Records measurements.
+    bytes32 public constant METER_ROLE = Roles.METER_ROLE;
+    /// @notice The EIP-712 type of an offer.
     bytes32 public constant OFFER_TYPEHASH = keccak256(
         "Offer(address provider,uint64 requestId,uint40 windowStart,uint32 powerW,uint64 availabilityPricePerKWh,uint64 utilisationPricePerKWh,uint32 bus,uint64 nonce)"
     );
 
+    /// @notice The length of a slot in seconds.
     uint256 public constant SLOT_SECONDS = 900;
-    /// @dev A window is at most a day of slots, which bounds settlement's loop.
+    /// @notice A window is at most a day of slots, which bounds settlement's loop.
     uint16 public constant MAX_WINDOW_SLOTS = 96;
-    uint256 private constant BPS = 10_000;
+    uint16 private constant BPS = 10_000;
     /// @dev W × slots × price / 4000 = kW × h × price (1000 W per kW, 4 slots per hour).
     uint256 private constant W_SLOTS_PER_KWH = 4_000;
 
+    /// @notice The settlement token the escrow and payments are in.
     IERC20 public immutable TOKEN;
+    /// @notice The participant register providers must be in.
     IParticipantRegistry public immutable REGISTRY;
 
     uint64 private _requestCount;
@@ -64,16 +73,18 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
 
     /// @inheritdoc IFlexibilityMarket
     function postRequest(Request calldata r) external onlyRole(DSO_ROLE) returns (uint64 requestId) {
-        if (r.powerW == 0) revert InvalidRequest("power must be above 0 W");
+        if (r.powerW == 0) revert RequestPowerZero();
         if (r.windowSlots == 0 || r.windowSlots > MAX_WINDOW_SLOTS) {
-            revert InvalidRequest("the window must have 1 to 96 slots");
+            revert InvalidWindowSlots(r.windowSlots, MAX_WINDOW_SLOTS);
         }
-        if (r.windowStart % SLOT_SECONDS != 0) revert InvalidRequest("the window must start on a slot boundary");
-        if (r.bidDeadline <= block.timestamp) revert InvalidRequest("the bid deadline must be in the future");
-        if (r.bidDeadline >= r.windowStart) revert InvalidRequest("the bid deadline must be before the window");
+        if (r.windowStart % SLOT_SECONDS != 0) revert WindowNotOnSlotBoundary(r.windowStart);
+        if (r.bidDeadline <= block.timestamp) revert BidDeadlinePassed(r.bidDeadline, block.timestamp);
+        if (r.bidDeadline >= r.windowStart) revert BidDeadlineNotBeforeWindow(r.bidDeadline, r.windowStart);
         if (r.minPerformanceBps == 0 || r.minPerformanceBps > BPS) {
-            revert InvalidRequest("the minimum performance must be 1 to 10000 basis points");
+            revert InvalidMinPerformance(r.minPerformanceBps, BPS);
         }
+        // The window's end must be a uint40 time, as _windowEnd returns it.
+        SafeCast.toUint40(r.windowStart + uint256(r.windowSlots) * SLOT_SECONDS);
         uint256 escrow = maxSpend(r);
         requestId = ++_requestCount;
         Request storage stored = _requests[requestId];
@@ -90,7 +101,7 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
         stored.minPerformanceBps = r.minPerformanceBps;
         stored.maxAvailabilityPricePerKWh = r.maxAvailabilityPricePerKWh;
         stored.maxUtilisationPricePerKWh = r.maxUtilisationPricePerKWh;
-        stored.escrow = uint128(escrow);
+        stored.escrow = SafeCast.toUint128(escrow);
         emit RequestPosted(
             requestId,
             msg.sender,
@@ -102,6 +113,7 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
             r.windowStart,
             r.windowSlots,
             r.bidDeadline,
+            r.minPerformanceBps,
             r.maxAvailabilityPricePerKWh,
             r.maxUtilisationPricePerKWh,
             escrow
@@ -219,7 +231,10 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
         int256 change = r.direction == Direction.Up
             ? int256(baselineWh) - int256(actualWh)
             : int256(actualWh) - int256(baselineWh);
-        uint32 delivered = change <= 0 ? 0 : (change >= int256(uint256(type(uint32).max)) ? type(uint32).max : uint32(uint256(change)));
+        // The relief, clamped to [0, 2^32 - 1] Wh: the narrowing below only ever sees a value that fits.
+        uint32 delivered = change <= 0
+            ? 0
+            : (change >= int256(uint256(type(uint32).max)) ? type(uint32).max : uint32(uint256(change)));
         d.measured = true;
         d.baselineWh = baselineWh;
         d.actualWh = actualWh;
@@ -296,6 +311,7 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
         bool unavailable;
         uint256 minPerformanceBps = r.minPerformanceBps;
         for (uint256 k; k < r.windowSlots; ++k) {
+            // Fits: k < windowSlots, and postRequest checked that the window's end fits in uint40.
             uint40 slot = uint40(r.windowStart + k * SLOT_SECONDS);
             Delivery storage d = _deliveries[offerId][slot];
             uint256 ordered = d.orderedWh;
@@ -321,6 +337,7 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712 {
     }
 
     function _windowEnd(Request storage r) private view returns (uint40) {
+        // Fits: postRequest refuses a request whose window end does not fit in uint40.
         return uint40(r.windowStart + uint256(r.windowSlots) * SLOT_SECONDS);
     }
 

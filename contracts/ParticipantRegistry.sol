@@ -3,12 +3,17 @@ pragma solidity ^0.8.24;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IParticipantRegistry} from "./interfaces/IParticipantRegistry.sol";
+import {Roles} from "./libraries/Roles.sol";
 
 /// @title ParticipantRegistry
 /// @notice Maps each prosumer's address to its meter, its connection point (a bus of the network
 /// model) and its connection capacity. Only the facilitator registers participants.
 contract ParticipantRegistry is AccessControl, IParticipantRegistry {
-    bytes32 public constant FACILITATOR_ROLE = keccak256("FACILITATOR_ROLE");
+    /// @notice Registers participants.
+    bytes32 public constant FACILITATOR_ROLE = Roles.FACILITATOR_ROLE;
+    /// @notice The smallest connection capacity: 4 W carries 1 Wh in a 15-minute slot. The market
+    /// reads a connection that carries 0 Wh per slot as unregistered.
+    uint32 public constant MIN_CAPACITY_W = 4;
 
     mapping(address account => Participant) private _participants;
     mapping(uint64 meterId => address account) private _meterAccounts;
@@ -23,7 +28,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         onlyRole(FACILITATOR_ROLE)
     {
         if (account == address(0)) revert ZeroAccount();
-        if (capacityW == 0) revert InvalidCapacity(capacityW);
+        if (capacityW < MIN_CAPACITY_W) revert InvalidCapacity(capacityW, MIN_CAPACITY_W);
         if (_participants[account].capacityW != 0) revert AlreadyRegistered(account);
         address holder = _meterAccounts[meterId];
         if (holder != address(0)) revert MeterIdTaken(meterId, holder);

@@ -4,12 +4,14 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 import {ISettlementToken} from "./interfaces/ISettlementToken.sol";
+import {Roles} from "./libraries/Roles.sol";
 
 /// @title SettlementToken
 /// @notice The euro-denominated token in which energy trades settle. Six decimals, so one base
 /// unit is one micro-euro and a price of 0.25 EUR/kWh is 250,000 base units per kWh.
 contract SettlementToken is ERC20, AccessControl, ISettlementToken {
-    bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
+    /// @notice Mints tokens.
+    bytes32 public constant MINTER_ROLE = Roles.MINTER_ROLE;
 
     constructor(address admin) ERC20("GridLedger Euro", "GLEUR") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);

@@ -6,11 +6,13 @@ pragma solidity ^0.8.24;
 /// delivery slot is 15 minutes and is named by its start. Meter readings follow pandapower's sign
 /// convention: positive is energy taken from the grid (load), negative is energy fed in.
 interface IEnergyMarket {
+    /// @notice Whether an order buys or sells energy.
     enum Side {
         Buy,
         Sell
     }
 
+    /// @notice A delivery slot's life: taking orders (Open), cleared, settled.
     enum SlotStatus {
         Open,
         Cleared,
@@ -60,7 +62,11 @@ interface IEnergyMarket {
         uint128 locked;
     }
 
+    // ───────────────────────────── events ─────────────────────────────
+
+    /// @notice `amount` tokens moved from `account`'s wallet into its market account.
     event Deposited(address indexed account, uint256 amount);
+    /// @notice `amount` tokens moved from `account`'s market account back to its wallet.
     event Withdrawn(address indexed account, uint256 amount);
     /// @notice Emitted for every order that reaches the ledger, relayed or placed directly.
     event OrderRecorded(
@@ -73,7 +79,11 @@ interface IEnergyMarket {
         uint64 nonce,
         uint40 expiry
     );
+    /// @notice An order was cancelled (or its nonce burnt before it was recorded); a buy's
+    /// escrow `refund` returned to the prosumer's available balance.
     event OrderCancelled(bytes32 indexed orderHash, address indexed prosumer, uint64 nonce, uint256 refund);
+    /// @notice A committed clearing filled `filledWh` of an order; `cost` is what a buyer paid or
+    /// a seller will be credited at settlement, at the clearing price.
     event OrderFilled(
         bytes32 indexed orderHash, address indexed prosumer, uint40 indexed deliveryStart, uint32 filledWh, uint256 cost
     );
@@ -87,6 +97,8 @@ interface IEnergyMarket {
         bytes32 networkReportHash,
         bytes32 networkModelVersion
     );
+    /// @notice The meter operator posted `account`'s net energy for the slot (Wh taken from the grid;
+    /// negative is fed in).
     event MeterReadingPosted(uint40 indexed deliveryStart, address indexed account, int64 netWh);
     /// @notice One fill settled: `payment` was credited (sale or surplus buy-back) and
     /// `imbalanceCharge` debited (shortfall bought back), `deviationWh` the energy not delivered
@@ -104,7 +116,10 @@ interface IEnergyMarket {
     /// @notice A slot settled: `paidToSellers` left the pot, the balancing account received
     /// `toBalancing` (shortfall charges and rounding) and paid `fromBalancing` (surplus buy-backs).
     event SlotSettled(uint40 indexed deliveryStart, uint256 paidToSellers, uint256 toBalancing, uint256 fromBalancing);
+    /// @notice The imbalance prices changed (token base units per kWh); shortfall is never below surplus.
     event ImbalancePricesSet(uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh);
+
+    // ───────────────────────────── errors ─────────────────────────────
 
     /// @notice An amount of zero was given where a positive amount is required.
     error ZeroAmount();
@@ -157,6 +172,11 @@ interface IEnergyMarket {
     error FillsMismatch(uint40 deliveryStart, bytes32 committed, bytes32 given);
     /// @notice Array arguments of different lengths.
     error LengthMismatch(uint256 a, uint256 b);
+    /// @notice The shortfall price must be at or above the surplus price, so that not delivering
+    /// never pays better than delivering.
+    error ImbalancePricesInverted(uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh);
+
+    // ───────────────────────────── functions ─────────────────────────────
 
     /// @notice Moves `amount` tokens from the caller into its market account (approve first).
     function deposit(uint256 amount) external;
@@ -164,7 +184,8 @@ interface IEnergyMarket {
     /// @notice Moves `amount` of the caller's available market balance back to its wallet.
     function withdraw(uint256 amount) external;
 
-    /// @notice Records prosumer-signed orders, relayed by the facilitator. All or nothing.
+    /// @notice Records prosumer-signed orders, relayed by the facilitator. All or nothing: one
+    /// refused order reverts the batch. A buy order's escrow is locked from its prosumer's balance.
     function relayOrders(SignedOrder[] calldata orders) external;
 
     /// @notice Records the caller's own order without a signature.
@@ -179,7 +200,13 @@ interface IEnergyMarket {
     function cancelOrderBySig(Order calldata order, bytes32 r, bytes32 vs) external;
 
     /// @notice Commits a slot's clearing: its uniform price, the fill of every open order, and the
-    /// hash of the network validation report that the result passed.
+    /// hash of the network validation report that the result passed (facilitator only, after the
+    /// slot's gate closes, once).
+    /// @param deliveryStart the slot's start
+    /// @param clearingPricePerKWh the uniform price every fill trades at
+    /// @param networkReportHash the hash of the network validation report the result passed
+    /// @param networkModelVersion the version of the published network model the report used
+    /// @param fills every open order of the slot once, with the energy it trades (0 allowed)
     function commitClearing(
         uint40 deliveryStart,
         uint64 clearingPricePerKWh,
@@ -188,13 +215,17 @@ interface IEnergyMarket {
         Fill[] calldata fills
     ) external;
 
-    /// @notice Posts metered net energy per participant for a slot (meter operator only).
+    /// @notice Posts metered net energy per participant for a slot (meter operator only), after
+    /// the slot's delivery ends. Readings are final: one per account and slot.
+    /// @param netWh per account, Wh taken from the grid (negative is fed in)
     function postMeterReadings(uint40 deliveryStart, address[] calldata accounts, int64[] calldata netWh) external;
 
-    /// @notice Settles a cleared, metered slot. `fills` must be the committed fills in order.
+    /// @notice Settles a cleared, metered slot by the dual imbalance pricing rule. Anyone may call
+    /// it, once. `fills` must be the committed fills in order (the contract keeps only their hash).
     function settle(uint40 deliveryStart, Fill[] calldata fills) external;
 
     /// @notice The EIP-712 digest that identifies `order` and that its prosumer signs.
+    /// @return the order's hash, under which the ledger records and fills it
     function orderHash(Order calldata order) external view returns (bytes32);
 
     /// @notice The ledger state of the slot starting at `deliveryStart`.
@@ -212,4 +243,11 @@ interface IEnergyMarket {
 
     /// @notice The meter reading of `account` for the slot; `posted` is false if there is none.
     function meterReading(uint40 deliveryStart, address account) external view returns (bool posted, int64 netWh);
+
+    /// @notice Sets the imbalance prices (admin only). Shortfall at or above surplus, so that
+    /// not delivering never pays better than delivering.
+    function setImbalancePrices(uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh) external;
+
+    /// @notice The shortfall and surplus imbalance prices in token base units per kWh.
+    function imbalancePrices() external view returns (uint64 shortfallPricePerKWh, uint64 surplusPricePerKWh);
 }

@@ -16,18 +16,25 @@ interface IParticipantRegistry {
     /// @notice Emitted when `account` is registered at `bus` with meter `meterId`.
     event ParticipantRegistered(address indexed account, uint64 indexed meterId, uint32 bus, uint32 capacityW);
 
+    // ───────────────────────────── errors ─────────────────────────────
+
     /// @notice The account is the zero address.
     error ZeroAccount();
     /// @notice `account` is already registered.
     error AlreadyRegistered(address account);
     /// @notice `meterId` already belongs to `account`.
     error MeterIdTaken(uint64 meterId, address account);
-    /// @notice A connection capacity must be at least 1 W.
-    error InvalidCapacity(uint32 capacityW);
+    /// @notice A connection capacity must be at least `minCapacityW` (4 W: one Wh per 15-minute
+    /// slot; below that the market could not trade a single Wh and would read the participant as
+    /// unregistered).
+    error InvalidCapacity(uint32 capacityW, uint32 minCapacityW);
     /// @notice `account` is not a registered participant.
     error NotRegistered(address account);
 
+    // ───────────────────────────── functions ─────────────────────────────
+
     /// @notice Registers `account` with its meter, connection bus and capacity. Facilitator only.
+    /// @param capacityW the connection's capacity in W, at least 4 W
     function register(address account, uint64 meterId, uint32 bus, uint32 capacityW) external;
 
     /// @notice The participant record of `account`; reverts with NotRegistered if there is none.

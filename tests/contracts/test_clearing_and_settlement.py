@@ -292,3 +292,15 @@ def test_any_cleared_and_metered_slot_conserves_tokens(shared, orders, readings)
         expected[f.prosumer] += f.payment - f.collected
     expected[ledger.roles.balancing.address] += mirror.to_balancing - mirror.from_balancing
     assert {a: ledger.account_of(a)[0] for a in parties} == expected
+
+
+def test_imbalance_prices_keep_the_shortfall_price_at_or_above_the_surplus_price(ledger) -> None:
+    admin = ledger.roles.admin
+    before = ledger.market.functions.imbalancePrices().call()
+    inverted = ledger.market.functions.setImbalancePrices(40_000, 50_000)
+    with pytest.raises(LedgerError, match=r"shortfall price 0\.0400 token/kWh is below the surplus price") as info:
+        ledger.tx.send(admin, inverted, action="set imbalance prices")
+    assert info.value.error == "ImbalancePricesInverted"
+    assert ledger.market.functions.imbalancePrices().call() == before
+    ledger.tx.send(admin, ledger.market.functions.setImbalancePrices(50_000, 50_000), action="set imbalance prices")
+    assert ledger.market.functions.imbalancePrices().call() == [50_000, 50_000]

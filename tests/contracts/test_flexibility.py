@@ -131,6 +131,17 @@ def test_requests_that_make_no_sense_or_come_from_another_key_are_refused(setup)
     assert ledger.token_balance(ledger.roles.dso.address) == balance
 
 
+def test_a_posted_request_carries_its_minimum_performance(setup) -> None:
+    ledger, _, request, _ = setup
+    strict = dataclasses.replace(request, min_performance_bps=8_000)
+    dso = ledger.roles.dso
+    ledger.tx.send(dso, ledger.token.functions.approve(ledger.flex.address, strict.max_spend), action="approve escrow")
+    receipt = ledger.tx.send(dso, ledger.flex.functions.postRequest(strict.as_abi()), action="flexibility request")
+    (event,) = ledger.flex.events.RequestPosted().process_receipt(receipt, errors=DISCARD)
+    assert event["args"]["minPerformanceBps"] == 8_000
+    assert ledger.flex.functions.request(event["args"]["requestId"]).call()[10] == 8_000
+
+
 def _raw(request: FlexRequest, **changes):
     """A request the Python model would refuse, to reach the contract's own check."""
     raw = object.__new__(FlexRequest)

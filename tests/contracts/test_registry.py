@@ -42,3 +42,21 @@ def test_only_the_facilitator_registers(ledger) -> None:
     call = ledger.registry.functions.register(Account.create().address, 1, 1, 1_000)
     with pytest.raises(LedgerError, match="lacks the role"):
         ledger.tx.send(ledger.roles.meter, call, action="registration by the meter operator")
+
+
+@pytest.mark.parametrize("capacity_w", [1, 2, 3])
+def test_a_capacity_below_one_wh_per_slot_is_refused(ledger, capacity_w) -> None:
+    """1 to 3 W carry 0 Wh in a 15-minute slot, which the market reads as "not registered"."""
+    account = Account.create().address
+    with pytest.raises(LedgerError, match=f"capacity {capacity_w} W is invalid; it must be at least 4 W") as info:
+        ledger.register(account, meter_id=7, bus=1, capacity_w=capacity_w)
+    assert info.value.error == "InvalidCapacity"
+    assert info.value.args_ == {"capacityW": capacity_w, "minCapacityW": 4}
+    assert ledger.registry.functions.capacityOf(account).call() == 0
+
+
+def test_the_smallest_capacity_carries_one_wh_per_slot(ledger) -> None:
+    account = Account.create().address
+    ledger.register(account, meter_id=7, bus=1, capacity_w=4)
+    assert ledger.registry.functions.capacityOf(account).call() == 4
+    assert ledger.registry.functions.MIN_CAPACITY_W().call() == 4

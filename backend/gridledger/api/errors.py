@@ -22,7 +22,12 @@ from gridledger import errors
 CONFLICTS = {"AlreadyRegistered", "MeterIdTaken", "NonceAlreadyUsed", "MeterReadingAlreadyPosted", "SlotAlreadyCleared"}
 # ... that mean the input was outside what is allowed (a 4xx the caller fixes by changing the input).
 INVALID = {
-    "InvalidRequest",
+    "RequestPowerZero",
+    "InvalidWindowSlots",
+    "WindowNotOnSlotBoundary",
+    "BidDeadlinePassed",
+    "BidDeadlineNotBeforeWindow",
+    "InvalidMinPerformance",
     "OfferAfterDeadline",
     "OutsideWindow",
     "PriceAboveCap",

@@ -123,7 +123,6 @@ def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, set
     grants = [
         (registry_c, "FACILITATOR_ROLE", roles.facilitator.address),
         (market_c, "FACILITATOR_ROLE", roles.facilitator.address),
-        (market_c, "DSO_ROLE", roles.dso.address),
         (market_c, "METER_ROLE", roles.meter.address),
         (flex_c, "DSO_ROLE", roles.dso.address),
         (flex_c, "FACILITATOR_ROLE", roles.facilitator.address),

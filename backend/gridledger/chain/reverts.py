@@ -15,6 +15,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from gridledger import errors
+from gridledger.units import SLOT_SECONDS, tokens
 
 Args = dict[str, Any]
 
@@ -31,7 +32,7 @@ def _short(value: object) -> str:
 
 
 def _kwh_price(value: int) -> str:
-    return f"{value / 1e6:.4f} token/kWh"
+    return f"{tokens(value):.4f} token/kWh"
 
 
 _REQUEST_STATUS = ("unknown", "open", "awarded", "settled")
@@ -71,7 +72,7 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.LedgerError,
         lambda a: (
             f"delivery start {a['deliveryStart']} is not a slot boundary; "
-            "it must be a multiple of 900 s (15-minute slots)"
+            f"it must be a multiple of {SLOT_SECONDS} s (15-minute slots)"
         ),
     ),
     "InvalidEnergy": (
@@ -189,6 +190,14 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         lambda a: f"array arguments differ in length ({a['a']} and {a['b']})",
     ),
     "ZeroAmount": (errors.LedgerError, lambda a: "the amount must be greater than zero"),
+    "ImbalancePricesInverted": (
+        errors.LedgerError,
+        lambda a: (
+            f"shortfall price {_kwh_price(a['shortfallPricePerKWh'])} is below the surplus price "
+            f"{_kwh_price(a['surplusPricePerKWh'])}; the shortfall price must be at or above the surplus price, "
+            "so that not delivering never pays better than delivering"
+        ),
+    ),
     "AlreadyRegistered": (
         errors.LedgerError,
         lambda a: f"{a['account']} is already registered; a participant registers once",
@@ -199,11 +208,52 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     ),
     "InvalidCapacity": (
         errors.LedgerError,
-        lambda a: f"connection capacity {a['capacityW']} W is invalid; it must be at least 1 W",
+        lambda a: (
+            f"connection capacity {a['capacityW']} W is invalid; it must be at least {a['minCapacityW']} W, "
+            "so that the connection carries at least 1 Wh in a 15-minute slot"
+        ),
     ),
     "ZeroAccount": (errors.LedgerError, lambda a: "the zero address cannot be registered"),
     # ── flexibility market ──
-    "InvalidRequest": (errors.FlexRejected, lambda a: f"invalid flexibility request: {a['reason']}"),
+    "RequestPowerZero": (
+        errors.FlexRejected,
+        lambda a: "invalid flexibility request: it asks for 0 W; power must be above 0 W",
+    ),
+    "InvalidWindowSlots": (
+        errors.FlexRejected,
+        lambda a: (
+            f"invalid flexibility request: its window has {a['windowSlots']} slots; "
+            f"the window must have 1 to {a['maxWindowSlots']} slots of 15 minutes"
+        ),
+    ),
+    "WindowNotOnSlotBoundary": (
+        errors.FlexRejected,
+        lambda a: (
+            f"invalid flexibility request: the window starts at {a['windowStart']} ({clock(a['windowStart'])}); "
+            f"the window must start on a slot boundary (a multiple of {SLOT_SECONDS} s)"
+        ),
+    ),
+    "BidDeadlinePassed": (
+        errors.FlexRejected,
+        lambda a: (
+            f"invalid flexibility request: the bid deadline {clock(a['bidDeadline'])} has passed "
+            f"(the ledger's time is {clock(a['nowTs'])}); the bid deadline must be in the future"
+        ),
+    ),
+    "BidDeadlineNotBeforeWindow": (
+        errors.FlexRejected,
+        lambda a: (
+            f"invalid flexibility request: the bid deadline {clock(a['bidDeadline'])} is not before the window's "
+            f"start {clock(a['windowStart'])}; the bid deadline must be before the window"
+        ),
+    ),
+    "InvalidMinPerformance": (
+        errors.FlexRejected,
+        lambda a: (
+            f"invalid flexibility request: a minimum performance of {a['minPerformanceBps']} basis points; "
+            f"the minimum performance must be 1 to {a['maxBps']} basis points"
+        ),
+    ),
     "UnknownRequest": (errors.FlexRejected, lambda a: f"there is no flexibility request {a['requestId']}"),
     "WrongRequestStatus": (
         errors.FlexRejected,
@@ -220,7 +270,7 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.FlexRejected,
         lambda a: (
             f"slot {clock(a['slot'])} is outside request {a['requestId']}'s window "
-            f"{clock(a['windowStart'])} to {clock(a['windowEnd'])} (slots start every 900 s)"
+            f"{clock(a['windowStart'])} to {clock(a['windowEnd'])} (slots start every {SLOT_SECONDS} s)"
         ),
     ),
     "PriceAboveCap": (
@@ -295,9 +345,31 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.FlexRejected,
         lambda a: f"offer {_short(a['offerId'])} was activated for {clock(a['slot'])} but not measured",
     ),
+    # ── OpenZeppelin ──
+    "SafeCastOverflowedUintDowncast": (
+        errors.LedgerError,
+        lambda a: f"the value {a['value']} does not fit in {a['bits']} bits; it must be below 2^{a['bits']}",
+    ),
     "AccessControlUnauthorizedAccount": (
         errors.LedgerError,
         lambda a: f"{a['account']} lacks the role {_short(a['neededRole'])} this call requires",
+    ),
+    "AccessControlBadConfirmation": (
+        errors.LedgerError,
+        lambda a: "an account may renounce only its own roles: the confirmation must be the caller",
+    ),
+    "ReentrancyGuardReentrantCall": (
+        errors.LedgerError,
+        lambda a: "the market was re-entered during a deposit or withdrawal; a token must not call back",
+    ),
+    "SafeERC20FailedOperation": (
+        errors.LedgerError,
+        lambda a: f"the token {a['token']} refused a transfer; check the balance and the allowance",
+    ),
+    "InvalidShortString": (errors.LedgerError, lambda a: "a short string (the EIP-712 name) is malformed"),
+    "StringTooLong": (
+        errors.LedgerError,
+        lambda a: f"the string {a['str']!r} is too long for a short string (at most 31 bytes)",
     ),
     "ERC20InsufficientAllowance": (
         errors.InsufficientFunds,

@@ -173,6 +173,7 @@ def _request_of(row: dict[str, Any]) -> FlexRequest:
         row["bid_deadline"],
         row["max_availability_price_per_kwh"],
         row["max_utilisation_price_per_kwh"],
+        row["min_performance_bps"],
     )
 
 

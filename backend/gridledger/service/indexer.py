@@ -296,9 +296,9 @@ class Indexer:
     def _on_RequestPosted(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(
             "insert or replace into flex_requests (request_id, dso, service, direction, baseline, congestion_bus, "
-            "power_w, window_start, window_slots, bid_deadline, max_availability_price_per_kwh, "
+            "power_w, window_start, window_slots, bid_deadline, min_performance_bps, max_availability_price_per_kwh, "
             "max_utilisation_price_per_kwh, escrow, status, awarded_power_w, award_report_hash, paid, refunded) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, '', 0, 0)",
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 0, '', 0, 0)",
             [
                 a["requestId"],
                 a["dso"],
@@ -310,6 +310,7 @@ class Indexer:
                 a["windowStart"],
                 a["windowSlots"],
                 a["bidDeadline"],
+                a["minPerformanceBps"],
                 a["maxAvailabilityPricePerKWh"],
                 a["maxUtilisationPricePerKWh"],
                 a["escrow"],

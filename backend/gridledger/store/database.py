@@ -144,6 +144,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "window_start": int,
             "window_slots": int,
             "bid_deadline": int,
+            "min_performance_bps": int,  # basis points of ordered energy a paid slot must deliver
             "max_availability_price_per_kwh": int,
             "max_utilisation_price_per_kwh": int,
             "escrow": int,

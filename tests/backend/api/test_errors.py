@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from gridledger import errors
 from gridledger.api.client import ApiError
+from gridledger.api.errors import status_of
 from gridledger.market.orders import Order, Side
 from gridledger.wallet.requests import sign_request
 
@@ -261,3 +263,19 @@ def test_a_refused_second_clearing_leaves_the_committed_report_in_place(api, wal
     again = refused(lambda: api.client.request("POST", f"/slots/{slot}/clearing", signer=facilitator), 409)
     assert again["error"] == "SlotAlreadyCleared"
     assert api.client.get(f"/slots/{slot}/network-report") == report
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "RequestPowerZero",
+        "InvalidWindowSlots",
+        "WindowNotOnSlotBoundary",
+        "BidDeadlinePassed",
+        "BidDeadlineNotBeforeWindow",
+        "InvalidMinPerformance",
+    ],
+)
+def test_a_flexibility_request_the_contract_refuses_is_a_422(error) -> None:
+    """Each of these replaced the contract's InvalidRequest(string), which was a 422."""
+    assert status_of(errors.FlexRejected("flexibility request rejected", error=error)) == 422

@@ -9,6 +9,7 @@ from tests.backend.api.test_errors import refused
 from gridledger.api.client import ApiError
 from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Side
+from gridledger.service.flexibility import _request_of
 
 DSO_FUNDS = 50_000_000
 
@@ -96,6 +97,18 @@ def test_a_flexibility_request_traded_over_http(api, wallets, flex) -> None:
     assert paid[near["offer_id"]] == (400_000, 360_000)
     assert settled["status"] == "settled" and settled["paid"] + settled["refunded"] == 4_000_000
     assert api.chain(lambda: api.ledger.token_balance(bob.address)) >= 760_000
+
+
+def test_a_requests_minimum_performance_is_indexed_and_served(api, flex) -> None:
+    posted, body = flex
+    assert posted["min_performance_bps"] == 5_000  # the API's default when the DSO names none
+    strict = api.client.request(
+        "POST", "/flex/requests", body=body | {"min_performance_bps": 8_000}, signer=api.ledger.roles.dso
+    )
+    assert strict["min_performance_bps"] == 8_000
+    assert api.client.get(f"/flex/requests/{strict['request_id']}")["min_performance_bps"] == 8_000
+    # The request the desk awards by is rebuilt from the index, with the DSO's threshold.
+    assert _request_of(api.service.flex.request(strict["request_id"])).min_performance_bps == 8_000
 
 
 def test_bad_offers_over_http_are_4xx_and_record_nothing(api, wallets, flex, stranger) -> None:
