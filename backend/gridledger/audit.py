@@ -6,8 +6,11 @@ can do this. For each slot the audit:
 1. reads the committed result from the chain (price, fills hash, report hash, model version);
 2. checks that the published model is the one the commit names;
 3. checks that the stored report is the one whose hash is on-chain;
-4. re-runs the auction on the orders the chain recorded and the network check on the model and
-   the report's baseline, and compares the price, the fills and the report with the chain's.
+4. checks that the report's baseline (the grid state the slot was checked on) is the one the
+   slot's delivery time, the published model and the registrations before the commit imply;
+5. re-runs the facilitation (``facilitation.facilitate``) on the orders the chain recorded, the
+   model and that implied baseline, and compares the price, the fills and the report with the
+   chain's.
 
 Every mismatch is named; a slot is confirmed only if there is none.
 """
@@ -15,14 +18,15 @@ Every mismatch is named; a slot is confirmed only if there is none.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils.crypto import keccak
 
 from gridledger.chain.ledger import Ledger
 from gridledger.encoding import short_hex, to_hex
-from gridledger.facilitation import SlotInputs, facilitate
+from gridledger.facilitation import BaselineRef, SlotInputs, facilitate
 from gridledger.market.orders import RecordedOrder
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
@@ -70,7 +74,15 @@ def audit_slot(
     bus_of = {
         r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
     }
-    inputs = SlotInputs.from_report(delivery_start, recorded, bus_of, row["report"])
+    stated = SlotInputs.from_report(delivery_start, recorded, bus_of, row["report"])
+    implied = BaselineRef.for_delivery(model, model.source, delivery_start, _registered_buses(ledger, events[-1]))
+    if stated.baseline != implied:
+        differences.append(
+            f"baseline: the report checks the slot on {stated.baseline.as_dict()}, but its delivery time "
+            f"({datetime.fromtimestamp(delivery_start, tz=UTC):%Y-%m-%d %H:%M} UTC), the published model and the "
+            f"registrations imply {implied.as_dict()}"
+        )
+    inputs = replace(stated, baseline=implied)
     differences += _flex_differences(ledger, inputs, row["report"].get("flexibility", {}))
     rerun = facilitate(model, engine, inputs)
     clearing, report = rerun.clearing, rerun.report
@@ -87,6 +99,14 @@ def audit_slot(
             f"network report: the re-run differs from the stored report in {', '.join(changed) or 'its hash'}"
         )
     return audit
+
+
+def _registered_buses(ledger: Ledger, commit: Any) -> list[int]:
+    """The participants' buses in registration order, as the registry had them at the commit."""
+    logs = ledger.registry.events.ParticipantRegistered.get_logs(
+        from_block=ledger.deployment.block, to_block=commit["blockNumber"]
+    )
+    return [int(log["args"]["bus"]) for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))]
 
 
 def _flex_differences(ledger: Ledger, inputs: SlotInputs, flexibility: dict[str, Any]) -> list[str]:

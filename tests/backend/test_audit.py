@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gridledger.audit import audit_slot
+from gridledger.facilitation import BaselineRef
 from gridledger.network.model import UK_LIMITS, NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.sim.market_day import DayConfig, run_market_day
@@ -55,7 +56,7 @@ def test_another_network_model_is_named(day) -> None:
 
 def test_a_committed_result_that_differs_from_the_rerun_is_named(ledger, tmp_path) -> None:
     """The facilitator checks a slot honestly but commits other fills: the audit names them."""
-    from gridledger.facilitation import BaselineRef, SlotInputs, facilitate
+    from gridledger.facilitation import SlotInputs, facilitate
     from gridledger.market.orders import Order, Side
     from gridledger.network.profiles import day_profiles
     from gridledger.sim.participants import make_prosumers
@@ -72,8 +73,8 @@ def test_a_committed_result_that_differs_from_the_rerun_is_named(ledger, tmp_pat
     recorded = ledger.recorded_orders(slot)
     model = NetworkModel.load("1-LV-semiurb5--0-sw")
     engine = BatchEngine(model)
-    ref = BaselineRef("1-LV-semiurb5--0-sw", 173, 48, tuple(sorted(p.load_index for p in profiles)))
     bus_of = {a.address: p.bus for a, p in zip((alice, bob, carol), profiles, strict=True)}
+    ref = BaselineRef.for_delivery(model, "1-LV-semiurb5--0-sw", slot, bus_of.values())
     honest_slot = facilitate(model, engine, SlotInputs(slot, ref, recorded, bus_of))
     clearing, network, report = honest_slot.clearing, honest_slot.network, honest_slot.report
     store = ReportStore(tmp_path / "facilitator.sqlite")
@@ -95,3 +96,37 @@ def test_a_committed_result_that_differs_from_the_rerun_is_named(ledger, tmp_pat
     [fills] = [d for d in audit.differences if d.startswith("fills differ")]
     assert f"0x{recorded[1].order_hash.hex()[:12]}… chain 400 Wh, re-run 600 Wh" in fills
     assert f"0x{recorded[2].order_hash.hex()[:12]}… chain 600 Wh, re-run 400 Wh" in fills
+
+
+def test_a_consistent_report_for_another_time_is_refuted(ledger, tmp_path) -> None:
+    """A report computed honestly but on the grid state of another time of day (twelve hours off)
+    hashes, re-runs and commits consistently; only the binding of its baseline to the slot's
+    delivery time refutes it."""
+    from dataclasses import replace
+
+    from gridledger.facilitation import SlotInputs, commit, facilitate
+    from gridledger.market.orders import Order, Side
+    from gridledger.network.profiles import day_profiles
+    from gridledger.sim.participants import make_prosumers
+
+    profiles = day_profiles(count=2, day=173)
+    alice, bob = make_prosumers(ledger, count=2, deposit=100_000_000, buses=[p.bus for p in profiles])
+    slot = (ledger.chain.now() // 900 + 4) * 900
+    orders = [
+        Order(alice.address, Side.SELL, slot, 800, 100_000, 0, slot),
+        Order(bob.address, Side.BUY, slot, 800, 300_000, 0, slot),
+    ]
+    ledger.relay_orders([ledger.sign(a, o) for a, o in zip((alice, bob), orders, strict=True)])
+    model = NetworkModel.load("1-LV-semiurb5--0-sw")
+    engine = BatchEngine(model)
+    bus_of = {a.address: p.bus for a, p in zip((alice, bob), profiles, strict=True)}
+    implied = BaselineRef.for_delivery(model, model.source, slot, bus_of.values())
+    other_time = replace(implied, slot=(implied.slot + 48) % 96)
+    forged = facilitate(model, engine, SlotInputs(slot, other_time, ledger.recorded_orders(slot), bus_of))
+    store = ReportStore(tmp_path / "facilitator.sqlite")
+    ledger.chain.move_time_to(slot - 300)
+    commit(ledger, store, model, forged)
+    audit = audit_slot(ledger, model, engine, store, slot)
+    assert not audit.confirmed
+    [baseline] = [d for d in audit.differences if d.startswith("baseline:")]
+    assert f"'slot': {other_time.slot}" in baseline and f"imply {implied.as_dict()}" in baseline

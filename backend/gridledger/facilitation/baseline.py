@@ -18,7 +18,7 @@ import numpy as np
 
 from gridledger.market.orders import Order, Side
 from gridledger.network.model import FloatArray, NetworkModel
-from gridledger.network.profiles import grid_baseline
+from gridledger.network.profiles import grid_baseline, household_loads
 from gridledger.network.validation import Schedule
 from gridledger.units import DAY_SECONDS, DAYS_IN_PROFILE_YEAR, SLOT_SECONDS, wh_to_w
 
@@ -42,7 +42,9 @@ class BaselineRef:
         moment = datetime.fromtimestamp(delivery_start, tz=UTC)
         day = min(moment.timetuple().tm_yday, DAYS_IN_PROFILE_YEAR)
         slot = (delivery_start % DAY_SECONDS) // SLOT_SECONDS
-        free = {int(bus): sorted(int(i) for i in group.index) for bus, group in model.net.load.groupby("bus")}
+        free: dict[int, list[int]] = {}
+        for load in household_loads(model.net):
+            free.setdefault(int(model.net.load.at[load, "bus"]), []).append(load)
         replaced = [free[bus].pop(0) for bus in participant_buses if free.get(bus)]
         return cls(grid, day, slot, tuple(sorted(replaced)))
 

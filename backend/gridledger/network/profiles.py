@@ -77,6 +77,13 @@ def grid_baseline(*, day: int, grid: str = DEFAULT_GRID) -> tuple[FloatArray, Fl
     )
 
 
+def household_loads(net: Any) -> list[int]:
+    """The grid's loads in the order participants take them: by bus, then by name. A slot's
+    baseline replaces, at each participant's bus, the first loads in this order that no earlier
+    participant took (``facilitation.baseline``), and the demo's prosumers are these loads."""
+    return [int(i) for i in net.load.sort_values(["bus", "name"]).index]
+
+
 def day_profiles(*, count: int, day: int, grid: str = DEFAULT_GRID) -> list[ProsumerProfile]:
     """``count`` prosumers of ``grid`` for day ``day`` (1 = 1 January) of the profile year."""
     if not 1 <= day <= DAYS_IN_PROFILE_YEAR:
@@ -92,7 +99,7 @@ def day_profiles(*, count: int, day: int, grid: str = DEFAULT_GRID) -> list[Pros
         (pv[idx].to_numpy(dtype=float) / float(net.sgen.at[idx, "p_mw"])) for idx in net.sgen.index
     ]  # per unit of installed power
 
-    chosen = net.load.sort_values(["bus", "name"]).index[:count]
+    chosen = household_loads(net)[:count]
     result = []
     for k, idx in enumerate(chosen):
         load_w = np.clip(loads[idx].to_numpy(dtype=float) * W_PER_MW, 0.0, None)

@@ -72,7 +72,7 @@ class FlexCycle:
         ledger.fund_gas(dso.address, 10**18)
         ledger.mint(dso.address, DSO_BUDGET)
 
-        self.schedule = slot_schedule(grid.model, grid.baseline(WINDOW_FIRST_SLOT, replaced=False), [], {})
+        self.schedule = slot_schedule(grid.model, grid.baseline(WINDOW_FIRST_SLOT), [], {})
         self.grid = grid
         vm, _, _ = grid.engine.solve(self.schedule)
         buses = {p.profile.bus for p in participants}

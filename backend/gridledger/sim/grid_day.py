@@ -20,14 +20,16 @@ class GridDay:
         self.engine = BatchEngine(self.model)
         for profile in profiles:  # before anyone is registered on-chain
             self.model.require_bus(profile.bus)
-        self.replaced = tuple(sorted(p.load_index for p in profiles))
-        self.bus_of: dict[str, int] = {}
+        self.bus_of: dict[str, int] = {}  # in registration order
 
-    def baseline(self, slot: int, *, replaced: bool = True) -> BaselineRef:
-        """Slot ``slot`` of the day; without ``replaced``, the grid as SimBench has it (no market)."""
-        return BaselineRef(self.grid, self.day, slot, self.replaced if replaced else ())
+    def baseline(self, slot: int) -> BaselineRef:
+        """Slot ``slot`` of the day as SimBench has it, before any market (the award's grid)."""
+        return BaselineRef(self.grid, self.day, slot, ())
 
     def inputs(
-        self, slot: int, delivery_start: int, recorded: Sequence[RecordedOrder], dispatched: Sequence[Dispatch]
+        self, delivery_start: int, recorded: Sequence[RecordedOrder], dispatched: Sequence[Dispatch]
     ) -> SlotInputs:
-        return SlotInputs(delivery_start, self.baseline(slot), recorded, self.bus_of, dispatched=dispatched)
+        """What the facilitator reads for a slot: its baseline is the one its delivery time and the
+        registrations imply (the run's clock is set so that this is the configured day)."""
+        ref = BaselineRef.for_delivery(self.model, self.grid, delivery_start, self.bus_of.values())
+        return SlotInputs(delivery_start, ref, recorded, self.bus_of, dispatched=dispatched)

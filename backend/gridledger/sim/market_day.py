@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from gridledger.chain.ledger import Ledger
 from gridledger.errors import ConfigurationError
@@ -33,7 +34,7 @@ from gridledger.sim.flex_day import FlexCycle, FlexOutcome, covers_window
 from gridledger.sim.grid_day import GridDay
 from gridledger.sim.participants import Participant, make_prosumers
 from gridledger.store.reports import ReportStore
-from gridledger.units import DAY_SECONDS, DEFAULT_GRID, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
+from gridledger.units import DEFAULT_GRID, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def run_market_day(
 
     gate = int(ledger.market.functions.GATE_CLOSURE_SECONDS().call())
     shortfall_price, surplus_price = ledger.market.functions.imbalancePrices().call()
-    day_start = (ledger.chain.now() // DAY_SECONDS + 1) * DAY_SECONDS
+    day_start = first_day_start(ledger.chain.now(), config.day)
     result = DayResult(config=config, participants=participants)
     cycle = None
     if config.flex and covers_window(config.first_slot, config.slots):
@@ -121,7 +122,7 @@ def run_market_day(
             ledger.relay_orders(signed)
         ledger.chain.move_time_to(ds - gate)
         recorded = ledger.recorded_orders(ds, from_block=first_block)  # what the chain recorded, not what was sent
-        slot = facilitate(grid.model, grid.engine, grid.inputs(k, ds, recorded, cycle.dispatched(ds) if cycle else []))
+        slot = facilitate(grid.model, grid.engine, grid.inputs(ds, recorded, cycle.dispatched(ds) if cycle else []))
         commit(ledger, store, grid.model, slot)
         return k, slot, len(signed)
 
@@ -163,6 +164,17 @@ def run_market_day(
     result.gas = dict(ledger.tx.gas_used)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def first_day_start(now: int, day: int) -> int:
+    """The first midnight (UTC) after ``now`` that starts day ``day`` of its year: the run's
+    delivery times then imply the profile day it simulates, as the audit checks."""
+    year = datetime.fromtimestamp(now, tz=UTC).year
+    for y in range(year, year + 9):  # day 366 needs a leap year
+        start = datetime(y, 1, 1, tzinfo=UTC) + timedelta(days=day - 1)
+        if start.year == y and start.timestamp() > now:
+            return int(start.timestamp())
+    raise ConfigurationError(f"no day {day} of a year within eight years of the chain's clock")
 
 
 def _order_for(
