@@ -397,6 +397,7 @@ class FlexRequestPublic(Public):
     bid_deadline: int
     max_availability_price_per_kwh: int
     max_utilisation_price_per_kwh: int
+    min_performance_bps: int = Field(description="minimum performance for payment, basis points (RequestPosted)")
     escrow: int
     status: str = Field(description="open | awarded | settled")
     awarded_power_w: int | None

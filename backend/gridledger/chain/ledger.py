@@ -21,7 +21,7 @@ from gridledger.chain.compile import Build, compile_contracts
 from gridledger.chain.connection import Chain, Roles, connect
 from gridledger.chain.deploy import Deployment, ensure_deployed
 from gridledger.chain.reverts import RevertDecoder
-from gridledger.chain.transactions import Transactor
+from gridledger.chain.transactions import PreparedTx, Transactor
 from gridledger.config import Settings
 from gridledger.encoding import short_hex
 from gridledger.errors import OrderError
@@ -145,19 +145,34 @@ class Ledger:
         *,
         network_report_hash: bytes,
         network_model_version: bytes,
-        check_only: bool = False,
-    ) -> TxReceipt | None:
+    ) -> TxReceipt:
         """Commits a slot's uniform price, the fill of every open order of the slot, and the hash
-        of the network validation report the result passed (with the model's version). With
-        ``check_only`` it sends nothing and raises what the contract would refuse."""
+        of the network validation report the result passed (with the model's version)."""
+        return self.tx.send_prepared(
+            self.prepare_clearing(
+                delivery_start,
+                price_per_kwh,
+                fills,
+                network_report_hash=network_report_hash,
+                network_model_version=network_model_version,
+            )
+        )
+
+    def prepare_clearing(
+        self,
+        delivery_start: int,
+        price_per_kwh: int,
+        fills: Sequence[tuple[Order, int]],
+        *,
+        network_report_hash: bytes,
+        network_model_version: bytes,
+    ) -> PreparedTx:
+        """``commit_clearing``'s transaction, preflighted (raises what the contract would refuse)
+        and not yet sent."""
         call = self.market.functions.commitClearing(
             delivery_start, price_per_kwh, network_report_hash, network_model_version, _fills_abi(fills)
         )
-        action = f"clearing of slot {delivery_start}"
-        if check_only:
-            self.tx.check(self.roles.facilitator, call, action=action)
-            return None
-        return self.tx.send(self.roles.facilitator, call, action=action)
+        return self.tx.prepare(self.roles.facilitator, call, action=f"clearing of slot {delivery_start}")
 
     # ─────────────── meter operator and settlement ───────────────
 
@@ -193,8 +208,12 @@ class Ledger:
         return self.tx.send(self.roles.facilitator, call, action=f"offer of {signed.offer.provider}")
 
     def award_flex(self, request_id: int, offer_ids: Sequence[bytes], report_hash: bytes) -> TxReceipt:
+        return self.tx.send_prepared(self.prepare_award(request_id, offer_ids, report_hash))
+
+    def prepare_award(self, request_id: int, offer_ids: Sequence[bytes], report_hash: bytes) -> PreparedTx:
+        """``award_flex``'s transaction, preflighted and not yet sent."""
         call = self.flex.functions.award(request_id, list(offer_ids), report_hash)
-        return self.tx.send(self.roles.facilitator, call, action=f"award of request {request_id}")
+        return self.tx.prepare(self.roles.facilitator, call, action=f"award of request {request_id}")
 
     def activate_flex(self, offer_id: bytes, slot: int, power_w: int, *, by: str = "dso") -> TxReceipt:
         """Activates an awarded offer for one slot, by the DSO or (coordinating) the facilitator."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ast
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
@@ -35,6 +36,16 @@ GAS_MARGIN = 1.15
 RevertError = (ContractCustomError, ContractLogicError, TransactionFailed)
 
 
+@dataclass(frozen=True)
+class PreparedTx:
+    """A transaction that passed its preflight, not yet given a nonce or sent."""
+
+    account: LocalAccount
+    tx: TxParams
+    action: str
+    kind: str
+
+
 class Transactor:
     """Sends transactions for local accounts and turns reverts into domain exceptions."""
 
@@ -47,15 +58,21 @@ class Transactor:
 
     def send(self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str) -> TxReceipt:
         """Estimates, signs, sends and waits for ``call``; raises the decoded custom error if it reverts."""
-        tx = self._preflight(account, call, action)
-        tx["nonce"] = Nonce(self._next_nonce(account))
-        kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
-        return self._send_signed(account, tx, action, kind)
+        return self.send_prepared(self.prepare(account, call, action=action))
 
-    def check(self, account: LocalAccount, call: ContractFunction, *, action: str) -> None:
-        """Runs ``call`` against the latest block without sending it; raises the decoded custom
-        error it would revert with (for work that must not start if the transaction cannot pass)."""
-        self._preflight(account, call, action)
+    def prepare(
+        self, account: LocalAccount, call: ContractFunction | ContractConstructor, *, action: str
+    ) -> PreparedTx:
+        """Runs ``call`` against the latest block without sending it (raising the decoded custom
+        error it would revert with) and returns it ready to send: for work that must not start,
+        or records that must not be written, unless the transaction will pass."""
+        kind = call.fn_name if isinstance(call, ContractFunction) else "deploy"
+        return PreparedTx(account, self._preflight(account, call, action), action, kind)
+
+    def send_prepared(self, prepared: PreparedTx) -> TxReceipt:
+        tx = dict(prepared.tx)
+        tx["nonce"] = Nonce(self._next_nonce(prepared.account))
+        return self._send_signed(prepared.account, cast(TxParams, tx), prepared.action, prepared.kind)
 
     def _preflight(self, account: LocalAccount, call: ContractFunction | ContractConstructor, action: str) -> TxParams:
         w3 = self.chain.w3

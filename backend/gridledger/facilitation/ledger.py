@@ -10,29 +10,23 @@ from gridledger.units import SLOTS_PER_HOUR
 
 
 def commit(ledger: Ledger, reports: ReportStore, model: NetworkModel, slot: FacilitatedSlot) -> None:
-    """Records a facilitated slot: stores its report, activates the flexibility the joint
-    clearing chose (facilitator's role), then commits the price, every order's fill, the
-    report's hash and the model's version. The report is stored first so that a committed hash
-    always has its report; a slot already committed is refused before anything is stored, so
-    a retried clearing cannot replace the report whose hash the chain holds."""
+    """Records a facilitated slot: preflights the commit (a result the contract refuses, say for a
+    slot already cleared or whose gate is open, writes nothing, so a stored report always hashes
+    to the chain's), stores the report, activates the flexibility the joint clearing chose
+    (facilitator's role), then sends the commit: price, every order's fill, the report's hash and
+    the model's version. The report is stored before the commit so a committed hash always has it."""
     ds = slot.delivery_start
-
-    def commit_clearing(*, check_only: bool = False) -> None:
-        ledger.commit_clearing(
-            ds,
-            slot.clearing.ledger_price,
-            slot.order_fills,
-            network_report_hash=slot.report.hash,
-            network_model_version=model.version,
-            check_only=check_only,
-        )
-
-    if ledger.slot_state(ds).status != "open":
-        commit_clearing(check_only=True)  # raises the contract's own refusal (SlotAlreadyCleared)
+    prepared = ledger.prepare_clearing(
+        ds,
+        slot.clearing.ledger_price,
+        slot.order_fills,
+        network_report_hash=slot.report.hash,
+        network_model_version=model.version,
+    )
     reports.save(ledger.market.address, slot.report)
     for offer_id, energy_wh in slot.activations.items():
         ledger.activate_flex(offer_id, ds, energy_wh * SLOTS_PER_HOUR, by="facilitator")
-    commit_clearing()
+    ledger.tx.send_prepared(prepared)
 
 
 def register_participant(

@@ -4,7 +4,7 @@ operator authorise privileged writes.
 No passwords. The caller signs (EIP-191 ``personal_sign``, see ``wallet/requests.py``) a message
 binding the method, the path, a timestamp, a random nonce and the SHA-256 of the body, and sends
 them in four headers. The service accepts it within ``WINDOW_S`` of its own clock and only once: every accepted
-signature is kept in ``request_log`` until it would be too old anyway, so a captured request
+request is kept in ``signed_requests`` until it would be too old anyway, so a captured request
 cannot be replayed.
 """
 
@@ -15,8 +15,7 @@ import time
 from collections.abc import Mapping
 
 import sqlite_utils
-from eth_account import Account
-from eth_account.messages import encode_defunct
+from eth_account.messages import defunct_hash_message
 from eth_utils.address import is_address, to_checksum_address
 
 from gridledger.errors import ConflictError, ForbiddenError, SignatureError
@@ -28,6 +27,7 @@ from gridledger.wallet.requests import (
     HEADER_TIMESTAMP,
     request_message,
 )
+from gridledger.wallet.signing import recover_signer, split_signature
 
 WINDOW_S = 300
 
@@ -69,26 +69,28 @@ def verify_request(
         raise SignatureError(
             f"{HEADER_TIMESTAMP} must be unix seconds and {HEADER_SIGNATURE} 65 bytes of hex"
         ) from None
+    message = request_message(method, path, timestamp, nonce, body)
     now = time.time() if now is None else now
     if abs(now - timestamp) > WINDOW_S:
         raise SignatureError(
             f"request timestamp {timestamp} is {abs(now - timestamp):.0f} s from the service's clock ({now:.0f}); "
             f"allowed are {WINDOW_S} s either way"
         )
-    try:
-        signer: str = Account.recover_message(
-            encode_defunct(request_message(method, path, timestamp, nonce, body)), signature=raw
-        )
-    except Exception:
-        raise SignatureError(f"{need}: the signature is malformed") from None
+    r, vs = split_signature(raw)  # 401 for a length or v no signature has
+    signer = recover_signer(defunct_hash_message(message), r, vs)
+    if signer is None:
+        raise SignatureError(f"{need}: the signature is malformed")
     if signer != to_checksum_address(claimed):
         raise SignatureError(f"{need}: the signature recovers to {signer}, not to {claimed} (altered request?)")
     if signer != expected:
         raise ForbiddenError(f"{need}; {signer} is not the {role}")
-    key = hashlib.sha256(raw).hexdigest()
+    # The replay key is the signed message, not the signature's bytes: every encoding of a
+    # signature that recovers to this signer (v as 0/1 or 27/28, the other s of the pair, other
+    # hex spellings) is the same request and counts once.
+    key = hashlib.sha256(to_checksum_address(signer).encode() + message).hexdigest()
     with write_transaction(db):
-        db.execute("delete from request_log where at < ?", [now - 2 * WINDOW_S])
-        if db.execute("select 1 from request_log where signature_hash = ?", [key]).fetchone():
+        db.execute("delete from signed_requests where at < ?", [now - 2 * WINDOW_S])
+        if db.execute("select 1 from signed_requests where request_hash = ?", [key]).fetchone():
             raise ConflictError("this signed request was already used: sign each request anew (replay refused)")
-        db.execute("insert into request_log (signature_hash, signer, at) values (?, ?, ?)", [key, signer, now])
+        db.execute("insert into signed_requests (request_hash, signer, at) values (?, ?, ?)", [key, signer, now])
     return signer

@@ -76,12 +76,14 @@ class FlexDesk:
             ref = replace(self.ctx.baseline_ref(request.window_start), replaced_loads=())
             schedule = slot_schedule(self.ctx.model, ref, [], {})
             result = award(self.ctx.model, self.ctx.batch_engine(), schedule, request_id, request, offers)
+            # Preflight first: a refused award (a repeat, too early) must not replace the stored report.
+            prepared = self.ledger.prepare_award(request_id, result.awarded, result.hash)
             with write_transaction(self.ctx.indexer.db):
                 self.ctx.indexer.db.execute(
                     "insert or replace into flex_award_reports (request_id, report_hash, report) values (?, ?, ?)",
                     [request_id, to_hex(result.hash), result.canonical.decode()],
                 )
-            self.ledger.award_flex(request_id, result.awarded, result.hash)
+            self.ledger.tx.send_prepared(prepared)
             self.ctx.indexer.sync()
 
         return self.ctx.worker.call(act)

@@ -3,7 +3,7 @@
 Two kinds of tables live here and never mix:
 
 - written by the API and the relayer (the facilitator's own records): ``submissions`` (every
-  accepted order, before it reaches the chain), ``cancellations``, ``request_log`` (signed
+  accepted order, before it reaches the chain), ``cancellations``, ``signed_requests`` (signed
   privileged requests already seen), ``network_reports`` (see ``store/reports.py``);
 - written only by the indexer, from contract events: ``participants``, ``orders``, ``fills``,
   ``slots``, ``meter_readings``, ``settlements``, ``payments``, ``accounts``; and ``meta`` with
@@ -49,7 +49,8 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
         {"order_hash": str, "r": str, "vs": str, "status": str, "reason": str, "tx_hash": str, "at": float},
         "order_hash",
     ),
-    "request_log": ({"signature_hash": str, "signer": str, "at": float}, "signature_hash"),
+    # a signed request by the hash of its signer and message, whatever its signature's encoding
+    "signed_requests": ({"request_hash": str, "signer": str, "at": float}, "request_hash"),
     "participants": (
         {"account": str, "meter_id": int, "bus": int, "capacity_w": int, "block": int, "log_index": int},
         "account",

@@ -17,6 +17,8 @@ from gridledger.flex.products import OFFER_TYPES, FlexOffer, SignedOffer, flex_d
 from gridledger.market.orders import CANCELLATION_TYPES, ORDER_TYPES, Order, SignedOrder, market_domain
 
 _HIGH_BIT = 1 << 255
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # secp256k1 order
+_HALF_N = _N // 2
 
 
 @lru_cache(maxsize=32)
@@ -56,7 +58,11 @@ def cancellation_digest(order_hash_: bytes, *, chain_id: int, market_address: st
 
 
 def _compact(r: int, s: int, v: int) -> tuple[bytes, bytes]:
-    # EIP-2098 compact form: the y-parity goes into the top bit of s.
+    # EIP-2098 compact form: the y-parity goes into the top bit of s. An s in the upper half of
+    # the curve order is the same signature as n − s with the other parity (the contracts, like
+    # OpenZeppelin's ECDSA, accept only the lower one), so every encoding maps to one form.
+    if s > _HALF_N:
+        s, v = _N - s, 55 - v  # 27 ↔ 28
     vs = ((v - 27) << 255) | s
     return r.to_bytes(32, "big"), vs.to_bytes(32, "big")
 
@@ -92,9 +98,11 @@ def sign_offer(account: LocalAccount, offer: FlexOffer, *, chain_id: int, flex_a
 
 
 def split_signature(signature: bytes) -> tuple[bytes, bytes]:
-    """(r, vs) from a 64-byte compact (EIP-2098) or a 65-byte (r ‖ s ‖ v) signature."""
+    """The canonical (r, vs) of a 64-byte compact (EIP-2098) or a 65-byte (r ‖ s ‖ v) signature:
+    every encoding of one signature (v as 0/1 or 27/28, s or n − s) gives the same pair."""
     if len(signature) == 64:
-        return signature[:32], signature[32:]
+        packed = int.from_bytes(signature[32:], "big")
+        return _compact(int.from_bytes(signature[:32], "big"), packed & (_HIGH_BIT - 1), 27 + (packed >> 255))
     if len(signature) == 65:
         v = signature[64]
         if v in (0, 1):
