@@ -100,8 +100,9 @@ class FlexCycle:
                 self.request_id,
                 self.request.window_start,
                 OFFER_W,
-                10_000 + 2_000 * n,
-                100_000 + 10_000 * n,
+                # A price ladder, held at the DSO's caps (the 104-prosumer demo's 21st offer broke them).
+                min(10_000 + 2_000 * n, self.request.max_availability_price_per_kwh),
+                min(100_000 + 10_000 * n, self.request.max_utilisation_price_per_kwh),
                 p.profile.bus,
                 0,
             )
