@@ -62,10 +62,16 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     IParticipantRegistry public immutable REGISTRY;
 
     uint64 private _requestCount;
+    // _requests, _awarded and _deliveries are written through storage references (postRequest,
+    // award, activate, recordMeasurement), which Slither 0.10 does not follow: uninitialized-state
+    // is a false positive for each.
+    // slither-disable-next-line uninitialized-state
     mapping(uint64 requestId => Request) private _requests;
+    // slither-disable-next-line uninitialized-state
     mapping(uint64 requestId => bytes32[] offerIds) private _awarded;
     mapping(bytes32 offerId => OfferState) private _offers;
     mapping(address provider => mapping(uint64 nonce => bool used)) private _offerNonces;
+    // slither-disable-next-line uninitialized-state
     mapping(bytes32 offerId => mapping(uint40 slot => Delivery)) private _deliveries;
     mapping(address account => uint256) private _claimable;
 
@@ -91,7 +97,9 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         if (r.minPerformanceBps == 0 || r.minPerformanceBps > BPS) {
             revert InvalidMinPerformance(r.minPerformanceBps, BPS);
         }
-        // The window's end must be a uint40 time, as _windowEnd returns it.
+        // The window's end must be a uint40 time, as _windowEnd returns it: the call is the check, its
+        // value is not needed (unused-return is a false positive).
+        // slither-disable-next-line unused-return
         SafeCast.toUint40(r.windowStart + uint256(r.windowSlots) * SLOT_SECONDS);
         uint256 escrow = maxSpend(r);
         requestId = ++_requestCount;
@@ -135,6 +143,9 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     function submitOffer(SignedOffer calldata signed) external returns (bytes32 offerId) {
         Offer calldata o = signed.offer;
         offerId = _hashOffer(o);
+        // The third value, the bad `s` or length behind a RecoverError, is not needed: the revert
+        // names the recovered signer. unused-return is a false positive.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(offerId, signed.r, signed.vs);
         if (err != ECDSA.RecoverError.NoError || signer != o.provider) revert InvalidOfferSignature(offerId, o.provider, signer);
 
@@ -187,6 +198,8 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         if (r.status != RequestStatus.Open) revert WrongRequestStatus(requestId, r.status);
         if (block.timestamp <= r.bidDeadline) revert AwardTooEarly(requestId, r.bidDeadline, block.timestamp);
         if (block.timestamp >= r.windowStart) revert AwardTooLate(requestId, r.windowStart, block.timestamp);
+        // A running sum from Solidity's zero default (uninitialized-local is a false positive).
+        // slither-disable-next-line uninitialized-local
         uint32 awardedW;
         bytes32[] storage awarded = _awarded[requestId];
         for (uint256 i; i < offerIds.length; ++i) {
@@ -267,6 +280,8 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
 
         // Credits only: no token moves here, so no recipient can make settlement revert.
         bytes32[] storage awarded = _awarded[requestId];
+        // A running sum from Solidity's zero default (uninitialized-local is a false positive).
+        // slither-disable-next-line uninitialized-local
         uint256 paid;
         for (uint256 i; i < awarded.length; ++i) {
             bytes32 offerId = awarded[i];
@@ -334,6 +349,8 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         view
         returns (uint256 availability, uint256 utilisation)
     {
+        // False until a slot falls below the minimum performance (uninitialized-local is a false positive).
+        // slither-disable-next-line uninitialized-local
         bool unavailable;
         uint256 minPerformanceBps = r.minPerformanceBps;
         for (uint256 k; k < r.windowSlots; ++k) {
