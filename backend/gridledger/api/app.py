@@ -18,6 +18,7 @@ import requests
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridledger import __version__
 from gridledger.api import errors as api_errors
@@ -53,6 +54,7 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
     app.add_exception_handler(GridLedgerError, api_errors.gridledger_error)
     app.add_exception_handler(RequestValidationError, api_errors.invalid_request)
     app.add_exception_handler(ValidationError, api_errors.invalid_request)
+    app.add_exception_handler(StarletteHTTPException, api_errors.http_error)
     app.add_exception_handler(requests.exceptions.ConnectionError, api_errors.chain_unreachable)
     app.add_exception_handler(requests.exceptions.Timeout, api_errors.chain_unreachable)
     app.add_middleware(BodySizeLimit, max_body_bytes=service.ctx.settings.max_body_bytes)

@@ -106,6 +106,17 @@ def _path_first(request: Request) -> None:
             raise RequestValidationError(errors)
 
 
+def _require_json(content_type: str | None, body: bytes) -> None:
+    """A body sent as something other than JSON is refused (422), as FastAPI refuses it on the
+    routes whose body it decodes itself; no content type at all is read as JSON, as there."""
+    if not body or content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        problem = {"loc": ("body",), "msg": f"the body must be application/json, not {media!r}", "input": None}
+        raise RequestValidationError([problem])
+
+
 def _signed_by(role: Role) -> Callable[..., Awaitable[bytes]]:
     scheme = SCHEMES[role]
 
@@ -122,6 +133,7 @@ def _signed_by(role: Role) -> Callable[..., Awaitable[bytes]]:
         _path_first(request)
         body = await request.body()  # Starlette caches it: the route parses the same bytes
         service.operations.authorise(request.headers, request.method, request.url.path, body, role=role)
+        _require_json(request.headers.get("content-type"), body)
         return body
 
     authorised.__name__ = f"signed_by_{role.replace(' ', '_').lower()}"

@@ -9,12 +9,14 @@ their refusals with ``refusals(...)``, so the OpenAPI document shows the body th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridledger import errors
 
@@ -150,5 +152,32 @@ async def chain_unreachable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=503)
 
 
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's and FastAPI's own refusals, in the API's error body. FastAPI answers a body it
+    cannot decode (invalid UTF-8, nesting too deep for the JSON parser) with a 400; that is invalid
+    input like any other, so it is the API's 422."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        cause = exc.__cause__
+        reason = f" ({type(cause).__name__})" if cause is not None else ""
+        problem = FieldProblem(field="body", problem=f"not a JSON document the service can read{reason}", input=None)
+        body = ErrorBody(error="InvalidRequest", detail=f"body: {problem.problem}", fields=[problem])
+        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+    body = ErrorBody(error=_HTTP_CODES.get(exc.status_code, "HTTPError"), detail=str(exc.detail))
+    return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers)
+
+
+_HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 415: "UnsupportedMediaType"}
+
+
 def _safe(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)[:200]
+    """The input a field problem echoes: a JSON scalar as sent, anything else (a non-finite float,
+    which JSON cannot carry; a container, however deeply nested) as a repr cut to 200 characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    try:
+        return repr(value)[:200]
+    except (RecursionError, ValueError):  # nested deeper than repr goes; an int beyond repr's digits
+        return f"<{type(value).__name__}>"

@@ -1,7 +1,11 @@
 """The shapes of the facilitator's API, one family per resource.
 
 ``*Create`` (and the other request bodies) are what a client sends, with the ranges the contracts
-allow, and convert to the domain's types in one place (``OrderCreate.to_order()``). ``*Public``
+allow, and convert to the domain's types in one place (``OrderCreate.to_order()``). Request bodies
+are strict: an integer field takes a JSON integer literal only (not ``"5"``, ``5.0``, ``1e3``,
+``true``, ``NaN`` or ``Infinity``), within the range of its Solidity type (``uint32``, ``uint40``,
+``int64``, ``uint64``). A ``uint64`` above 2**63 - 1 is refused (422) with the reason: the
+facilitator's index (SQLite) holds signed 64-bit integers. ``*Public``
 are what the API answers: the service layer returns plain dicts, each route validates its dict
 into its response model. Response models forbid unknown keys and coerce nothing (strict), so a
 service dict that drifts from its documented shape fails loudly in the tests instead of being
@@ -13,7 +17,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from eth_utils.address import to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
 from gridledger.market.orders import Order, Side
@@ -37,10 +41,29 @@ SlotStart = Annotated[
 INT64_MAX = 2**63 - 1
 
 
-class Body(BaseModel):
-    """A request body: unknown fields are refused (422), numbers may arrive as JSON numbers or strings."""
+def _storable(value: int) -> int:
+    """A uint64 the facilitator can keep: its index (SQLite) holds int64, the upper half of the
+    chain's uint64 range would overflow it (a 500 before this check)."""
+    if value > INT64_MAX:
+        raise ValueError(
+            f"at most {INT64_MAX} (2**63 - 1) here: the chain's uint64 goes to {UINT64_MAX}, "
+            "the facilitator's index holds signed 64-bit integers"
+        )
+    return value
 
-    model_config = ConfigDict(extra="forbid", strict=False)
+
+UINT64_NOTE = (
+    "uint64 on-chain; the facilitator takes at most 2**63 - 1 (its index holds int64) and refuses more with 422"
+)
+Uint64 = Annotated[int, Field(ge=0, le=UINT64_MAX, description=UINT64_NOTE), AfterValidator(_storable)]
+RequestId = Annotated[Uint64, Field(description=f"the flexibility request's id; {UINT64_NOTE}")]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused (422); strict, so an integer is a JSON integer
+    literal, never a string, a float (``5.0``), a boolean or a non-finite number."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Public(BaseModel):
@@ -98,7 +121,7 @@ class VersionPublic(Public):
 
 class ParticipantCreate(Body):
     account: Address
-    meter_id: Annotated[int, Field(ge=1, le=UINT64_MAX)]
+    meter_id: Annotated[int, Field(ge=1, le=UINT64_MAX, description=UINT64_NOTE), AfterValidator(_storable)]
     bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="bus of the network model")]
     capacity_w: Annotated[int, Field(ge=4, le=UINT32_MAX, description="connection capacity in W")]
 
@@ -127,8 +150,8 @@ class OrderCreate(Body):
     side: Literal["buy", "sell"]
     delivery_start: SlotStart
     energy_wh: Annotated[int, Field(ge=1, le=UINT32_MAX)]
-    price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX, description="token base units per kWh")]
-    nonce: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    price_per_kwh: Annotated[Uint64, Field(description=f"token base units per kWh; {UINT64_NOTE}")]
+    nonce: Uint64
     expiry: Annotated[int, Field(ge=0, le=UINT40_MAX, description="unix time after which the order is void")]
     signature: Signature
 
@@ -289,8 +312,8 @@ class FlexRequestCreate(Body):
     window_start: SlotStart
     window_slots: Annotated[int, Field(ge=1, le=96)]
     bid_deadline: Annotated[int, Field(ge=0, le=UINT40_MAX)]
-    max_availability_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX, description="per kW per hour")]
-    max_utilisation_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    max_availability_price_per_kwh: Annotated[Uint64, Field(description=f"per kW per hour; {UINT64_NOTE}")]
+    max_utilisation_price_per_kwh: Uint64
     min_performance_bps: Annotated[int, Field(ge=1, le=10_000)] = 5_000
 
     def to_request(self) -> FlexRequest:
@@ -313,10 +336,10 @@ class FlexOfferCreate(Body):
     provider: Address
     window_start: SlotStart
     power_w: Annotated[int, Field(ge=1, le=UINT32_MAX)]
-    availability_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
-    utilisation_price_per_kwh: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    availability_price_per_kwh: Uint64
+    utilisation_price_per_kwh: Uint64
     bus: Annotated[int, Field(ge=0, le=UINT32_MAX, description="the asset's connection point")]
-    nonce: Annotated[int, Field(ge=0, le=UINT64_MAX)]
+    nonce: Uint64
     signature: Signature
 
     def to_offer(self, request_id: int) -> FlexOffer:
@@ -397,7 +420,7 @@ class FlexRequestPublic(Public):
     bid_deadline: int
     max_availability_price_per_kwh: int
     max_utilisation_price_per_kwh: int
-    min_performance_bps: int = Field(description="minimum performance for payment, basis points (RequestPosted)")
+    min_performance_bps: int = Field(description="the delivered share (basis points) below which nothing is paid")
     escrow: int
     status: str = Field(description="open | awarded | settled")
     awarded_power_w: int | None

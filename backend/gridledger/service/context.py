@@ -108,4 +108,7 @@ class ServiceContext:
 
 def when(timestamp: int) -> str:
     """A unix time as people read it, with the number the API takes."""
-    return f"{timestamp} ({datetime.fromtimestamp(timestamp, tz=UTC):%Y-%m-%d %H:%M:%S} UTC)"
+    try:
+        return f"{timestamp} ({datetime.fromtimestamp(timestamp, tz=UTC):%Y-%m-%d %H:%M:%S} UTC)"
+    except (ValueError, OverflowError, OSError):  # beyond year 9999: a uint40 reaches year 36812
+        return f"{timestamp} (after 9999-12-31 UTC)" if timestamp > 0 else str(timestamp)

@@ -20,10 +20,12 @@ from gridledger.api.schemas import (
     FlexRequestPublic,
     MeasurementCreate,
     OfferId,
+    RequestId,
 )
 
 router = APIRouter(prefix="/flex", tags=["flexibility"], responses=refusals(404, 413, 422, 503))
 OfferPath = Annotated[OfferId, Path()]
+RequestPath = Annotated[RequestId, Path()]
 SIGNED = refusals(401, 403, 409)
 
 
@@ -42,12 +44,12 @@ async def post_flex_request(desk: FlexDeskDep, raw: SignedByDso) -> dict[str, An
 
 
 @router.get("/requests/{request_id}", response_model=FlexRequestPublic)
-async def flex_request(desk: FlexDeskDep, request_id: int) -> dict[str, Any]:
+async def flex_request(desk: FlexDeskDep, request_id: RequestPath) -> dict[str, Any]:
     return desk.request_view(request_id)
 
 
 @router.post("/requests/{request_id}/offers", status_code=201, response_model=FlexOfferPublic, responses=SIGNED)
-async def submit_offer(desk: FlexDeskDep, request_id: int, body: FlexOfferCreate) -> dict[str, Any]:
+async def submit_offer(desk: FlexDeskDep, request_id: RequestPath, body: FlexOfferCreate) -> dict[str, Any]:
     """A provider's offer, authorised by its EIP-712 signature in the body."""
     r, vs = body.signature_parts()
     offer_id = await mined(desk.submit_offer(body.to_offer(request_id), r, vs))
@@ -55,7 +57,7 @@ async def submit_offer(desk: FlexDeskDep, request_id: int, body: FlexOfferCreate
 
 
 @router.post("/requests/{request_id}/award", response_model=AwardReportPublic, responses=SIGNED)
-async def award(desk: FlexDeskDep, request_id: int, raw: SignedByFacilitator) -> dict[str, Any]:
+async def award(desk: FlexDeskDep, request_id: RequestPath, raw: SignedByFacilitator) -> dict[str, Any]:
     """Awards by the published rule and commits the award (the facilitator's signed request)."""
     parse_body(Empty, raw)
     await mined(desk.award(request_id))
@@ -63,12 +65,12 @@ async def award(desk: FlexDeskDep, request_id: int, raw: SignedByFacilitator) ->
 
 
 @router.get("/requests/{request_id}/award", response_model=AwardReportPublic)
-async def award_report(desk: FlexDeskDep, request_id: int) -> dict[str, Any]:
+async def award_report(desk: FlexDeskDep, request_id: RequestPath) -> dict[str, Any]:
     return desk.award_report(request_id)
 
 
 @router.post("/requests/{request_id}/settlement", response_model=FlexRequestPublic, responses=SIGNED)
-async def settle_flex(desk: FlexDeskDep, request_id: int, raw: SignedByFacilitator) -> dict[str, Any]:
+async def settle_flex(desk: FlexDeskDep, request_id: RequestPath, raw: SignedByFacilitator) -> dict[str, Any]:
     """Pays providers by the performance rule and refunds the DSO (the facilitator's signed request)."""
     parse_body(Empty, raw)
     await mined(desk.settle(request_id))
