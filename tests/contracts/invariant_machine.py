@@ -100,7 +100,7 @@ def world() -> World:
         dso = ledger.roles.dso
         ledger.fund_gas(dso.address, 10**18)
         ledger.mint(dso.address, DSO_FUNDS)
-        first = (ledger.chain.now() // 900 + 3) * 900
+        first = (ledger.chain.now() // 900 + 2) * 900
         slots = [first + 900 * k for k in range(SLOTS)]
         _WORLD = World(build, ledger, prosumers, slots, ledger.chain.tester.take_snapshot())
     return _WORLD
@@ -173,12 +173,25 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.slots = [ModelSlot(s) for s in self.w.slots]
         self.arrivals = 0
         self._reads: tuple[int, dict[str, Any]] | None = None
+        self._started = False
         RUNS["examples"] += 1
 
     # ───────── helpers ─────────
 
     def now(self) -> int:
         return self.ledger.chain.now()
+
+    def gate_open_somewhere(self) -> bool:
+        return self.now() + 1 + GATE < self.w.slots[-1]
+
+    def gate_closed_somewhere(self) -> bool:
+        return self.now() + 1 + GATE >= self.w.slots[0]
+
+    def delivery_ended_somewhere(self) -> bool:
+        return self.now() + 1 >= self.w.slots[0] + 900
+
+    def cleared_somewhere(self) -> bool:
+        return any(s.status != "open" for s in self.slots)
 
     def boundaries(self) -> list[int]:
         return [b for s in self.w.slots for b in (s - GATE, s, s + 900)]
@@ -217,7 +230,10 @@ class GridLedgerMachine(RuleBasedStateMachine):
             self._reads = (
                 block,
                 {
-                    "accounts": {a: (int(x[0]), int(x[1])) for a, x in zip([*self.addresses, self.balancing], accounts)},
+                    "accounts": {
+                        a: (int(x[0]), int(x[1]))
+                        for a, x in zip([*self.addresses, self.balancing], accounts, strict=True)
+                    },
                     "market_tokens": led.token_balance(led.market.address),
                     "slots": {s.start: led.slot_state(s.start) for s in self.slots},
                 },
@@ -298,6 +314,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
 
     # ───────── orders ─────────
 
+    @precondition(lambda self: self.gate_open_somewhere())
     @rule(
         orders=st.lists(st.tuples(who, side, slot_index, energy, price), min_size=1, max_size=3),
         replay=st.lists(pick, max_size=1),
@@ -306,7 +323,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         """The facilitator relays a batch of signed orders, recorded whole or not at all; the
         batch may repeat an order signed before (recorded, cancelled or refused)."""
         batch = [self.new_order(*spec) for spec in orders]
-        if replay and self.orders[:-len(batch)]:
+        if replay and self.orders[: -len(batch)]:
             earlier = self.orders[: -len(batch)]
             batch.insert(replay[0] % (len(batch) + 1), earlier[replay[0] % len(earlier)])
         t = self.clear_of_boundaries()
@@ -326,6 +343,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.available = available
         RUNS["orders recorded"] += len(batch)
 
+    @precondition(lambda self: self.gate_open_somewhere())
     @rule(spec=st.tuples(who, side, slot_index, energy, price))
     def place_order(self, spec: tuple[int, Side, int, int, int]) -> None:
         """The prosumer sends its own order (``placeOrder``)."""
@@ -390,7 +408,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
 
     # ───────── time ─────────
 
-    @rule(seconds=st.sampled_from([60, 300, 900]))
+    @rule(seconds=st.sampled_from([60, 300, 900, 1800]))
     def advance(self, seconds: int) -> None:
         self.ledger.chain.move_time_to(self.now() + seconds)
 
@@ -408,6 +426,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         open_ = [o for o in self.orders if o.status == "open" and o.order.delivery_start == s.start]
         return [RecordedOrder(o.order, o.hash, (o.arrival, 0)) for o in sorted(open_, key=lambda o: o.arrival)]
 
+    @precondition(lambda self: self.gate_closed_somewhere())
     @rule(s=slot_index, tamper=st.sampled_from(["none", "none", "overfill", "drop", "imbalance"]))
     def commit(self, s: int, tamper: str) -> None:
         """The facilitator clears the slot with the project's clearing and commits it (or commits
@@ -455,6 +474,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
                 slot.pot += paid
         RUNS["slots cleared"] += 1
 
+    @precondition(lambda self: self.delivery_ended_somewhere())
     @rule(
         s=slot_index,
         readings=st.lists(st.tuples(who, st.integers(-MAX_ENERGY_WH, MAX_ENERGY_WH)), min_size=1, max_size=3),
@@ -477,6 +497,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         slot.readings.update(posted)
         RUNS["meter readings"] += 1
 
+    @precondition(lambda self: self.cleared_somewhere())
     @rule(s=slot_index)
     def settle(self, s: int) -> None:
         slot = self.slots[s]
@@ -518,8 +539,11 @@ class GridLedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def market_tokens_are_accounts_plus_pots(self) -> None:
+        # Hypothesis checks invariants once after the machine starts and once after every step.
+        RUNS["steps" if self._started else "examples started"] += 1
+        self._started = True
         r = self.reads()
-        accounts = sum(a + l for a, l in r["accounts"].values())
+        accounts = sum(free + locked for free, locked in r["accounts"].values())
         pots = sum(st_.pot_amount for st_ in r["slots"].values() if st_.status == "cleared")
         assert r["market_tokens"] == accounts + pots, (r["market_tokens"], accounts, pots)
         assert all(st_.pot_amount == 0 for st_ in r["slots"].values() if st_.status != "cleared")
@@ -561,4 +585,3 @@ class GridLedgerMachine(RuleBasedStateMachine):
             if s.status == "cleared":
                 assert chain.pot_amount == s.pot
         CHECKS["bought = sold, fills within energy and limit"] += 1
-
