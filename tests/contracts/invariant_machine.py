@@ -39,14 +39,17 @@ from gridledger.chain.reverts import RevertDecoder
 from gridledger.chain.transactions import Transactor
 from gridledger.errors import (
     ClearingRejected,
+    FlexRejected,
     GateClosedError,
     GridLedgerError,
     InsufficientFunds,
     LedgerError,
+    OrderError,
     OrderExpiredError,
     ReplayRejected,
     SettlementRejected,
 )
+from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
 from gridledger.market.book import clear_recorded
 from gridledger.market.orders import Order, RecordedOrder, Side
 from gridledger.settlement.rules import cost, settle_slot
@@ -59,7 +62,14 @@ BALANCING_FLOAT = 1_000 * DEPOSIT  # the balancing account pays surplus buy-back
 DSO_FUNDS = 100_000_000
 GATE = 300  # the deployment's gate closure (Settings.gate_closure_seconds)
 SHORTFALL_PRICE, SURPLUS_PRICE = 400_000, 50_000  # the deployment's imbalance prices
-MAX_ENERGY_WH = 30_000 // 4  # make_prosumers' capacity over one slot
+CAPACITY_W = 30_000  # make_prosumers' default capacity
+MAX_ENERGY_WH = CAPACITY_W // 4  # over one slot
+# The flexibility requests: a window over the last two slots, bids until 10 minutes before the
+# first slot starts, at most 20 kW at 0.10 (availability) + 0.30 (utilisation) token/kWh.
+FLEX_POWER_W = 20_000
+FLEX_CAPS = (100_000, 300_000)
+FLEX_BID_LEAD = 600
+MAX_REQUESTS = 2
 # A time within this many seconds of a boundary (gate closure, delivery end, …) is stepped over
 # before a time-dependent act, so that the model and the block that runs the act agree on which
 # side of it they are (every transaction mines a block one second later).
@@ -139,6 +149,24 @@ class ModelSlot:
     readings: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class ModelRequest:
+    id: int
+    request: FlexRequest
+    escrow: int
+    status: str = "open"  # open → awarded → settled
+    awarded: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class ModelOffer:
+    id: bytes
+    offer: FlexOffer
+    awarded: bool = False
+    ordered: dict[int, int] = field(default_factory=dict)  # slot → ordered Wh
+    delivered: dict[int, int] = field(default_factory=dict)  # slot → delivered Wh (measured)
+
+
 class Refused(Exception):
     """What the model expects an act to raise: a domain exception class and the custom error."""
 
@@ -174,6 +202,10 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.arrivals = 0
         self._reads: tuple[int, dict[str, Any]] | None = None
         self._started = False
+        self.dso_wallet = DSO_FUNDS
+        self.requests: list[ModelRequest] = []
+        self.offers: list[ModelOffer] = []
+        self.offer_nonce = dict.fromkeys(self.addresses, 0)
         RUNS["examples"] += 1
 
     # ───────── helpers ─────────
@@ -194,7 +226,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         return any(s.status != "open" for s in self.slots)
 
     def boundaries(self) -> list[int]:
-        return [b for s in self.w.slots for b in (s - GATE, s, s + 900)]
+        return [b for s in self.w.slots for b in (s - GATE, s, s + 900)] + [self.w.slots[1] - FLEX_BID_LEAD]
 
     def clear_of_boundaries(self) -> int:
         """Moves the clock past any boundary the next block's time would be within MARGIN of;
@@ -236,6 +268,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
                     },
                     "market_tokens": led.token_balance(led.market.address),
                     "slots": {s.start: led.slot_state(s.start) for s in self.slots},
+                    "flex_tokens": led.token_balance(led.flex.address),
                 },
             )
         return self._reads[1]
@@ -535,6 +568,233 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.expect_refusal(Refused(SettlementRejected, "SlotNotCleared"), act)
         CHECKS["nothing settles twice"] += 1
 
+    # ───────── flexibility market ─────────
+
+    @precondition(lambda self: len(self.requests) < MAX_REQUESTS)
+    @rule(min_performance=st.sampled_from([2_500, 5_000, 10_000]), power=st.sampled_from([8_000, FLEX_POWER_W]))
+    def post_request(self, min_performance: int, power: int) -> None:
+        """The DSO posts a request and escrows its maximum spend."""
+        window_start = self.w.slots[1]
+        request = FlexRequest(
+            service=ServiceType.SECURE,
+            direction=Direction.UP,
+            baseline=BaselineMethod.HISTORICAL,
+            congestion_bus=2,
+            power_w=power,
+            window_start=window_start,
+            window_slots=2,
+            bid_deadline=window_start - FLEX_BID_LEAD,
+            max_availability_price_per_kwh=FLEX_CAPS[0],
+            max_utilisation_price_per_kwh=FLEX_CAPS[1],
+            min_performance_bps=min_performance,
+        )
+        t = self.clear_of_boundaries()
+        if t > request.bid_deadline:
+            # refused by the ledger before anything is sent
+            self.expect_refusal(Refused(OrderError), lambda: self.ledger.post_flex_request(request))
+            return
+        before = self.ledger.token_balance(self.ledger.roles.dso.address)
+        rid = self.ledger.post_flex_request(request)
+        assert rid == len(self.requests) + 1
+        assert self.ledger.token_balance(self.ledger.roles.dso.address) == before - request.max_spend
+        self.dso_wallet -= request.max_spend
+        self.requests.append(ModelRequest(rid, request, request.max_spend))
+        RUNS["flex requests"] += 1
+
+    @precondition(lambda self: self.requests)
+    @rule(
+        k=pick,
+        i=who,
+        power=st.integers(1, 25).map(lambda x: x * 1_000),
+        availability=st.integers(0, 105_000),
+        utilisation=st.integers(0, 305_000),
+        wrong_bus=st.booleans(),
+        reuse_nonce=st.booleans(),
+    )
+    def submit_offer(
+        self, k: int, i: int, power: int, availability: int, utilisation: int, wrong_bus: bool, reuse_nonce: bool
+    ) -> None:
+        """A provider signs an offer and the facilitator relays it (bus 0, 1, 2 = prosumer 0, 1, 2)."""
+        req = self.requests[k % len(self.requests)]
+        provider = self.people[i]
+        nonce = self.offer_nonce[provider.address]
+        if reuse_nonce and nonce:
+            nonce -= 1
+        else:
+            self.offer_nonce[provider.address] += 1
+        bus = (i + 1) % PROSUMERS if wrong_bus else i
+        offer = FlexOffer(
+            provider.address, req.id, req.request.window_start, power, availability, utilisation, bus, nonce
+        )
+        signed = self.ledger.sign_offer(provider, offer)
+        t = self.clear_of_boundaries()
+        refused = None
+        if req.status != "open":
+            refused = Refused(FlexRejected, "WrongRequestStatus")
+        elif t > req.request.bid_deadline:
+            refused = Refused(FlexRejected, "OfferAfterDeadline")
+        elif wrong_bus:
+            refused = Refused(FlexRejected, "ConnectionPointMismatch")
+        elif availability > FLEX_CAPS[0] or utilisation > FLEX_CAPS[1]:
+            refused = Refused(FlexRejected, "PriceAboveCap")
+        elif power > min(req.request.power_w, CAPACITY_W):
+            refused = Refused(FlexRejected, "InvalidPower")
+        elif any(o.offer.provider == provider.address and o.offer.nonce == nonce for o in self.offers):
+            refused = Refused(ReplayRejected, "OfferNonceUsed")
+        if refused:
+            self.expect_refusal(refused, lambda: self.ledger.submit_offer(signed))
+            return
+        self.ledger.submit_offer(signed)
+        self.offers.append(ModelOffer(signed.offer_id, offer))
+        RUNS["flex offers"] += 1
+
+    @precondition(lambda self: self.requests)
+    @rule(k=pick, mask=st.integers(0, 2**6 - 1), duplicate=st.booleans())
+    def award(self, k: int, mask: int, duplicate: bool) -> None:
+        """The facilitator awards a subset of the request's offers."""
+        req = self.requests[k % len(self.requests)]
+        mine = [o for o in self.offers if o.offer.request_id == req.id]
+        chosen = [o for n, o in enumerate(mine) if mask >> n & 1]
+        ids = [o.id for o in chosen] + ([chosen[0].id] if duplicate and chosen else [])
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.award_flex(req.id, ids, b"\x07" * 32)
+
+        if req.status != "open":
+            self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
+            return
+        if t <= req.request.bid_deadline:
+            self.expect_refusal(Refused(FlexRejected, "AwardTooEarly"), act)
+            return
+        if t >= req.request.window_start:
+            self.expect_refusal(Refused(FlexRejected, "AwardTooLate"), act)
+            return
+        if duplicate and chosen:
+            self.expect_refusal(Refused(FlexRejected, "DuplicateAward"), act)
+            return
+        act()
+        for o in chosen:
+            o.awarded = True
+        req.status, req.awarded = "awarded", [o.id for o in chosen]
+        RUNS["flex awards"] += 1
+
+    @precondition(lambda self: self.offers)
+    @rule(
+        k=pick, slot=st.integers(0, SLOTS - 1), power=st.integers(4, 25_000), by=st.sampled_from(["dso", "facilitator"])
+    )
+    def activate(self, k: int, slot: int, power: int, by: str) -> None:
+        """The DSO (or the coordinating facilitator) activates an offer for one slot; slot 0 is
+        outside every request's window."""
+        o = self.offers[k % len(self.offers)]
+        start = self.w.slots[slot]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.activate_flex(o.id, start, power, by=by)
+
+        if not o.awarded:
+            refused = Refused(FlexRejected, "OfferNotAwarded")
+        elif slot == 0:
+            refused = Refused(FlexRejected, "OutsideWindow")
+        elif t >= start:
+            refused = Refused(FlexRejected, "ActivationTooLate")
+        elif power > o.offer.power_w:
+            refused = Refused(FlexRejected, "ActivationAboveContract")
+        elif o.ordered.get(start):
+            refused = Refused(FlexRejected, "AlreadyActivated")
+        else:
+            refused = None
+        if refused:
+            self.expect_refusal(refused, act)
+            return
+        act()
+        o.ordered[start] = power // 4
+        RUNS["flex activations"] += 1
+
+    @precondition(lambda self: self.offers)
+    @rule(k=pick, slot=st.integers(1, SLOTS - 1), baseline=st.integers(0, 8_000), actual=st.integers(0, 8_000))
+    def measure(self, k: int, slot: int, baseline: int, actual: int) -> None:
+        """The meter operator records an offer's baseline and actual energy in a window slot."""
+        o = self.offers[k % len(self.offers)]
+        start = self.w.slots[slot]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.record_flex_measurement(o.id, start, baseline_wh=baseline, actual_wh=actual)
+
+        if t < start + 900:
+            self.expect_refusal(Refused(FlexRejected, "SlotNotEnded"), act)
+            return
+        if start in o.delivered:
+            self.expect_refusal(Refused(FlexRejected, "AlreadyMeasured"), act)
+            return
+        act()
+        o.delivered[start] = max(0, baseline - actual)  # direction Up: relief = baseline − actual
+        RUNS["flex measurements"] += 1
+
+    def flex_payments(self, req: ModelRequest) -> dict[bytes, tuple[int, int]]:
+        """Each awarded offer's (availability, utilisation) payment by the settlement rule."""
+        payments = {}
+        for offer_id in req.awarded:
+            o = next(x for x in self.offers if x.id == offer_id)
+            unavailable, utilisation = False, 0
+            for start in req.request.slots:
+                ordered = o.ordered.get(start, 0)
+                if not ordered:
+                    continue
+                counted = min(o.delivered[start], ordered)
+                if counted * 10_000 >= ordered * req.request.min_performance_bps:
+                    utilisation += counted * o.offer.utilisation_price_per_kwh // 1_000
+                else:
+                    unavailable = True
+            availability = 0 if unavailable else o.offer.availability_payment(req.request.window_slots)
+            payments[offer_id] = (availability, utilisation)
+        return payments
+
+    @precondition(lambda self: self.requests)
+    @rule(k=pick)
+    def settle_flex(self, k: int) -> None:
+        req = self.requests[k % len(self.requests)]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.settle_flex(req.id)
+
+        if req.status == "settled":
+            self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
+            CHECKS["nothing settles twice"] += 1
+            return
+        if t < req.request.window_end:
+            self.expect_refusal(Refused(FlexRejected, "WindowNotEnded"), act)
+            return
+        awarded = [o for o in self.offers if o.id in req.awarded]
+        if any(start not in o.delivered for o in awarded for start, wh in o.ordered.items() if wh):
+            self.expect_refusal(Refused(FlexRejected, "MeasurementMissing"), act)
+            return
+        payments = self.flex_payments(req)
+        parties = [*self.addresses, self.ledger.roles.dso.address]
+        before = {a: self.ledger.token_balance(a) for a in parties}
+        receipt = act()
+        (settled,) = self.ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
+        paid = sum(a + u for a, u in payments.values())
+        # refunds exact: the DSO gets back the escrow less what the providers were paid
+        assert (settled["args"]["paid"], settled["args"]["refunded"]) == (paid, req.escrow - paid)
+        expected = dict(before)
+        expected[self.ledger.roles.dso.address] += req.escrow - paid
+        for offer_id, (a, u) in payments.items():
+            provider = next(x for x in self.offers if x.id == offer_id).offer.provider
+            expected[provider] += a + u
+            self.wallet[provider] += a + u
+        assert {a: self.ledger.token_balance(a) for a in parties} == expected
+        CHECKS["refunds exact (settled flexibility request)"] += 1
+        self.dso_wallet += req.escrow - paid
+        req.status = "settled"
+        RUNS["flex settlements"] += 1
+        # a second settlement is refused with the contract's error
+        self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
+        CHECKS["nothing settles twice"] += 1
+
     # ───────── invariants ─────────
 
     @invariant()
@@ -585,3 +845,10 @@ class GridLedgerMachine(RuleBasedStateMachine):
             if s.status == "cleared":
                 assert chain.pot_amount == s.pot
         CHECKS["bought = sold, fills within energy and limit"] += 1
+
+    @invariant()
+    def flex_tokens_are_open_escrows(self) -> None:
+        r = self.reads()
+        escrows = sum(q.escrow for q in self.requests if q.status != "settled")
+        assert r["flex_tokens"] == escrows, (r["flex_tokens"], escrows)
+        CHECKS["flex tokens = open escrows"] += 1
