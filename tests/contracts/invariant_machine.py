@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from tests.conftest import DEPOSIT, REPORT, open_ledger
 from web3.logs import DISCARD
 
@@ -64,11 +64,11 @@ GATE = 300  # the deployment's gate closure (Settings.gate_closure_seconds)
 SHORTFALL_PRICE, SURPLUS_PRICE = 400_000, 50_000  # the deployment's imbalance prices
 CAPACITY_W = 30_000  # make_prosumers' default capacity
 MAX_ENERGY_WH = CAPACITY_W // 4  # over one slot
-# The flexibility requests: a window over the last two slots, bids until 10 minutes before the
+# The flexibility requests: a window over the last two slots, bids until 25 minutes before the
 # first slot starts, at most 20 kW at 0.10 (availability) + 0.30 (utilisation) token/kWh.
 FLEX_POWER_W = 20_000
 FLEX_CAPS = (100_000, 300_000)
-FLEX_BID_LEAD = 600
+FLEX_BID_LEAD = 1_500
 MAX_REQUESTS = 2
 # A time within this many seconds of a boundary (gate closure, delivery end, …) is stepped over
 # before a time-dependent act, so that the model and the block that runs the act agree on which
@@ -569,6 +569,11 @@ class GridLedgerMachine(RuleBasedStateMachine):
         CHECKS["nothing settles twice"] += 1
 
     # ───────── flexibility market ─────────
+
+    @initialize(min_performance=st.sampled_from([2_500, 5_000, 10_000]), power=st.sampled_from([8_000, FLEX_POWER_W]))
+    def first_request(self, min_performance: int, power: int) -> None:
+        """Every example starts with a flexibility request, so the flexibility rules have one."""
+        self.post_request(min_performance, power)
 
     @precondition(lambda self: len(self.requests) < MAX_REQUESTS)
     @rule(min_performance=st.sampled_from([2_500, 5_000, 10_000]), power=st.sampled_from([8_000, FLEX_POWER_W]))
