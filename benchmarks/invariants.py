@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=10_000, help="examples to run (default 10000)")
     parser.add_argument("--steps", type=int, default=20, help="steps per example (default 20)")
     parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default random)")
+    parser.add_argument("--progress", type=int, default=100, help="report progress every N examples (stderr)")
     args = parser.parse_args()
 
     setup = time.perf_counter()
@@ -44,13 +45,20 @@ def main() -> int:
         phases=[Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),
     )
+    started = time.perf_counter()
+
+    class Machine(GridLedgerMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            if RUNS["examples"] % args.progress == 0:
+                elapsed = time.perf_counter() - started
+                print(f"… {RUNS['examples']:,} examples, {RUNS['steps']:,} steps, {elapsed:,.0f} s", file=sys.stderr)
+
+    machine: type[GridLedgerMachine] = Machine
     if args.seed is not None:
         from hypothesis import seed
 
-        machine = seed(args.seed)(GridLedgerMachine)
-    else:
-        machine = GridLedgerMachine
-    started = time.perf_counter()
+        machine = seed(args.seed)(Machine)
     failure = None
     try:
         run_state_machine_as_test(machine, settings=config)
@@ -61,7 +69,7 @@ def main() -> int:
     examples = RUNS["examples"]
     steps = RUNS["steps"]
     print(f"examples run: {examples:,} (asked for {args.examples:,}, up to {args.steps} steps each)")
-    print(f"steps run:    {steps:,}")
+    print(f"steps run:    {steps:,} (each example's opening flexibility request counts as one)")
     print(f"wall time:    {wall:,.1f} s (+ {setup:.1f} s to deploy the world once)")
     if examples:
         print(f"rate:         {examples / wall:.2f} examples/s, {steps / wall:.1f} steps/s")

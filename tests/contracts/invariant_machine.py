@@ -167,13 +167,12 @@ class ModelOffer:
     delivered: dict[int, int] = field(default_factory=dict)  # slot → delivered Wh (measured)
 
 
-class Refused(Exception):
+@dataclass(frozen=True)
+class Refused:
     """What the model expects an act to raise: a domain exception class and the custom error."""
 
-    def __init__(self, kind: type[GridLedgerError], error: str = "") -> None:
-        super().__init__(f"{kind.__name__} {error}")
-        self.kind = kind
-        self.error = error
+    kind: type[GridLedgerError]
+    error: str = ""
 
 
 pick = st.integers(0, 2**16)
