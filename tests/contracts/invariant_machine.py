@@ -21,6 +21,7 @@ domain exception and leave the chain unchanged.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from gridledger.sim.participants import make_prosumers
 
 PROSUMERS = 3
 SLOTS = 3
+START_LEAD = 1_800  # every example starts 30 minutes before its first slot
 WALLET = 50_000_000  # tokens each prosumer holds outside the market, to deposit
 BALANCING_FLOAT = 1_000 * DEPOSIT  # the balancing account pays surplus buy-backs from this
 DSO_FUNDS = 100_000_000
@@ -87,7 +89,6 @@ class World:
     build: Build
     ledger: Ledger
     prosumers: list[LocalAccount]
-    slots: list[int]
     snapshot: int
 
 
@@ -110,18 +111,25 @@ def world() -> World:
         dso = ledger.roles.dso
         ledger.fund_gas(dso.address, 10**18)
         ledger.mint(dso.address, DSO_FUNDS)
-        first = (ledger.chain.now() // 900 + 2) * 900
-        slots = [first + 900 * k for k in range(SLOTS)]
-        _WORLD = World(build, ledger, prosumers, slots, ledger.chain.tester.take_snapshot())
+        _WORLD = World(build, ledger, prosumers, ledger.chain.tester.take_snapshot())
     return _WORLD
 
 
-def fresh_ledger(w: World) -> Ledger:
-    """Reverts the chain to the world's snapshot; a new transactor forgets the nonces it counted."""
+def fresh_ledger(w: World) -> tuple[Ledger, list[int]]:
+    """Reverts the chain to the world's snapshot (a new transactor forgets the nonces it counted)
+    and sets its clock to 30 minutes before the first of the example's slots.
+
+    After a revert, eth-tester stamps the next block with the wall-clock time, so slots fixed when
+    the world was made would drift into the past during a long run. Each example instead starts at
+    the same offset from its own slots, so a replayed example (Hypothesis shrinks by replaying)
+    sees the same times relative to them."""
     w.ledger.chain.tester.revert_to_snapshot(w.snapshot)
     chain = w.ledger.chain
     transactor = Transactor(chain, RevertDecoder(c.abi for c in w.build.contracts.values()))
-    return Ledger(chain, w.build, w.ledger.deployment, w.ledger.roles, transactor)
+    first = (max(chain.now(), int(time.time())) // 900 + 3) * 900
+    chain.move_time_to(first - START_LEAD)
+    ledger = Ledger(chain, w.build, w.ledger.deployment, w.ledger.roles, transactor)
+    return ledger, [first + 900 * k for k in range(SLOTS)]
 
 
 # ───────────────────────────── the model ─────────────────────────────
@@ -189,7 +197,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.w = world()
-        self.ledger = fresh_ledger(self.w)
+        self.ledger, self.slot_times = fresh_ledger(self.w)
         self.people = self.w.prosumers
         self.balancing = self.ledger.roles.balancing.address
         self.addresses = [p.address for p in self.people]
@@ -197,7 +205,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.wallet = dict.fromkeys(self.addresses, WALLET)
         self.orders: list[ModelOrder] = []
         self.nonce = dict.fromkeys(self.addresses, 0)
-        self.slots = [ModelSlot(s) for s in self.w.slots]
+        self.slots = [ModelSlot(s) for s in self.slot_times]
         self.arrivals = 0
         self._reads: tuple[int, dict[str, Any]] | None = None
         self._started = False
@@ -213,19 +221,19 @@ class GridLedgerMachine(RuleBasedStateMachine):
         return self.ledger.chain.now()
 
     def gate_open_somewhere(self) -> bool:
-        return self.now() + 1 + GATE < self.w.slots[-1]
+        return self.now() + 1 + GATE < self.slot_times[-1]
 
     def gate_closed_somewhere(self) -> bool:
-        return self.now() + 1 + GATE >= self.w.slots[0]
+        return self.now() + 1 + GATE >= self.slot_times[0]
 
     def delivery_ended_somewhere(self) -> bool:
-        return self.now() + 1 >= self.w.slots[0] + 900
+        return self.now() + 1 >= self.slot_times[0] + 900
 
     def cleared_somewhere(self) -> bool:
         return any(s.status != "open" for s in self.slots)
 
     def boundaries(self) -> list[int]:
-        return [b for s in self.w.slots for b in (s - GATE, s, s + 900)] + [self.w.slots[1] - FLEX_BID_LEAD]
+        return [b for s in self.slot_times for b in (s - GATE, s, s + 900)] + [self.slot_times[1] - FLEX_BID_LEAD]
 
     def clear_of_boundaries(self) -> int:
         """Moves the clock past any boundary the next block's time would be within MARGIN of;
@@ -279,7 +287,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         account = self.people[i]
         nonce = self.nonce[account.address]
         self.nonce[account.address] += 1
-        order = Order(account.address, side_, self.w.slots[s], energy_wh, price_, nonce, self.w.slots[s])
+        order = Order(account.address, side_, self.slot_times[s], energy_wh, price_, nonce, self.slot_times[s])
         model = ModelOrder(order, self.ledger.sign(account, order).order_hash)
         self.orders.append(model)
         return model
@@ -578,7 +586,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
     @rule(min_performance=st.sampled_from([2_500, 5_000, 10_000]), power=st.sampled_from([8_000, FLEX_POWER_W]))
     def post_request(self, min_performance: int, power: int) -> None:
         """The DSO posts a request and escrows its maximum spend."""
-        window_start = self.w.slots[1]
+        window_start = self.slot_times[1]
         request = FlexRequest(
             service=ServiceType.SECURE,
             direction=Direction.UP,
@@ -691,7 +699,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         """The DSO (or the coordinating facilitator) activates an offer for one slot; slot 0 is
         outside every request's window."""
         o = self.offers[k % len(self.offers)]
-        start = self.w.slots[slot]
+        start = self.slot_times[slot]
         t = self.clear_of_boundaries()
 
         def act() -> object:
@@ -721,7 +729,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
     def measure(self, k: int, slot: int, baseline: int, actual: int) -> None:
         """The meter operator records an offer's baseline and actual energy in a window slot."""
         o = self.offers[k % len(self.offers)]
-        start = self.w.slots[slot]
+        start = self.slot_times[slot]
         t = self.clear_of_boundaries()
 
         def act() -> object:
