@@ -91,6 +91,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     mapping(address account => Account) private _accounts;
     mapping(address prosumer => mapping(uint256 nonceWord => uint256 entries)) private _orderEntries;
     mapping(uint40 deliveryStart => SlotState) private _slots;
+    // Written through a storage reference in postMeterReadings, which Slither 0.10 does not follow:
+    // uninitialized-state is a false positive.
+    // slither-disable-next-line uninitialized-state
     mapping(uint40 deliveryStart => mapping(address account => uint256 reading)) private _readings;
 
     constructor(
@@ -143,6 +146,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             SignedOrder calldata signed = orders[i];
             Order calldata order = signed.order;
             bytes32 hash = _hashOrder(order);
+            // The third value, the bad `s` or length behind a RecoverError, is not needed: the revert
+            // names the recovered signer. unused-return is a false positive.
+            // slither-disable-next-line unused-return
             (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(hash, signed.r, signed.vs);
             if (err != ECDSA.RecoverError.NoError || signer != order.prosumer) {
                 revert InvalidSignature(hash, order.prosumer, signer);
@@ -169,6 +175,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     function cancelOrderBySig(Order calldata order, bytes32 r, bytes32 vs) external {
         bytes32 hash = _hashOrder(order);
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CANCELLATION_TYPEHASH, hash)));
+        // The third value, the bad `s` or length behind a RecoverError, is not needed: the revert
+        // names the recovered signer. unused-return is a false positive.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, r, vs);
         if (err != ECDSA.RecoverError.NoError || signer != order.prosumer) {
             revert InvalidSignature(digest, order.prosumer, signer);
@@ -199,10 +208,14 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             revert IncompleteClearing(deliveryStart, fills.length, state.openOrders);
         }
 
+        // Running sums and the fills' hash chain start at Solidity's zero default: uninitialized-local
+        // is a false positive for each.
+        // slither-disable-start uninitialized-local
         bytes32 chain;
         uint256 boughtWh;
         uint256 soldWh;
         uint256 pot;
+        // slither-disable-end uninitialized-local
         uint256 count = fills.length;
         for (uint256 i; i < count; ++i) {
             Order calldata order = fills[i].order;
@@ -290,9 +303,13 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         uint256 shortfallPrice = _shortfallPricePerKWh;
         uint256 surplusPrice = _surplusPricePerKWh;
         uint256 pot = state.potAmount;
+        // Running sums and the fills' hash chain start at Solidity's zero default: uninitialized-local
+        // is a false positive for each.
+        // slither-disable-start uninitialized-local
         uint256 toBalancing;
         uint256 fromBalancing;
         bytes32 chain;
+        // slither-disable-end uninitialized-local
         uint256 count = fills.length;
         for (uint256 i; i < count; ++i) {
             Order calldata order = fills[i].order;
@@ -305,6 +322,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             // At most filledWh, a uint32, so the uint32 casts of it below fit.
             uint256 deviationWh = filledWh - _allocateMetered(deliveryStart, prosumer, order.side, filledWh);
             uint256 payment;
+            // 0 unless the prosumer deviated: the zero default is meant (uninitialized-local is a false positive).
+            // slither-disable-next-line uninitialized-local
             uint256 charge;
             Account memory account = _accounts[prosumer];
             if (order.side == Side.Sell) {
@@ -433,6 +452,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         _requireGateOpen(hash, order.deliveryStart);
 
         (uint256 word, uint256 shift, uint256 entry) = _entryOf(prosumer, order.nonce);
+        // 0 unless an open order is cancelled: the zero default is meant (uninitialized-local is a false positive).
+        // slither-disable-next-line uninitialized-local
         uint256 refund;
         if (entry == 0) {
             // Never recorded: burn the nonce so a signed copy can no longer be relayed.

@@ -145,7 +145,8 @@ interface IFlexibilityMarket {
         uint32 deliveredWh,
         uint32 deficiencyWh
     );
-    /// @notice An awarded offer was paid at settlement: availability and utilisation payments.
+    /// @notice An awarded offer was settled: its availability and utilisation payments were credited
+    /// to `provider`'s claimable balance (see `claim`).
     event OfferSettled(
         uint64 indexed requestId,
         bytes32 indexed offerId,
@@ -153,8 +154,11 @@ interface IFlexibilityMarket {
         uint256 availabilityPayment,
         uint256 utilisationPayment
     );
-    /// @notice Request `requestId` settled: `paid` went to providers, `refunded` back to the DSO.
+    /// @notice Request `requestId` settled: `paid` was credited to providers and `refunded` to the
+    /// DSO's claimable balance (see `claim`).
     event RequestSettled(uint64 indexed requestId, uint256 paid, uint256 refunded);
+    /// @notice `account` took its whole claimable balance, `amount` base units of the token.
+    event Claimed(address indexed account, uint256 amount);
 
     // ───────────────────────────── errors ─────────────────────────────
 
@@ -216,6 +220,8 @@ interface IFlexibilityMarket {
     /// @notice Offer `offerId` was activated for `slot` but not measured; settlement needs every
     /// activated slot measured.
     error MeasurementMissing(bytes32 offerId, uint40 slot);
+    /// @notice `account` has no claimable balance: nothing was credited to it since its last claim.
+    error NothingToClaim(address account);
 
     // ───────────────────────────── functions ─────────────────────────────
 
@@ -241,9 +247,19 @@ interface IFlexibilityMarket {
     /// from the grid, after the slot ends (meter operator only). Once per offer and slot.
     function recordMeasurement(bytes32 offerId, uint40 slot, int64 baselineWh, int64 actualWh) external;
 
-    /// @notice Pays every awarded offer of request `requestId` by the settlement rule and refunds
-    /// the rest of the escrow to the DSO, after the window ends. Anyone may call it, once.
+    /// @notice Settles request `requestId` after its window ends: credits every awarded offer's
+    /// payment by the settlement rule to its provider's claimable balance and the rest of the
+    /// escrow to the DSO's. It moves no tokens (each party takes its balance with `claim`), so no
+    /// recipient can block it. Anyone may call it, once.
     function settle(uint64 requestId) external;
+
+    /// @notice Transfers the caller's whole claimable balance (provider payments and DSO refunds
+    /// from every settled request) to the caller, and sets it to zero.
+    /// @return amount the base units of the token transferred
+    function claim() external returns (uint256 amount);
+
+    /// @notice What `account` can take with `claim`: credited at settlement and not yet claimed.
+    function claimable(address account) external view returns (uint256);
 
     /// @notice The request `requestId` as the ledger keeps it (all zero if it was never posted).
     function request(uint64 requestId) external view returns (Request memory);

@@ -97,13 +97,34 @@ def test_a_request_from_escrow_to_settlement_pays_by_the_performance_rule(setup)
     )
     # B delivered 35 % < 50 % when called: no utilisation, and unavailable, so no availability either.
     assert (settled[sb.offer_id]["availabilityPayment"], settled[sb.offer_id]["utilisationPayment"]) == (0, 0)
+    (total,) = ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
+    assert (total["args"]["paid"], total["args"]["refunded"]) == (1_280_000, 6_720_000)
+    # Settlement credits; it moves no tokens. Each party pulls its balance with claim.
+    dso = ledger.roles.dso
+    assert {p.address: ledger.token_balance(p.address) for p in (a, b, c)} == before
+    assert [ledger.flex_claimable(x) for x in (a.address, b.address, c.address, dso.address)] == [
+        1_280_000,
+        0,
+        0,
+        6_720_000,
+    ]
+    assert ledger.token_balance(ledger.flex.address) == 8_000_000  # escrow = the credits
+
+    receipt = ledger.claim_flex(a)
+    (claimed,) = ledger.flex.events.Claimed().process_receipt(receipt, errors=DISCARD)
+    assert (claimed["args"]["account"], claimed["args"]["amount"]) == (a.address, 1_280_000)
+    ledger.claim_flex(dso)
     assert ledger.token_balance(a.address) == before[a.address] + 1_280_000
     assert ledger.token_balance(b.address) == before[b.address]
     assert ledger.token_balance(c.address) == before[c.address]  # not awarded
-    (total,) = ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
-    assert (total["args"]["paid"], total["args"]["refunded"]) == (1_280_000, 6_720_000)
-    assert ledger.token_balance(ledger.roles.dso.address) == DSO_FUNDS - 1_280_000
+    assert ledger.token_balance(dso.address) == DSO_FUNDS - 1_280_000
     assert ledger.token_balance(ledger.flex.address) == 0
+    assert ledger.flex_claimable(a.address) == ledger.flex_claimable(dso.address) == 0
+    with pytest.raises(FlexRejected, match="nothing to claim") as info:  # nothing is paid twice
+        ledger.claim_flex(a)
+    assert info.value.error == "NothingToClaim"
+    with pytest.raises(FlexRejected, match="nothing to claim"):
+        ledger.claim_flex(b)
 
     with pytest.raises(FlexRejected, match="is settled"):  # nothing settles twice
         ledger.settle_flex(rid)
@@ -113,6 +134,8 @@ def test_a_request_nobody_was_awarded_refunds_the_dso(setup) -> None:
     ledger, _, request, rid = setup
     ledger.chain.move_time_to(request.window_end)
     ledger.settle_flex(rid)
+    assert ledger.flex_claimable(ledger.roles.dso.address) == 8_000_000
+    ledger.claim_flex(ledger.roles.dso)
     assert ledger.token_balance(ledger.roles.dso.address) == DSO_FUNDS
 
 

@@ -210,6 +210,16 @@ class Ledger:
         call = self.flex.functions.settle(request_id)
         return self.tx.send(self.roles.facilitator, call, action=f"settlement of request {request_id}")
 
+    def claim_flex(self, account: LocalAccount) -> TxReceipt:
+        """Takes ``account``'s whole claimable balance from the flexibility market: a provider's
+        payments or the DSO's refunds, credited at settlement (pass ``roles.dso`` for the DSO)."""
+        call = self.flex.functions.claim()
+        return self.tx.send(account, call, action=f"claim of {account.address}'s flexibility balance")
+
+    def flex_claimable(self, address: str) -> int:
+        """What ``address`` can take with :meth:`claim_flex`, in token base units."""
+        return int(self.flex.functions.claimable(address).call())
+
     def flex_request_status(self, request_id: int) -> str:
         status = self.flex.functions.request(request_id).call()[4]
         return ("none", "open", "awarded", "settled")[status]

@@ -345,6 +345,13 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.FlexRejected,
         lambda a: f"offer {_short(a['offerId'])} was activated for {clock(a['slot'])} but not measured",
     ),
+    "NothingToClaim": (
+        errors.FlexRejected,
+        lambda a: (
+            f"{a['account']} has nothing to claim from the flexibility market; "
+            "payments and refunds are credited when a request settles"
+        ),
+    ),
     # ── OpenZeppelin ──
     "SafeCastOverflowedUintDowncast": (
         errors.LedgerError,

@@ -6,7 +6,8 @@ a meter-before baseline. Every third prosumer offers 2 kW of its household load;
 deadline the facilitator awards by the published rule (``flex.award``); the DSO activates the
 awarded offers before each window slot; the providers deliver (their meters read less, by a
 performance drawn between 40 % and 110 %); the meter operator records baseline and actual;
-after the window the request settles and the DSO gets back what it did not spend.
+after the window the request settles (crediting each provider's payment and the DSO's refund in
+the contract), and every party claims its balance, so the wallets end the day paid.
 """
 
 from __future__ import annotations
@@ -180,6 +181,10 @@ class FlexCycle:
         (total,) = self.ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
         self.outcome.refunded = int(total["args"]["refunded"])
         self.settled = True
+        # Settlement only credits (pull payments): each party takes its balance, as a wallet would.
+        for account in [p.account for _, p in self.awarded] + [self.ledger.roles.dso]:
+            if self.ledger.flex_claimable(account.address) > 0:
+                self.ledger.claim_flex(account)
 
 
 def covers_window(first_slot: int, slots: int) -> bool:

@@ -96,7 +96,11 @@ def test_a_flexibility_request_traded_over_http(api, wallets, flex) -> None:
     # 8 kW × 1 h × 0.05 = 0.40 availability; 1,800 Wh (90 %) × 0.20 = 0.36 utilisation.
     assert paid[near["offer_id"]] == (400_000, 360_000)
     assert settled["status"] == "settled" and settled["paid"] + settled["refunded"] == 4_000_000
-    assert api.chain(lambda: api.ledger.token_balance(bob.address)) >= 760_000
+    # Settlement credits Bob's balance in the contract; he pulls it with claim.
+    assert api.chain(lambda: api.ledger.flex_claimable(bob.address)) == 760_000
+    before = api.chain(lambda: api.ledger.token_balance(bob.address))
+    api.chain(lambda: api.ledger.claim_flex(bob))
+    assert api.chain(lambda: api.ledger.token_balance(bob.address)) == before + 760_000
 
 
 def test_a_requests_minimum_performance_is_indexed_and_served(api, flex) -> None:
