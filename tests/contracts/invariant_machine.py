@@ -7,7 +7,8 @@ costs only its own transactions. The machine keeps a model of what the contracts
 after every step checks the chain against it and against the invariants of the issue:
 
 - tokens: the market's token balance is Σ accounts (available + locked) + pots of cleared,
-  unsettled slots; the flexibility market's token balance is its open escrows;
+  unsettled slots; the flexibility market's token balance is its open escrows + the claimable
+  balances settlement credited (payments are pulled with ``claim``);
 - locked = Σ escrow of open buy orders, per prosumer;
 - bought = sold per cleared slot, no fill above its order's energy or beyond its limit price;
 - nothing settles twice; refunds are exact.
@@ -213,6 +214,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.requests: list[ModelRequest] = []
         self.offers: list[ModelOffer] = []
         self.offer_nonce = dict.fromkeys(self.addresses, 0)
+        self.claimable = dict.fromkeys([*self.addresses, self.ledger.roles.dso.address], 0)
         RUNS["examples"] += 1
 
     # ───────── helpers ─────────
@@ -785,27 +787,47 @@ class GridLedgerMachine(RuleBasedStateMachine):
             self.expect_refusal(Refused(FlexRejected, "MeasurementMissing"), act)
             return
         payments = self.flex_payments(req)
-        parties = [*self.addresses, self.ledger.roles.dso.address]
-        before = {a: self.ledger.token_balance(a) for a in parties}
+        dso = self.ledger.roles.dso.address
+        parties = [*self.addresses, dso]
+        tokens_before = {a: self.ledger.token_balance(a) for a in parties}
         receipt = act()
         (settled,) = self.ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
         paid = sum(a + u for a, u in payments.values())
-        # refunds exact: the DSO gets back the escrow less what the providers were paid
+        # refunds exact: the DSO is credited the escrow less what the providers were paid
         assert (settled["args"]["paid"], settled["args"]["refunded"]) == (paid, req.escrow - paid)
-        expected = dict(before)
-        expected[self.ledger.roles.dso.address] += req.escrow - paid
+        self.claimable[dso] += req.escrow - paid
         for offer_id, (a, u) in payments.items():
             provider = next(x for x in self.offers if x.id == offer_id).offer.provider
-            expected[provider] += a + u
-            self.wallet[provider] += a + u
-        assert {a: self.ledger.token_balance(a) for a in parties} == expected
+            self.claimable[provider] += a + u
+        # pull payments: settlement credits claimable balances and moves no tokens
+        assert {a: self.ledger.flex_claimable(a) for a in parties} == self.claimable
+        assert {a: self.ledger.token_balance(a) for a in parties} == tokens_before
         CHECKS["refunds exact (settled flexibility request)"] += 1
-        self.dso_wallet += req.escrow - paid
         req.status = "settled"
         RUNS["flex settlements"] += 1
         # a second settlement is refused with the contract's error
         self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
         CHECKS["nothing settles twice"] += 1
+
+    @rule(i=st.integers(0, PROSUMERS))
+    def claim_flex(self, i: int) -> None:
+        """A provider (or, for i = 3, the DSO) takes its claimable balance from the flexibility market."""
+        account = self.people[i] if i < PROSUMERS else self.ledger.roles.dso
+        owed = self.claimable[account.address]
+        if owed == 0:
+            self.expect_refusal(Refused(FlexRejected, "NothingToClaim"), lambda: self.ledger.claim_flex(account))
+            return
+        before = self.ledger.token_balance(account.address)
+        self.ledger.claim_flex(account)
+        assert self.ledger.token_balance(account.address) == before + owed
+        assert self.ledger.flex_claimable(account.address) == 0
+        CHECKS["claims exact"] += 1
+        self.claimable[account.address] = 0
+        if i < PROSUMERS:
+            self.wallet[account.address] += owed
+        else:
+            self.dso_wallet += owed
+        RUNS["flex claims"] += 1
 
     # ───────── invariants ─────────
 
@@ -859,8 +881,9 @@ class GridLedgerMachine(RuleBasedStateMachine):
         CHECKS["bought = sold, fills within energy and limit"] += 1
 
     @invariant()
-    def flex_tokens_are_open_escrows(self) -> None:
+    def flex_tokens_are_open_escrows_plus_claimable(self) -> None:
         r = self.reads()
         escrows = sum(q.escrow for q in self.requests if q.status != "settled")
-        assert r["flex_tokens"] == escrows, (r["flex_tokens"], escrows)
-        CHECKS["flex tokens = open escrows"] += 1
+        claimable = sum(self.claimable.values())  # checked against the chain at every settlement and claim
+        assert r["flex_tokens"] == escrows + claimable, (r["flex_tokens"], escrows, claimable)
+        CHECKS["flex tokens = open escrows + claimable"] += 1
