@@ -520,10 +520,15 @@ class GridLedgerMachine(RuleBasedStateMachine):
     @rule(
         s=slot_index,
         readings=st.lists(st.tuples(who, st.integers(-MAX_ENERGY_WH, MAX_ENERGY_WH)), min_size=1, max_size=3),
+        everyone=st.booleans(),
     )
-    def meter(self, s: int, readings: list[tuple[int, int]]) -> None:
+    def meter(self, s: int, readings: list[tuple[int, int]], everyone: bool) -> None:
+        """The meter operator posts readings (with ``everyone``, for every prosumer the slot lacks)."""
         slot = self.slots[s]
         posted = {self.addresses[i]: wh for i, wh in readings}
+        if everyone:
+            missing = [a for a in self.addresses if a not in slot.readings]
+            posted = {a: posted.get(a, wh) for a, (_, wh) in zip(missing, readings * PROSUMERS, strict=False)} or posted
         t = self.clear_of_boundaries()
 
         def act() -> object:
