@@ -20,8 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-# The project's tests/ has no __init__.py, and slither-analyzer installs a top-level ``tests``
-# package into site-packages that would win the import: name ours explicitly.
+# slither-analyzer installs a top-level ``tests`` package into site-packages; name ours
+# explicitly, so the import never depends on sys.path order.
 _tests = types.ModuleType("tests")
 _tests.__path__ = [str(ROOT / "tests")]
 sys.modules["tests"] = _tests
