@@ -1,0 +1,894 @@
+"""A Hypothesis state machine over GridLedger's contracts, and the world it runs in.
+
+The world is deployed once per process (3 prosumers, a funded balancing account and DSO) and
+snapshotted; every example starts by reverting the embedded chain to that snapshot, so an example
+costs only its own transactions. The machine keeps a model of what the contracts should hold
+(accounts, open orders, slots, flexibility escrows), predicts every act's outcome from it, and
+after every step checks the chain against it and against the invariants of the issue:
+
+- tokens: the market's token balance is Σ accounts (available + locked) + pots of cleared,
+  unsettled slots; the flexibility market's token balance is its open escrows + the claimable
+  balances settlement credited (payments are pulled with ``claim``);
+- locked = Σ escrow of open buy orders, per prosumer;
+- bought = sold per cleared slot, no fill above its order's energy or beyond its limit price;
+- nothing settles twice; refunds are exact.
+
+Acts the model knows must fail (withdrawing more than available, an order after gate closure,
+a replayed order, a second settlement, …) are sent anyway and must be refused with the expected
+domain exception and leave the chain unchanged.
+
+``CHECKS`` counts every check by invariant (``benchmarks/invariants.py`` prints it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from tests.conftest import DEPOSIT, REPORT, open_ledger
+from web3.logs import DISCARD
+
+from gridledger.chain.compile import Build, compile_contracts
+from gridledger.chain.ledger import Ledger
+from gridledger.chain.reverts import RevertDecoder
+from gridledger.chain.transactions import Transactor
+from gridledger.errors import (
+    ClearingRejected,
+    FlexRejected,
+    GateClosedError,
+    GridLedgerError,
+    InsufficientFunds,
+    LedgerError,
+    OrderError,
+    OrderExpiredError,
+    ReplayRejected,
+    SettlementRejected,
+)
+from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
+from gridledger.market.book import clear_recorded
+from gridledger.market.orders import Order, RecordedOrder, Side
+from gridledger.settlement.rules import cost, settle_slot
+from gridledger.sim.participants import make_prosumers
+
+PROSUMERS = 3
+SLOTS = 3
+START_LEAD = 1_800  # every example starts 30 minutes before its first slot
+WALLET = 50_000_000  # tokens each prosumer holds outside the market, to deposit
+BALANCING_FLOAT = 1_000 * DEPOSIT  # the balancing account pays surplus buy-backs from this
+DSO_FUNDS = 100_000_000
+GATE = 300  # the deployment's gate closure (Settings.gate_closure_seconds)
+SHORTFALL_PRICE, SURPLUS_PRICE = 400_000, 50_000  # the deployment's imbalance prices
+CAPACITY_W = 30_000  # make_prosumers' default capacity
+MAX_ENERGY_WH = CAPACITY_W // 4  # over one slot
+# The flexibility requests: a window over the last two slots, bids until 25 minutes before the
+# first slot starts, at most 20 kW at 0.10 (availability) + 0.30 (utilisation) token/kWh.
+FLEX_POWER_W = 20_000
+FLEX_CAPS = (100_000, 300_000)
+FLEX_BID_LEAD = 1_500
+MAX_REQUESTS = 2
+# A time within this many seconds of a boundary (gate closure, delivery end, …) is stepped over
+# before a time-dependent act, so that the model and the block that runs the act agree on which
+# side of it they are (every transaction mines a block one second later).
+MARGIN = 4
+
+CHECKS: Counter[str] = Counter()
+RUNS: Counter[str] = Counter()
+
+
+# ───────────────────────────── the world, deployed once ─────────────────────────────
+
+
+@dataclass
+class World:
+    build: Build
+    ledger: Ledger
+    prosumers: list[LocalAccount]
+    snapshot: int
+
+
+_WORLD: World | None = None
+
+
+def world() -> World:
+    """The deployed world, made on first use and snapshotted."""
+    global _WORLD
+    if _WORLD is None:
+        build = compile_contracts()
+        ledger = open_ledger(build)
+        prosumers = make_prosumers(ledger, count=PROSUMERS, deposit=DEPOSIT)
+        for p in prosumers:
+            ledger.mint(p.address, WALLET)
+        balancing = ledger.roles.balancing
+        ledger.fund_gas(balancing.address, 10**18)
+        ledger.mint(balancing.address, BALANCING_FLOAT)
+        ledger.deposit(balancing, BALANCING_FLOAT)
+        dso = ledger.roles.dso
+        ledger.fund_gas(dso.address, 10**18)
+        ledger.mint(dso.address, DSO_FUNDS)
+        _WORLD = World(build, ledger, prosumers, ledger.chain.tester.take_snapshot())
+    return _WORLD
+
+
+def fresh_ledger(w: World) -> tuple[Ledger, list[int]]:
+    """Reverts the chain to the world's snapshot (a new transactor forgets the nonces it counted)
+    and sets its clock to 30 minutes before the first of the example's slots.
+
+    After a revert, eth-tester stamps the next block with the wall-clock time, so slots fixed when
+    the world was made would drift into the past during a long run. Each example instead starts at
+    the same offset from its own slots, so a replayed example (Hypothesis shrinks by replaying)
+    sees the same times relative to them."""
+    w.ledger.chain.tester.revert_to_snapshot(w.snapshot)
+    chain = w.ledger.chain
+    transactor = Transactor(chain, RevertDecoder(c.abi for c in w.build.contracts.values()))
+    first = (max(chain.now(), int(time.time())) // 900 + 3) * 900
+    chain.move_time_to(first - START_LEAD)
+    ledger = Ledger(chain, w.build, w.ledger.deployment, w.ledger.roles, transactor)
+    return ledger, [first + 900 * k for k in range(SLOTS)]
+
+
+# ───────────────────────────── the model ─────────────────────────────
+
+
+@dataclass
+class ModelOrder:
+    order: Order
+    hash: bytes
+    status: str = "unrecorded"  # unrecorded → open → cancelled | cleared
+    arrival: int = 0
+
+    @property
+    def escrow(self) -> int:
+        return cost(self.order.energy_wh, self.order.price_per_kwh) if self.order.side is Side.BUY else 0
+
+
+@dataclass
+class ModelSlot:
+    start: int
+    status: str = "open"
+    price: int = 0
+    pot: int = 0
+    fills: list[tuple[Order, int]] = field(default_factory=list)
+    readings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ModelRequest:
+    id: int
+    request: FlexRequest
+    escrow: int
+    status: str = "open"  # open → awarded → settled
+    awarded: list[bytes] = field(default_factory=list)
+
+
+@dataclass
+class ModelOffer:
+    id: bytes
+    offer: FlexOffer
+    awarded: bool = False
+    ordered: dict[int, int] = field(default_factory=dict)  # slot → ordered Wh
+    delivered: dict[int, int] = field(default_factory=dict)  # slot → delivered Wh (measured)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What the model expects an act to raise: a domain exception class and the custom error."""
+
+    kind: type[GridLedgerError]
+    error: str = ""
+
+
+pick = st.integers(0, 2**16)
+who = st.integers(0, PROSUMERS - 1)
+slot_index = st.integers(0, SLOTS - 1)
+side = st.sampled_from([Side.BUY, Side.SELL])
+energy = st.integers(1, MAX_ENERGY_WH)
+price = st.integers(1, 60).map(lambda k: k * 5_000 + 1)  # 0.005 … 0.3 token/kWh; odd, so rounding shows
+
+
+class GridLedgerMachine(RuleBasedStateMachine):
+    """Random sequences of every party's acts on the energy and flexibility markets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = world()
+        self.ledger, self.slot_times = fresh_ledger(self.w)
+        self.people = self.w.prosumers
+        self.balancing = self.ledger.roles.balancing.address
+        self.addresses = [p.address for p in self.people]
+        self.available = {a: DEPOSIT for a in self.addresses} | {self.balancing: BALANCING_FLOAT}
+        self.wallet = dict.fromkeys(self.addresses, WALLET)
+        self.orders: list[ModelOrder] = []
+        self.nonce = dict.fromkeys(self.addresses, 0)
+        self.slots = [ModelSlot(s) for s in self.slot_times]
+        self.arrivals = 0
+        self._reads: tuple[int, dict[str, Any]] | None = None
+        self._started = False
+        self.dso_wallet = DSO_FUNDS
+        self.requests: list[ModelRequest] = []
+        self.offers: list[ModelOffer] = []
+        self.offer_nonce = dict.fromkeys(self.addresses, 0)
+        self.claimable = dict.fromkeys([*self.addresses, self.ledger.roles.dso.address], 0)
+        RUNS["examples"] += 1
+
+    # ───────── helpers ─────────
+
+    def now(self) -> int:
+        return self.ledger.chain.now()
+
+    def gate_open_somewhere(self) -> bool:
+        return self.now() + 1 + GATE < self.slot_times[-1]
+
+    def gate_closed_somewhere(self) -> bool:
+        return self.now() + 1 + GATE >= self.slot_times[0]
+
+    def delivery_ended_somewhere(self) -> bool:
+        return self.now() + 1 >= self.slot_times[0] + 900
+
+    def cleared_somewhere(self) -> bool:
+        return any(s.status != "open" for s in self.slots)
+
+    def boundaries(self) -> list[int]:
+        return [b for s in self.slot_times for b in (s - GATE, s, s + 900)] + [self.slot_times[1] - FLEX_BID_LEAD]
+
+    def clear_of_boundaries(self) -> int:
+        """Moves the clock past any boundary the next block's time would be within MARGIN of;
+        returns the time the next transaction will see."""
+        t = self.now() + 1
+        for b in sorted(self.boundaries()):
+            if abs(t - b) <= MARGIN:
+                self.ledger.chain.move_time_to(b + MARGIN + 1)
+                t = self.now() + 1
+        return t
+
+    def block(self) -> int:
+        return int(self.ledger.chain.w3.eth.block_number)
+
+    def expect_refusal(self, refused: Refused, act: Callable[[], object], *, mines: int = 0) -> None:
+        """Runs ``act`` expecting the model's refusal; the chain must not have changed (no block
+        mined beyond the ``mines`` harmless ones the act sends first, such as an approval)."""
+        before = self.block()
+        with pytest.raises(refused.kind) as info:
+            act()
+        if refused.error:
+            assert info.value.error == refused.error, f"expected {refused.error}, got {info.value}"
+        assert self.block() == before + mines, "a refused act mined a transaction"
+        CHECKS["refusal changes nothing"] += 1
+        RUNS["refusals"] += 1
+
+    def reads(self) -> dict[str, Any]:
+        """The chain's balances and slots, read once per block (a refusal mines none)."""
+        block = self.block()
+        if self._reads is None or self._reads[0] != block:
+            led = self.ledger
+            accounts = led.market.functions.accountsOf([*self.addresses, self.balancing]).call()
+            self._reads = (
+                block,
+                {
+                    "accounts": {
+                        a: (int(x[0]), int(x[1]))
+                        for a, x in zip([*self.addresses, self.balancing], accounts, strict=True)
+                    },
+                    "market_tokens": led.token_balance(led.market.address),
+                    "slots": {s.start: led.slot_state(s.start) for s in self.slots},
+                    "flex_tokens": led.token_balance(led.flex.address),
+                },
+            )
+        return self._reads[1]
+
+    def locked(self, address: str) -> int:
+        return sum(o.escrow for o in self.orders if o.status == "open" and o.order.prosumer == address)
+
+    def new_order(self, i: int, side_: Side, s: int, energy_wh: int, price_: int) -> ModelOrder:
+        account = self.people[i]
+        nonce = self.nonce[account.address]
+        self.nonce[account.address] += 1
+        order = Order(account.address, side_, self.slot_times[s], energy_wh, price_, nonce, self.slot_times[s])
+        model = ModelOrder(order, self.ledger.sign(account, order).order_hash)
+        self.orders.append(model)
+        return model
+
+    def predict_record(self, o: ModelOrder, t: int, available: dict[str, int]) -> Refused | None:
+        """What ``_record`` does with the order at time ``t`` (``available`` is updated on success)."""
+        order = o.order
+        if t > order.expiry:
+            return Refused(OrderExpiredError, "OrderExpired")
+        if t + GATE >= order.delivery_start:
+            return Refused(GateClosedError, "GateClosed")
+        if o.status != "unrecorded":
+            return Refused(ReplayRejected, "NonceAlreadyUsed")
+        if order.side is Side.BUY:
+            if available[order.prosumer] < o.escrow:
+                return Refused(InsufficientFunds, "InsufficientBalance")
+            available[order.prosumer] -= o.escrow
+        return None
+
+    def recorded(self, o: ModelOrder) -> None:
+        o.status = "open"
+        self.arrivals += 1
+        o.arrival = self.arrivals
+
+    # ───────── money ─────────
+
+    @rule(i=who, amount=st.integers(0, WALLET), too_much=st.integers(0, 3))
+    def deposit(self, i: int, amount: int, too_much: int) -> None:
+        account = self.people[i]
+        wallet = self.wallet[account.address]
+        if too_much:
+            # the approval is mined, then the token refuses to move more than the wallet holds
+            refused = Refused(LedgerError, "ERC20InsufficientBalance")
+            self.expect_refusal(refused, lambda: self.ledger.deposit(account, wallet + too_much), mines=1)
+            return
+        amount = min(amount, wallet)
+        if amount == 0:
+            # approve(0) is mined, then the deposit of nothing is refused
+            self.expect_refusal(Refused(LedgerError, "ZeroAmount"), lambda: self.ledger.deposit(account, 0), mines=1)
+            return
+        self.ledger.deposit(account, amount)
+        self.wallet[account.address] -= amount
+        self.available[account.address] += amount
+        RUNS["deposits"] += 1
+
+    @rule(i=who, fraction=st.integers(0, 100), too_much=st.integers(0, 3))
+    def withdraw(self, i: int, fraction: int, too_much: int) -> None:
+        account = self.people[i]
+        available = self.available[account.address]
+        if too_much:
+            refused = Refused(InsufficientFunds, "InsufficientBalance")
+            self.expect_refusal(refused, lambda: self.ledger.withdraw(account, available + too_much))
+            return
+        amount = available * fraction // 100
+        if amount == 0:
+            self.expect_refusal(Refused(LedgerError, "ZeroAmount"), lambda: self.ledger.withdraw(account, 0))
+            return
+        wallet_before = self.ledger.token_balance(account.address)
+        self.ledger.withdraw(account, amount)
+        assert self.ledger.token_balance(account.address) == wallet_before + amount
+        self.available[account.address] -= amount
+        self.wallet[account.address] += amount
+        RUNS["withdrawals"] += 1
+
+    # ───────── orders ─────────
+
+    @precondition(lambda self: self.gate_open_somewhere())
+    @rule(
+        orders=st.lists(st.tuples(who, side, slot_index, energy, price), min_size=1, max_size=3),
+        replay=st.lists(pick, max_size=1),
+    )
+    def relay_batch(self, orders: list[tuple[int, Side, int, int, int]], replay: list[int]) -> None:
+        """The facilitator relays a batch of signed orders, recorded whole or not at all; the
+        batch may repeat an order signed before (recorded, cancelled or refused)."""
+        batch = [self.new_order(*spec) for spec in orders]
+        if replay and self.orders[: -len(batch)]:
+            earlier = self.orders[: -len(batch)]
+            batch.insert(replay[0] % (len(batch) + 1), earlier[replay[0] % len(earlier)])
+        t = self.clear_of_boundaries()
+        available = dict(self.available)
+        refused = None
+        for o in batch:
+            refused = self.predict_record(o, t, available)
+            if refused:
+                break
+        signed = [self.ledger.sign(self.w.prosumers[self.addresses.index(o.order.prosumer)], o.order) for o in batch]
+        if refused:
+            self.expect_refusal(refused, lambda: self.ledger.relay_orders(signed))
+            return
+        self.ledger.relay_orders(signed)
+        for o in batch:
+            self.recorded(o)
+        self.available = available
+        RUNS["orders recorded"] += len(batch)
+
+    @precondition(lambda self: self.gate_open_somewhere())
+    @rule(spec=st.tuples(who, side, slot_index, energy, price))
+    def place_order(self, spec: tuple[int, Side, int, int, int]) -> None:
+        """The prosumer sends its own order (``placeOrder``)."""
+        o = self.new_order(*spec)
+        self._place(o)
+
+    @precondition(lambda self: self.orders)
+    @rule(k=pick)
+    def place_again(self, k: int) -> None:
+        """The prosumer sends an order it signed before: a replay unless it was never recorded."""
+        self._place(self.orders[k % len(self.orders)])
+
+    def _place(self, o: ModelOrder) -> None:
+        account = self.people[self.addresses.index(o.order.prosumer)]
+        t = self.clear_of_boundaries()
+        available = dict(self.available)
+        refused = self.predict_record(o, t, available)
+        if refused:
+            self.expect_refusal(refused, lambda: self.ledger.place_order(account, o.order))
+            return
+        self.ledger.place_order(account, o.order)
+        self.recorded(o)
+        self.available = available
+        RUNS["orders recorded"] += 1
+
+    @precondition(lambda self: self.orders)
+    @rule(k=pick, by_sig=st.booleans())
+    def cancel(self, k: int, by_sig: bool) -> None:
+        """The prosumer cancels an order it signed, itself or through the facilitator's relay;
+        cancelling one never recorded burns its nonce."""
+        o = self.orders[k % len(self.orders)]
+        account = self.people[self.addresses.index(o.order.prosumer)]
+        if by_sig:
+            r, vs = self.ledger.sign_cancellation(account, o.hash)
+
+            def act() -> object:
+                return self.ledger.cancel_order_by_sig(o.order, r, vs)
+        else:
+
+            def act() -> object:
+                return self.ledger.cancel_order(account, o.order)
+
+        t = self.clear_of_boundaries()
+        if t + GATE >= o.order.delivery_start:
+            self.expect_refusal(Refused(GateClosedError, "GateClosed"), act)
+            return
+        if o.status in ("cancelled", "cleared"):
+            self.expect_refusal(Refused(LedgerError, "OrderNotOpen"), act)
+            return
+        before = self.ledger.account_of(o.order.prosumer)
+        act()
+        after = self.ledger.account_of(o.order.prosumer)
+        if o.status == "open":
+            # refunds exact: the buy order's escrow, no more, no less, moves back to available
+            assert after == (before[0] + o.escrow, before[1] - o.escrow), (before, after, o.escrow)
+            CHECKS["refunds exact (cancelled order)"] += 1
+            self.available[o.order.prosumer] += o.escrow
+        else:
+            assert after == before
+        o.status = "cancelled"
+        RUNS["cancellations"] += 1
+
+    # ───────── time ─────────
+
+    @rule(seconds=st.sampled_from([60, 300, 900, 1800]))
+    def advance(self, seconds: int) -> None:
+        self.ledger.chain.move_time_to(self.now() + seconds)
+
+    @rule()
+    def next_boundary(self) -> None:
+        """Moves the clock just past the next boundary (a gate closure, a slot's start or end)."""
+        now = self.now()
+        later = [b for b in sorted(self.boundaries()) if b > now]
+        if later:
+            self.ledger.chain.move_time_to(later[0] + MARGIN + 1)
+
+    # ───────── clearing, metering, settlement ─────────
+
+    def book(self, s: ModelSlot) -> list[RecordedOrder]:
+        open_ = [o for o in self.orders if o.status == "open" and o.order.delivery_start == s.start]
+        return [RecordedOrder(o.order, o.hash, (o.arrival, 0)) for o in sorted(open_, key=lambda o: o.arrival)]
+
+    @precondition(lambda self: self.gate_closed_somewhere())
+    @rule(s=slot_index, tamper=st.sampled_from(["none", "none", "overfill", "drop", "imbalance"]))
+    def commit(self, s: int, tamper: str) -> None:
+        """The facilitator clears the slot with the project's clearing and commits it (or commits
+        a tampered result, which must be refused)."""
+        slot = self.slots[s]
+        t = self.clear_of_boundaries()
+        fills, result = clear_recorded(self.book(slot))
+        price_ = result.ledger_price
+
+        def act(f: list[tuple[Order, int]]) -> Callable[[], object]:
+            return lambda: self.ledger.commit_clearing(slot.start, price_, f, **REPORT)
+
+        if slot.status != "open":
+            self.expect_refusal(Refused(ClearingRejected, "SlotAlreadyCleared"), act(fills))
+            return
+        if t + GATE < slot.start:
+            self.expect_refusal(Refused(ClearingRejected, "GateNotClosed"), act(fills))
+            return
+        if tamper == "overfill" and fills:
+            order, _ = fills[0]
+            bad = [(order, order.energy_wh + 1), *fills[1:]]
+            self.expect_refusal(Refused(ClearingRejected, "FillExceedsOrder"), act(bad))
+            return
+        if tamper == "drop" and fills:
+            self.expect_refusal(Refused(ClearingRejected, "IncompleteClearing"), act(fills[:-1]))
+            return
+        traded = [(o, f) for o, f in fills if f]
+        if tamper == "imbalance" and traded:
+            order, f = traded[0]
+            bad = [(o, f - 1 if o is order else x) for o, x in fills]
+            self.expect_refusal(Refused(ClearingRejected, "EnergyImbalance"), act(bad))
+            return
+        receipt = act(fills)()
+        assert receipt is not None
+        events = self.ledger.market.events.OrderFilled().process_receipt(receipt, errors=DISCARD)
+        on_chain = {bytes(e["args"]["orderHash"]): int(e["args"]["filledWh"]) for e in events}
+        slot.status, slot.price, slot.fills = "cleared", price_, fills
+        for order, f in fills:
+            o = next(m for m in self.orders if m.order == order)
+            o.status = "cleared"
+            assert on_chain.get(o.hash, 0) == f
+            if order.side is Side.BUY:
+                paid = cost(f, price_)
+                self.available[order.prosumer] += o.escrow - paid
+                slot.pot += paid
+        RUNS["slots cleared"] += 1
+
+    @precondition(lambda self: self.delivery_ended_somewhere())
+    @rule(
+        s=slot_index,
+        readings=st.lists(st.tuples(who, st.integers(-MAX_ENERGY_WH, MAX_ENERGY_WH)), min_size=1, max_size=3),
+        everyone=st.booleans(),
+    )
+    def meter(self, s: int, readings: list[tuple[int, int]], everyone: bool) -> None:
+        """The meter operator posts readings (with ``everyone``, for every prosumer the slot lacks)."""
+        slot = self.slots[s]
+        posted = {self.addresses[i]: wh for i, wh in readings}
+        if everyone:
+            missing = [a for a in self.addresses if a not in slot.readings]
+            posted = {a: posted.get(a, wh) for a, (_, wh) in zip(missing, readings * PROSUMERS, strict=False)} or posted
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.post_meter_readings(slot.start, posted)
+
+        if t < slot.start + 900:
+            self.expect_refusal(Refused(SettlementRejected, "DeliveryNotEnded"), act)
+            return
+        if any(a in slot.readings for a in posted):
+            self.expect_refusal(Refused(SettlementRejected, "MeterReadingAlreadyPosted"), act)
+            return
+        act()
+        slot.readings.update(posted)
+        RUNS["meter readings"] += 1
+
+    @precondition(lambda self: self.cleared_somewhere())
+    @rule(s=slot_index)
+    def settle(self, s: int) -> None:
+        slot = self.slots[s]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.settle(slot.start, slot.fills)
+
+        if slot.status != "cleared":
+            self.expect_refusal(Refused(SettlementRejected, "SlotNotCleared"), act)
+            if slot.status == "settled":
+                CHECKS["nothing settles twice"] += 1
+            return
+        if t < slot.start + 900:
+            self.expect_refusal(Refused(SettlementRejected, "DeliveryNotEnded"), act)
+            return
+        if any(f and o.prosumer not in slot.readings for o, f in slot.fills):
+            self.expect_refusal(Refused(SettlementRejected, "MeterReadingMissing"), act)
+            return
+        mirror = settle_slot(
+            slot.fills,
+            slot.readings,
+            price_per_kwh=slot.price,
+            shortfall_price_per_kwh=SHORTFALL_PRICE,
+            surplus_price_per_kwh=SURPLUS_PRICE,
+            available=dict(self.available),
+        )
+        act()
+        for f in mirror.fills:
+            self.available[f.prosumer] += f.payment - f.collected
+        self.available[self.balancing] += mirror.to_balancing - mirror.from_balancing
+        slot.status, slot.pot = "settled", 0
+        RUNS["slots settled"] += 1
+        # A second settlement of the same slot, right away, is refused with the contract's error.
+        self.expect_refusal(Refused(SettlementRejected, "SlotNotCleared"), act)
+        CHECKS["nothing settles twice"] += 1
+
+    # ───────── flexibility market ─────────
+
+    @initialize(min_performance=st.sampled_from([2_500, 5_000, 10_000]), power=st.sampled_from([8_000, FLEX_POWER_W]))
+    def first_request(self, min_performance: int, power: int) -> None:
+        """Every example starts with a flexibility request, so the flexibility rules have one."""
+        self.post_request(min_performance, power)
+
+    @precondition(lambda self: len(self.requests) < MAX_REQUESTS)
+    @rule(min_performance=st.sampled_from([2_500, 5_000, 10_000]), power=st.sampled_from([8_000, FLEX_POWER_W]))
+    def post_request(self, min_performance: int, power: int) -> None:
+        """The DSO posts a request and escrows its maximum spend."""
+        window_start = self.slot_times[1]
+        request = FlexRequest(
+            service=ServiceType.SECURE,
+            direction=Direction.UP,
+            baseline=BaselineMethod.HISTORICAL,
+            congestion_bus=2,
+            power_w=power,
+            window_start=window_start,
+            window_slots=2,
+            bid_deadline=window_start - FLEX_BID_LEAD,
+            max_availability_price_per_kwh=FLEX_CAPS[0],
+            max_utilisation_price_per_kwh=FLEX_CAPS[1],
+            min_performance_bps=min_performance,
+        )
+        t = self.clear_of_boundaries()
+        if t > request.bid_deadline:
+            # refused by the ledger before anything is sent
+            self.expect_refusal(Refused(OrderError), lambda: self.ledger.post_flex_request(request))
+            return
+        before = self.ledger.token_balance(self.ledger.roles.dso.address)
+        rid = self.ledger.post_flex_request(request)
+        assert rid == len(self.requests) + 1
+        assert self.ledger.token_balance(self.ledger.roles.dso.address) == before - request.max_spend
+        self.dso_wallet -= request.max_spend
+        self.requests.append(ModelRequest(rid, request, request.max_spend))
+        RUNS["flex requests"] += 1
+
+    @precondition(lambda self: self.requests)
+    @rule(
+        k=pick,
+        i=who,
+        power=st.integers(1, 25).map(lambda x: x * 1_000),
+        availability=st.integers(0, 105_000),
+        utilisation=st.integers(0, 305_000),
+        wrong_bus=st.booleans(),
+        reuse_nonce=st.booleans(),
+    )
+    def submit_offer(
+        self, k: int, i: int, power: int, availability: int, utilisation: int, wrong_bus: bool, reuse_nonce: bool
+    ) -> None:
+        """A provider signs an offer and the facilitator relays it (bus 0, 1, 2 = prosumer 0, 1, 2)."""
+        req = self.requests[k % len(self.requests)]
+        provider = self.people[i]
+        nonce = self.offer_nonce[provider.address]
+        if reuse_nonce and nonce:
+            nonce -= 1
+        else:
+            self.offer_nonce[provider.address] += 1
+        bus = (i + 1) % PROSUMERS if wrong_bus else i
+        offer = FlexOffer(
+            provider.address, req.id, req.request.window_start, power, availability, utilisation, bus, nonce
+        )
+        signed = self.ledger.sign_offer(provider, offer)
+        t = self.clear_of_boundaries()
+        refused = None
+        if req.status != "open":
+            refused = Refused(FlexRejected, "WrongRequestStatus")
+        elif t > req.request.bid_deadline:
+            refused = Refused(FlexRejected, "OfferAfterDeadline")
+        elif wrong_bus:
+            refused = Refused(FlexRejected, "ConnectionPointMismatch")
+        elif availability > FLEX_CAPS[0] or utilisation > FLEX_CAPS[1]:
+            refused = Refused(FlexRejected, "PriceAboveCap")
+        elif power > min(req.request.power_w, CAPACITY_W):
+            refused = Refused(FlexRejected, "InvalidPower")
+        elif any(o.offer.provider == provider.address and o.offer.nonce == nonce for o in self.offers):
+            refused = Refused(ReplayRejected, "OfferNonceUsed")
+        if refused:
+            self.expect_refusal(refused, lambda: self.ledger.submit_offer(signed))
+            return
+        self.ledger.submit_offer(signed)
+        self.offers.append(ModelOffer(signed.offer_id, offer))
+        RUNS["flex offers"] += 1
+
+    @precondition(lambda self: self.requests)
+    @rule(k=pick, mask=st.integers(0, 2**6 - 1), duplicate=st.booleans())
+    def award(self, k: int, mask: int, duplicate: bool) -> None:
+        """The facilitator awards a subset of the request's offers."""
+        req = self.requests[k % len(self.requests)]
+        mine = [o for o in self.offers if o.offer.request_id == req.id]
+        chosen = [o for n, o in enumerate(mine) if mask >> n & 1]
+        ids = [o.id for o in chosen] + ([chosen[0].id] if duplicate and chosen else [])
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.award_flex(req.id, ids, b"\x07" * 32)
+
+        if req.status != "open":
+            self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
+            return
+        if t <= req.request.bid_deadline:
+            self.expect_refusal(Refused(FlexRejected, "AwardTooEarly"), act)
+            return
+        if t >= req.request.window_start:
+            self.expect_refusal(Refused(FlexRejected, "AwardTooLate"), act)
+            return
+        if duplicate and chosen:
+            self.expect_refusal(Refused(FlexRejected, "DuplicateAward"), act)
+            return
+        act()
+        for o in chosen:
+            o.awarded = True
+        req.status, req.awarded = "awarded", [o.id for o in chosen]
+        RUNS["flex awards"] += 1
+
+    @precondition(lambda self: self.offers)
+    @rule(
+        k=pick, slot=st.integers(0, SLOTS - 1), power=st.integers(4, 25_000), by=st.sampled_from(["dso", "facilitator"])
+    )
+    def activate(self, k: int, slot: int, power: int, by: str) -> None:
+        """The DSO (or the coordinating facilitator) activates an offer for one slot; slot 0 is
+        outside every request's window."""
+        o = self.offers[k % len(self.offers)]
+        start = self.slot_times[slot]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.activate_flex(o.id, start, power, by=by)
+
+        if not o.awarded:
+            refused = Refused(FlexRejected, "OfferNotAwarded")
+        elif slot == 0:
+            refused = Refused(FlexRejected, "OutsideWindow")
+        elif t >= start:
+            refused = Refused(FlexRejected, "ActivationTooLate")
+        elif power > o.offer.power_w:
+            refused = Refused(FlexRejected, "ActivationAboveContract")
+        elif o.ordered.get(start):
+            refused = Refused(FlexRejected, "AlreadyActivated")
+        else:
+            refused = None
+        if refused:
+            self.expect_refusal(refused, act)
+            return
+        act()
+        o.ordered[start] = power // 4
+        RUNS["flex activations"] += 1
+
+    @precondition(lambda self: self.offers)
+    @rule(k=pick, slot=st.integers(1, SLOTS - 1), baseline=st.integers(0, 8_000), actual=st.integers(0, 8_000))
+    def measure(self, k: int, slot: int, baseline: int, actual: int) -> None:
+        """The meter operator records an offer's baseline and actual energy in a window slot."""
+        o = self.offers[k % len(self.offers)]
+        start = self.slot_times[slot]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.record_flex_measurement(o.id, start, baseline_wh=baseline, actual_wh=actual)
+
+        if t < start + 900:
+            self.expect_refusal(Refused(FlexRejected, "SlotNotEnded"), act)
+            return
+        if start in o.delivered:
+            self.expect_refusal(Refused(FlexRejected, "AlreadyMeasured"), act)
+            return
+        act()
+        o.delivered[start] = max(0, baseline - actual)  # direction Up: relief = baseline − actual
+        RUNS["flex measurements"] += 1
+
+    def flex_payments(self, req: ModelRequest) -> dict[bytes, tuple[int, int]]:
+        """Each awarded offer's (availability, utilisation) payment by the settlement rule."""
+        payments = {}
+        for offer_id in req.awarded:
+            o = next(x for x in self.offers if x.id == offer_id)
+            unavailable, utilisation = False, 0
+            for start in req.request.slots:
+                ordered = o.ordered.get(start, 0)
+                if not ordered:
+                    continue
+                counted = min(o.delivered[start], ordered)
+                if counted * 10_000 >= ordered * req.request.min_performance_bps:
+                    utilisation += counted * o.offer.utilisation_price_per_kwh // 1_000
+                else:
+                    unavailable = True
+            availability = 0 if unavailable else o.offer.availability_payment(req.request.window_slots)
+            payments[offer_id] = (availability, utilisation)
+        return payments
+
+    @precondition(lambda self: self.requests)
+    @rule(k=pick)
+    def settle_flex(self, k: int) -> None:
+        req = self.requests[k % len(self.requests)]
+        t = self.clear_of_boundaries()
+
+        def act() -> object:
+            return self.ledger.settle_flex(req.id)
+
+        if req.status == "settled":
+            self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
+            CHECKS["nothing settles twice"] += 1
+            return
+        if t < req.request.window_end:
+            self.expect_refusal(Refused(FlexRejected, "WindowNotEnded"), act)
+            return
+        awarded = [o for o in self.offers if o.id in req.awarded]
+        if any(start not in o.delivered for o in awarded for start, wh in o.ordered.items() if wh):
+            self.expect_refusal(Refused(FlexRejected, "MeasurementMissing"), act)
+            return
+        payments = self.flex_payments(req)
+        dso = self.ledger.roles.dso.address
+        parties = [*self.addresses, dso]
+        tokens_before = {a: self.ledger.token_balance(a) for a in parties}
+        receipt = act()
+        (settled,) = self.ledger.flex.events.RequestSettled().process_receipt(receipt, errors=DISCARD)
+        paid = sum(a + u for a, u in payments.values())
+        # refunds exact: the DSO is credited the escrow less what the providers were paid
+        assert (settled["args"]["paid"], settled["args"]["refunded"]) == (paid, req.escrow - paid)
+        self.claimable[dso] += req.escrow - paid
+        for offer_id, (a, u) in payments.items():
+            provider = next(x for x in self.offers if x.id == offer_id).offer.provider
+            self.claimable[provider] += a + u
+        # pull payments: settlement credits claimable balances and moves no tokens
+        assert {a: self.ledger.flex_claimable(a) for a in parties} == self.claimable
+        assert {a: self.ledger.token_balance(a) for a in parties} == tokens_before
+        CHECKS["refunds exact (settled flexibility request)"] += 1
+        req.status = "settled"
+        RUNS["flex settlements"] += 1
+        # a second settlement is refused with the contract's error
+        self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
+        CHECKS["nothing settles twice"] += 1
+
+    @rule(i=st.integers(0, PROSUMERS))
+    def claim_flex(self, i: int) -> None:
+        """A provider (or, for i = 3, the DSO) takes its claimable balance from the flexibility market."""
+        account = self.people[i] if i < PROSUMERS else self.ledger.roles.dso
+        owed = self.claimable[account.address]
+        if owed == 0:
+            self.expect_refusal(Refused(FlexRejected, "NothingToClaim"), lambda: self.ledger.claim_flex(account))
+            return
+        before = self.ledger.token_balance(account.address)
+        self.ledger.claim_flex(account)
+        assert self.ledger.token_balance(account.address) == before + owed
+        assert self.ledger.flex_claimable(account.address) == 0
+        CHECKS["claims exact"] += 1
+        self.claimable[account.address] = 0
+        if i < PROSUMERS:
+            self.wallet[account.address] += owed
+        else:
+            self.dso_wallet += owed
+        RUNS["flex claims"] += 1
+
+    # ───────── invariants ─────────
+
+    @invariant()
+    def market_tokens_are_accounts_plus_pots(self) -> None:
+        # Hypothesis checks invariants once after the machine starts and once after every step.
+        RUNS["steps" if self._started else "examples started"] += 1
+        self._started = True
+        r = self.reads()
+        accounts = sum(free + locked for free, locked in r["accounts"].values())
+        pots = sum(st_.pot_amount for st_ in r["slots"].values() if st_.status == "cleared")
+        assert r["market_tokens"] == accounts + pots, (r["market_tokens"], accounts, pots)
+        assert all(st_.pot_amount == 0 for st_ in r["slots"].values() if st_.status != "cleared")
+        CHECKS["market tokens = accounts + pots"] += 1
+
+    @invariant()
+    def locked_is_open_buy_escrow(self) -> None:
+        r = self.reads()
+        for a in self.addresses:
+            assert r["accounts"][a][1] == self.locked(a), (a, r["accounts"][a], self.locked(a))
+        assert r["accounts"][self.balancing][1] == 0
+        CHECKS["locked = Σ open buy escrow"] += 1
+
+    @invariant()
+    def balances_match_the_model(self) -> None:
+        r = self.reads()
+        for a, (available, _) in r["accounts"].items():
+            assert available == self.available[a], (a, available, self.available[a])
+        CHECKS["available = model (exact refunds and payments)"] += 1
+
+    @invariant()
+    def cleared_slots_balance(self) -> None:
+        r = self.reads()
+        for s in self.slots:
+            chain = r["slots"][s.start]
+            assert chain.status == s.status, (s.start, chain.status, s.status)
+            if s.status == "open":
+                assert chain.open_orders == len(self.book(s))
+                continue
+            assert chain.clearing_price_per_kwh == s.price
+            bought = sum(f for o, f in s.fills if o.side is Side.BUY)
+            sold = sum(f for o, f in s.fills if o.side is Side.SELL)
+            assert bought == sold
+            for o, f in s.fills:
+                assert 0 <= f <= o.energy_wh
+                if f:
+                    beyond = s.price > o.price_per_kwh if o.side is Side.BUY else s.price < o.price_per_kwh
+                    assert not beyond, (o, f, s.price)
+            if s.status == "cleared":
+                assert chain.pot_amount == s.pot
+        CHECKS["bought = sold, fills within energy and limit"] += 1
+
+    @invariant()
+    def flex_tokens_are_open_escrows_plus_claimable(self) -> None:
+        r = self.reads()
+        escrows = sum(q.escrow for q in self.requests if q.status != "settled")
+        claimable = sum(self.claimable.values())  # checked against the chain at every settlement and claim
+        assert r["flex_tokens"] == escrows + claimable, (r["flex_tokens"], escrows, claimable)
+        CHECKS["flex tokens = open escrows + claimable"] += 1
