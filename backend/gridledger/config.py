@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridledger.units import DAY_SECONDS
+
 # Hardhat's and anvil's well-known development mnemonic. The embedded chain is created from it
 # too, so the same role accounts exist on every local chain. Never use it on a public network.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -26,7 +28,7 @@ class Settings(BaseSettings):
     meter_key: str | None = None
     balancing_key: str | None = None
     devnet_port: int = Field(default=8545, ge=1024, le=65535)
-    gate_closure_seconds: int = Field(default=300, ge=0, le=86_400)
+    gate_closure_seconds: int = Field(default=300, ge=0, le=DAY_SECONDS)
     shortfall_price_per_kwh: int = Field(default=400_000, ge=0, description="token base units per kWh")
     surplus_price_per_kwh: int = Field(default=50_000, ge=0, description="token base units per kWh")
     database: str = Field(default="data/gridledger.sqlite", description="the facilitator's SQLite file")

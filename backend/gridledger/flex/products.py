@@ -14,7 +14,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from gridledger.errors import OrderError
-from gridledger.units import SLOT_SECONDS
+from gridledger.units import SLOT_SECONDS, SLOTS_PER_DAY
 
 DOMAIN_NAME = "GridLedger FlexibilityMarket"
 DOMAIN_VERSION = "1"
@@ -71,9 +71,11 @@ class FlexRequest:
 
     def __post_init__(self) -> None:
         if self.window_start % SLOT_SECONDS:
-            raise OrderError(f"window_start {self.window_start} is not a slot boundary (a multiple of 900 s)")
-        if not 1 <= self.window_slots <= 96:
-            raise OrderError(f"window_slots must be 1 to 96, got {self.window_slots}")
+            raise OrderError(
+                f"window_start {self.window_start} is not a slot boundary (a multiple of {SLOT_SECONDS} s)"
+            )
+        if not 1 <= self.window_slots <= SLOTS_PER_DAY:
+            raise OrderError(f"window_slots must be 1 to {SLOTS_PER_DAY}, got {self.window_slots}")
         if self.power_w <= 0:
             raise OrderError(f"power_w must be above 0 W, got {self.power_w}")
         if self.bid_deadline >= self.window_start:
