@@ -26,6 +26,7 @@ LOCAL_DEVNETS = ("hardhat", "anvil")
 # Role accounts on local chains: the first indices of the development mnemonic.
 ROLE_INDEX = {"admin": 0, "facilitator": 1, "dso": 2, "meter": 3, "balancing": 4}
 FIRST_PROSUMER_INDEX = 10
+EMBEDDED_GAS_LIMIT = 60_000_000  # per block
 
 
 def derive_account(mnemonic: str, index: int) -> LocalAccount:
@@ -113,13 +114,12 @@ def connect(settings: Settings | None = None) -> Chain:
 
 
 def _embedded(mnemonic: str) -> Chain:
-    from eth_tester import EthereumTester, PyEVMBackend
+    from eth_tester import EthereumTester
 
-    backend = PyEVMBackend.from_mnemonic(
-        mnemonic,
-        num_accounts=FIRST_PROSUMER_INDEX,
-        hd_path="m/44'/60'/0'/0",
-        genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": 60_000_000}),
+    from gridledger.chain.embedded import RevmBackend
+
+    backend = RevmBackend(
+        mnemonic, num_accounts=FIRST_PROSUMER_INDEX, hd_path="m/44'/60'/0'/0", gas_limit=EMBEDDED_GAS_LIMIT
     )
     tester = EthereumTester(backend=backend)
     w3 = Web3(EthereumTesterProvider(tester))
