@@ -1,6 +1,8 @@
 """One way to reach every chain GridLedger runs on.
 
-``embedded``: eth-tester with py-evm, in this process (the default; nothing to start).
+``embedded``: revm (pyrevm) behind eth-tester, in this process (the default; nothing to start;
+chain/embedded/). ``embedded_chain(engine="py-evm")`` builds the previous py-evm one, which the
+parity test and benchmarks/evm.py compare against (py-evm is a dev dependency).
 ``hardhat`` / ``anvil``: a devnet node on 127.0.0.1 started by ``gridledger devnet start``.
 Anything else: a JSON-RPC URL. Everything above this module talks to a ``Chain`` and never
 asks which kind it is, except to move time on chains that allow it.
@@ -8,8 +10,9 @@ asks which kind it is, except to move time on chains that allow it.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -99,7 +102,7 @@ def connect(settings: Settings | None = None) -> Chain:
     settings = settings or Settings()
     name = settings.chain
     if name == "embedded":
-        return _embedded(settings.mnemonic)
+        return embedded_chain(settings.mnemonic)
     if name in LOCAL_DEVNETS:
         url = f"http://127.0.0.1:{settings.devnet_port}"
     elif name.startswith(("http://", "https://")):
@@ -113,14 +116,30 @@ def connect(settings: Settings | None = None) -> Chain:
     return Chain(w3=w3, kind=name)
 
 
-def _embedded(mnemonic: str) -> Chain:
+def embedded_chain(mnemonic: str, *, engine: Literal["revm", "py-evm"] = "revm") -> Chain:
+    """A fresh in-process chain whose first ``FIRST_PROSUMER_INDEX`` accounts of ``mnemonic``
+    hold 1,000,000 ether each, with a 60,000,000 gas block limit and a block per transaction."""
     from eth_tester import EthereumTester
 
-    from gridledger.chain.embedded import RevmBackend
+    hd_path = "m/44'/60'/0'/0"
+    backend: Any
+    if engine == "revm":
+        from gridledger.chain.embedded import RevmBackend
 
-    backend = RevmBackend(
-        mnemonic, num_accounts=FIRST_PROSUMER_INDEX, hd_path="m/44'/60'/0'/0", gas_limit=EMBEDDED_GAS_LIMIT
-    )
+        backend = RevmBackend(
+            mnemonic, num_accounts=FIRST_PROSUMER_INDEX, hd_path=hd_path, gas_limit=EMBEDDED_GAS_LIMIT
+        )
+    else:
+        if importlib.util.find_spec("eth") is None:
+            raise ConfigurationError("the py-evm embedded chain needs py-evm: pip install py-evm==0.12.1b1")
+        from eth_tester import PyEVMBackend
+
+        backend = PyEVMBackend.from_mnemonic(
+            mnemonic,
+            num_accounts=FIRST_PROSUMER_INDEX,
+            hd_path=hd_path,
+            genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": EMBEDDED_GAS_LIMIT}),
+        )
     tester = EthereumTester(backend=backend)
     w3 = Web3(EthereumTesterProvider(tester))
     return Chain(w3=w3, kind="embedded", tester=tester)

@@ -26,7 +26,6 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
-from eth_keys import KeyAPI
 from eth_tester.backends.base import BaseChainBackend
 from eth_tester.exceptions import BlockNotFound, SnapshotNotFound, TransactionFailed, TransactionNotFound
 from eth_utils.crypto import keccak
@@ -35,7 +34,7 @@ from gridledger.chain.embedded import signed_tx
 from gridledger.chain.embedded.blocks import Block, Receipt, serialise_receipt, serialise_transaction
 from gridledger.chain.embedded.errors import TransactionRejected
 from gridledger.chain.embedded.signed_tx import SignedTx
-from gridledger.chain.embedded.state import NO_ACCOUNT, Account, BlockContext, Message, Outcome, WorldState
+from gridledger.chain.embedded.state import NO_ACCOUNT, AccountRecord, BlockContext, Message, Outcome, WorldState
 
 # What web3's EthereumTesterProvider answers for eth_chainId: the chain id py-evm's chain had,
 # so EIP-712 domains and signed transactions stay valid.
@@ -73,8 +72,9 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
         gas_limit: int = 60_000_000,
     ) -> None:
         seed = seed_from_mnemonic(mnemonic, "")
-        keys = KeyAPI()
-        self._keys = [keys.PrivateKey(key_from_seed(seed, f"{hd_path}/{i}")) for i in range(num_accounts)]
+        self._keys: dict[bytes, bytes] = {}  # address → private key
+        for i in range(num_accounts):
+            self.add_account(key_from_seed(seed, f"{hd_path}/{i}"))
         self.gas_limit = gas_limit
         self._lock = threading.RLock()
         self.reset_to_genesis()
@@ -85,7 +85,7 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
     def reset_to_genesis(self) -> None:
         self.state = WorldState(chain_id=CHAIN_ID, gas_limit=self.gas_limit)
         genesis = Block(0, bytes(32), int(time.time()), INITIAL_BASE_FEE, self.gas_limit, bytes(32), ZERO_ADDRESS)
-        funded = {k.public_key.to_canonical_address(): Account(balance=PREFUND_WEI) for k in self._keys}
+        funded = {address: AccountRecord(balance=PREFUND_WEI) for address in self._keys}
         genesis.changes = self.state.commit(funded, {}, {})
         genesis.seal()
         self.blocks: list[Block] = [genesis]
@@ -181,15 +181,17 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
         return self.pending if position == PENDING else self.blocks[position]
 
     def _context(self, block: Block) -> BlockContext:
-        return BlockContext(block.number, block.timestamp, block.base_fee, block.gas_limit, block.mix_hash, block.coinbase)
+        return BlockContext(
+            block.number, block.timestamp, block.base_fee, block.gas_limit, block.mix_hash, block.coinbase
+        )
 
     # ─────────────── accounts ───────────────
 
     def get_accounts(self) -> tuple[bytes, ...]:
-        return tuple(k.public_key.to_canonical_address() for k in self._keys)
+        return tuple(self._keys)
 
     def add_account(self, private_key: bytes) -> None:
-        self._keys.append(KeyAPI().PrivateKey(private_key))
+        self._keys[bytes.fromhex(Account.from_key(private_key).address[2:])] = bytes(private_key)
 
     @_locked
     def get_nonce(self, account: bytes, block_number: Any = "latest") -> int:
@@ -272,7 +274,7 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
     @_locked
     def send_transaction(self, transaction: dict[str, Any]) -> bytes:
         """Signs with one of the chain's own accounts (eth_sendTransaction) and sends it raw."""
-        key = next((k for k in self._keys if k.public_key.to_canonical_address() == transaction["from"]), None)
+        key = self._keys.get(transaction["from"])
         if key is None:
             raise TransactionRejected(
                 f"0x{transaction['from'].hex()} is not one of the chain's accounts: sign the transaction "
@@ -295,7 +297,7 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
             fields["maxFeePerGas"] = transaction.get(
                 "max_fee_per_gas", fields["maxPriorityFeePerGas"] + 2 * self.pending.base_fee
             )
-        signed = Account.sign_transaction(fields, key.to_bytes())
+        signed = Account.sign_transaction(fields, key)
         return self.send_raw_transaction(signed.raw_transaction)
 
     def _admit(self, tx: SignedTx) -> None:
@@ -335,7 +337,9 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
             )
         base_fee = self.pending.base_fee
         if tx.max_fee < base_fee:
-            raise TransactionRejected(f"max fee per gas {tx.max_fee:,} wei is below the block's base fee {base_fee:,} wei")
+            raise TransactionRejected(
+                f"max fee per gas {tx.max_fee:,} wei is below the block's base fee {base_fee:,} wei"
+            )
         if tx.max_priority_fee_per_gas is not None and tx.max_priority_fee_per_gas > tx.max_fee:
             raise TransactionRejected(
                 f"priority fee {tx.max_priority_fee_per_gas:,} wei exceeds the max fee {tx.max_fee:,} wei"
@@ -354,12 +358,12 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
         message = Message(tx.sender, tx.to, tx.data, tx.value, tx.gas, price, tx.access_list)
         outcome = self.state.execute(message, self._context(block), read_changes=True)
         gas_used = max(outcome.gas_used, signed_tx.floor_gas(tx.data))
-        accounts: dict[bytes, Account] = {}
+        accounts: dict[bytes, AccountRecord] = {}
         slots: dict[tuple[bytes, int], tuple[int, int]] = {}
         codes: dict[bytes, bytes] = {}
         if outcome.success:
             for address, seen in outcome.accounts.items():
-                after = NO_ACCOUNT if seen.destroyed else Account(seen.balance, seen.nonce, seen.code_hash)
+                after = NO_ACCOUNT if seen.destroyed else AccountRecord(seen.balance, seen.nonce, seen.code_hash)
                 if after != self.state.account(address):
                     accounts[address] = after
                 if seen.code is not None:
@@ -367,10 +371,10 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
                 if not seen.destroyed:
                     slots.update({(address, key): pair for key, pair in seen.slots.items()})
         sender = accounts.get(tx.sender, self.state.account(tx.sender))
-        accounts[tx.sender] = Account(sender.balance - gas_used * price, tx.nonce + 1, sender.code_hash)
+        accounts[tx.sender] = AccountRecord(sender.balance - gas_used * price, tx.nonce + 1, sender.code_hash)
         tip = gas_used * (price - block.base_fee)
         coinbase = accounts.get(block.coinbase, self.state.account(block.coinbase))
-        accounts[block.coinbase] = Account(coinbase.balance + tip, coinbase.nonce, coinbase.code_hash)
+        accounts[block.coinbase] = AccountRecord(coinbase.balance + tip, coinbase.nonce, coinbase.code_hash)
         block.changes.add(self.state.commit(accounts, slots, codes))
         block.gas_used += gas_used
         receipt = Receipt(
@@ -419,7 +423,9 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
                 low = middle
         return max(high, floor)
 
-    def _run(self, transaction: dict[str, Any], block_number: Any, *, gas: int | None, price: int | None = None) -> Outcome:
+    def _run(
+        self, transaction: dict[str, Any], block_number: Any, *, gas: int | None, price: int | None = None
+    ) -> Outcome:
         position = self._position(block_number)
         block = self._block_at(position)
         if gas is None:
@@ -444,7 +450,11 @@ def _call_price(transaction: dict[str, Any], base_fee: int) -> int:
     if "gas_price" in transaction:
         return int(transaction["gas_price"])
     tip = int(transaction.get("max_priority_fee_per_gas", DEFAULT_CALL_FEE))
-    max_fee = int(transaction.get("max_fee_per_gas", tip + 2 * base_fee if "max_priority_fee_per_gas" in transaction else DEFAULT_CALL_FEE))
+    max_fee = int(
+        transaction.get(
+            "max_fee_per_gas", tip + 2 * base_fee if "max_priority_fee_per_gas" in transaction else DEFAULT_CALL_FEE
+        )
+    )
     if max_fee < base_fee:
         raise TransactionRejected(f"max fee per gas {max_fee:,} wei is below the block's base fee {base_fee:,} wei")
     return min(max_fee, base_fee + tip)

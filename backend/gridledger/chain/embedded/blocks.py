@@ -121,7 +121,6 @@ class Block:
     def serialise(self, full_transactions: bool) -> dict[str, Any]:
         if self.sealed and full_transactions in self._serialised:
             return self._serialised[full_transactions]
-        pending = not self.sealed
         transactions: list[Any] = [
             serialise_transaction(self, r) if full_transactions else r.tx.hash for r in self.receipts
         ]

@@ -1,10 +1,10 @@
 """What the embedded chain raises, beside eth-tester's own exceptions.
 
-    eth_tester.exceptions.ValidationError
-    └── TransactionRejected    a transaction refused before it runs: nothing is mined or charged
-    eth_tester.exceptions.TransactionFailed
-                               an eth_call or gas estimate that reverts or runs out of gas
-                               (web3 turns it into ``execution reverted: <data>``)
+eth_tester.exceptions.ValidationError
+└── TransactionRejected    a transaction refused before it runs: nothing is mined or charged
+eth_tester.exceptions.TransactionFailed
+                           an eth_call or gas estimate that reverts or runs out of gas
+                           (web3 turns it into ``execution reverted: <data>``)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ EIP-3860's initcode words and EIP-7623's calldata floor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import rlp
 from eth_account import Account
@@ -139,7 +140,7 @@ def _int(value: bytes) -> int:
     return int.from_bytes(value, "big")
 
 
-def _access_list(items: list[list[bytes]]) -> AccessList:
+def _access_list(items: list[Any]) -> AccessList:
     out = []
     for item in items:
         address, keys = item

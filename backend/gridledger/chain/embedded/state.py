@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env, TxEnv
+from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env, Log, TxEnv
 
 from gridledger.chain.embedded import journal
 from gridledger.chain.embedded.signed_tx import AccessList
@@ -33,20 +33,22 @@ _HALT = re.compile(r"^Halt \{ reason: (.*), gas_used: (\d+) \}$")
 
 
 @dataclass(frozen=True)
-class Account:
+class AccountRecord:
+    """An account's balance, nonce and code hash (its storage lives in revm's database)."""
+
     balance: int = 0
     nonce: int = 0
     code_hash: bytes = EMPTY_CODE_HASH
 
 
-NO_ACCOUNT = Account()
+NO_ACCOUNT = AccountRecord()
 
 
 @dataclass
 class Changes:
     """What a block changed: each account and slot with its value before the block and after."""
 
-    accounts: dict[bytes, tuple[Account, Account]] = field(default_factory=dict)
+    accounts: dict[bytes, tuple[AccountRecord, AccountRecord]] = field(default_factory=dict)
     slots: dict[tuple[bytes, int], tuple[int, int]] = field(default_factory=dict)
 
     def add(self, other: Changes) -> None:
@@ -100,7 +102,7 @@ class WorldState:
     def __init__(self, *, chain_id: int, gas_limit: int) -> None:
         self.evm = EVM(env=Env(cfg=CfgEnv(chain_id=chain_id)), gas_limit=gas_limit, spec_id=SPEC)
         # The database's accounts as last written; revm's own reads would load them into the journal.
-        self.accounts: dict[bytes, Account] = {}
+        self.accounts: dict[bytes, AccountRecord] = {}
         self.codes: dict[bytes, bytes] = {EMPTY_CODE_HASH: b""}
         self._block: BlockContext | None = None
         self._tx_env_dirty = False
@@ -170,7 +172,7 @@ class WorldState:
 
     def commit(
         self,
-        accounts: dict[bytes, Account],
+        accounts: dict[bytes, AccountRecord],
         slots: dict[tuple[bytes, int], tuple[int, int]],
         codes: dict[bytes, bytes],
     ) -> Changes:
@@ -191,25 +193,26 @@ class WorldState:
         side = 1 if forward else 0
         # An account not in the journal is written straight into the database (pyrevm's
         # insert_account_info); the journal is empty between executions, so every account is.
-        for address, pair in changes.accounts.items():
-            account = pair[side]
+        for address, accounts in changes.accounts.items():
+            account = accounts[side]
             code = self.codes.get(account.code_hash) if account.code_hash != EMPTY_CODE_HASH else None
             evm.insert_account_info(
                 "0x" + address.hex(),
-                AccountInfo(balance=account.balance, nonce=account.nonce, code_hash=account.code_hash, code=code),
+                # pyrevm's stub omits ``balance``; its binding takes it (pyrevm/src/types/info.rs)
+                AccountInfo(balance=account.balance, nonce=account.nonce, code_hash=account.code_hash, code=code),  # type: ignore[call-arg]
             )
             self.accounts[address] = account
         # insert_account_storage writes a cold account's slot into the database but then loads
         # the account into the journal (and writes a warm account's slot only to the journal):
         # each slot is written inside a checkpoint that is rolled back.
-        for (address, key), pair in changes.slots.items():
+        for (address, key), values in changes.slots.items():
             checkpoint = evm.snapshot()
-            evm.insert_account_storage("0x" + address.hex(), key, pair[side])
+            evm.insert_account_storage("0x" + address.hex(), key, values[side])
             evm.revert(checkpoint)
 
     # ─────────────── reads of the committed state ───────────────
 
-    def account(self, address: bytes) -> Account:
+    def account(self, address: bytes) -> AccountRecord:
         return self.accounts.get(address, NO_ACCOUNT)
 
     def code(self, address: bytes) -> bytes:
@@ -223,9 +226,9 @@ class WorldState:
             self.evm.revert(checkpoint)
 
 
-def _log(entry: object) -> tuple[bytes, list[bytes], bytes]:
-    topics, data = entry.data  # type: ignore[attr-defined]
-    return bytes.fromhex(entry.address[2:]), [bytes(t) for t in topics], bytes(data)  # type: ignore[attr-defined]
+def _log(entry: Log) -> tuple[bytes, list[bytes], bytes]:
+    topics, data = entry.data
+    return bytes.fromhex(entry.address[2:]), [bytes(t) for t in topics], bytes(data)
 
 
 def _failure(text: str) -> Outcome:
