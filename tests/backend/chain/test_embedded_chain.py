@@ -388,6 +388,28 @@ def test_identical_transactions_cost_identical_gas(world: World) -> None:
     assert gas[1] - again == 20_000 - 2_900
 
 
+def test_an_access_list_warms_only_its_own_transaction(world: World) -> None:
+    w3 = world.chain.w3
+    sender = derive_account(DEV_MNEMONIC, 6)
+    world.tx.send(world.admin, world.probe.functions.store(1, 5), action="store")
+    slot = "0x" + keccak((1).to_bytes(32, "big") + bytes(32)).hex()  # values[1]
+    listed = {
+        "to": world.probe.address,
+        "data": world.probe.functions.store(1, 6)._encode_transaction_data(),
+        "gas": 100_000,
+        "gasPrice": 2 * 10**9,
+        "nonce": 0,
+        "chainId": CHAIN_ID,
+        "accessList": [{"address": world.probe.address, "storageKeys": [slot]}],
+    }
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(sender.sign_transaction(listed).raw_transaction)
+    )
+    assert (receipt["type"], receipt["status"], world.probe.functions.values(1).call()) == (1, 1, 6)
+    gas = [world.tx.send(world.admin, world.probe.functions.store(1, v), action="store")["gasUsed"] for v in (7, 8)]
+    assert gas[0] == gas[1]  # the listed slot is cold again after its transaction
+
+
 def test_snapshots_revert_blocks_state_and_nonces(world: World) -> None:
     w3, tester = world.chain.w3, world.chain.tester
     world.tx.send(world.admin, world.probe.functions.store(1, 11), action="store")

@@ -132,6 +132,16 @@ class WorldState:
         sender = "0x" + message.sender.hex()
         checkpoint = evm.snapshot()
         try:
+            # revm loads the coinbase (EIP-3651) and the access list's accounts and slots into
+            # the journal without journal entries, so no rollback would take them out again:
+            # they would stay warm, and shadow the database, for every later transaction.
+            # Loading them first, with entries, makes revm find them there; they are warm for
+            # this transaction either way.
+            evm.basic("0x" + block.coinbase.hex())
+            for address, keys in message.access_list:
+                evm.basic("0x" + address.hex())
+                for key in keys:
+                    evm.storage("0x" + address.hex(), key)
             created: bytes | None = None
             try:
                 if message.to:
@@ -167,6 +177,8 @@ class WorldState:
             return outcome
         finally:
             evm.revert(checkpoint)
+            if evm.journal_state:  # see above: anything left would be warm for every later transaction
+                raise RuntimeError(f"revm left accounts in its journal after a rollback: {sorted(evm.journal_state)}")
 
     # ─────────────── the committed database ───────────────
 
