@@ -122,24 +122,25 @@ def embedded_chain(mnemonic: str, *, engine: Literal["revm", "py-evm"] = "revm")
     from eth_tester import EthereumTester
 
     hd_path = "m/44'/60'/0'/0"
-    backend: Any
+    tester: EthereumTester
     if engine == "revm":
-        from gridledger.chain.embedded import RevmBackend
+        from gridledger.chain.embedded import RevmBackend, RevmTester
 
         backend = RevmBackend(
             mnemonic, num_accounts=FIRST_PROSUMER_INDEX, hd_path=hd_path, gas_limit=EMBEDDED_GAS_LIMIT
         )
+        tester = RevmTester(backend)
     else:
         if importlib.util.find_spec("eth") is None:
             raise ConfigurationError("the py-evm embedded chain needs py-evm: pip install py-evm==0.12.1b1")
         from eth_tester import PyEVMBackend
 
-        backend = PyEVMBackend.from_mnemonic(
+        pyevm = PyEVMBackend.from_mnemonic(
             mnemonic,
             num_accounts=FIRST_PROSUMER_INDEX,
             hd_path=hd_path,
             genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": EMBEDDED_GAS_LIMIT}),
         )
-    tester = EthereumTester(backend=backend)
+        tester = EthereumTester(backend=pyevm)
     w3 = Web3(EthereumTesterProvider(tester))
     return Chain(w3=w3, kind="embedded", tester=tester)

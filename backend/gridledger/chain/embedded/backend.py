@@ -229,20 +229,32 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
             raise BlockNotFound(f"No block found for block hash: {block_hash!r}")
         return self.blocks[number].serialise(full_transaction)
 
-    def _find(self, transaction_hash: bytes) -> tuple[Block, Receipt]:
+    def find_receipt(self, transaction_hash: bytes) -> tuple[Block, Receipt]:
+        """The block (sealed or pending) and receipt of a transaction; TransactionNotFound if none."""
         found = self._txs.get(bytes(transaction_hash))
         if found is None:
             raise TransactionNotFound(f"No transaction found for transaction hash: 0x{bytes(transaction_hash).hex()}")
         block = self._block_at(found[0] if found[0] < len(self.blocks) else PENDING)
         return block, block.receipts[found[1]]
 
+    def block_number(self, block_number: Any) -> int:
+        """The number a block identifier names ("pending" names the pending block's)."""
+        position = self._position(block_number)
+        return self.pending.number if position == PENDING else position
+
+    def blocks_between(self, first: int, last: int) -> list[Block]:
+        """Sealed blocks ``first`` to ``last``; BlockNotFound past the latest, as eth-tester's py-evm backend."""
+        if last >= len(self.blocks):
+            raise BlockNotFound(f"No block found for block number: {last}")
+        return self.blocks[first : last + 1]
+
     @_locked
     def get_transaction_by_hash(self, transaction_hash: bytes) -> dict[str, Any]:
-        return serialise_transaction(*self._find(transaction_hash))
+        return serialise_transaction(*self.find_receipt(transaction_hash))
 
     @_locked
     def get_transaction_receipt(self, transaction_hash: bytes) -> dict[str, Any]:
-        return serialise_receipt(*self._find(transaction_hash))
+        return serialise_receipt(*self.find_receipt(transaction_hash))
 
     @_locked
     def get_fee_history(
