@@ -17,6 +17,7 @@ from typing import Any, Literal
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.main import get_default_modules
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint
 
@@ -124,12 +125,13 @@ def embedded_chain(mnemonic: str, *, engine: Literal["revm", "py-evm"] = "revm")
     hd_path = "m/44'/60'/0'/0"
     tester: EthereumTester
     if engine == "revm":
-        from gridledger.chain.embedded import RevmBackend, RevmTester
+        from gridledger.chain.embedded import EmbeddedEth, RevmBackend, RevmTester
 
         backend = RevmBackend(
             mnemonic, num_accounts=FIRST_PROSUMER_INDEX, hd_path=hd_path, gas_limit=EMBEDDED_GAS_LIMIT
         )
         tester = RevmTester(backend)
+        w3 = Web3(EthereumTesterProvider(tester), modules=get_default_modules() | {"eth": EmbeddedEth})
     else:
         if importlib.util.find_spec("eth") is None:
             raise ConfigurationError("the py-evm embedded chain needs py-evm: pip install py-evm==0.12.1b1")
@@ -142,5 +144,5 @@ def embedded_chain(mnemonic: str, *, engine: Literal["revm", "py-evm"] = "revm")
             genesis_parameters=PyEVMBackend.generate_genesis_params(overrides={"gas_limit": EMBEDDED_GAS_LIMIT}),
         )
         tester = EthereumTester(backend=pyevm)
-    w3 = Web3(EthereumTesterProvider(tester))
+        w3 = Web3(EthereumTesterProvider(tester))
     return Chain(w3=w3, kind="embedded", tester=tester)

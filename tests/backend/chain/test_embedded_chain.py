@@ -17,6 +17,8 @@ from eth_account.signers.local import LocalAccount
 from eth_tester.exceptions import TransactionFailed
 from eth_utils.crypto import keccak
 from web3.contract import Contract
+from web3.eth import Eth
+from web3.exceptions import TransactionNotFound
 
 from gridledger.chain.compile import COMPILER_SETTINGS, _solc_binary
 from gridledger.chain.connection import ROLE_INDEX, Chain, derive_account, embedded_chain
@@ -458,3 +460,45 @@ def test_a_gas_estimate_lets_the_transaction_through(world: World) -> None:
     )
     assert receipt["status"] == 1
     assert receipt["gasUsed"] <= estimate < receipt["gasUsed"] + 21_000 + receipt["gasUsed"] // 5
+
+
+def test_receipts_and_logs_built_directly_equal_web3s_own_formatting(world: World) -> None:
+    """EmbeddedEth skips web3's per-field formatting: what it returns must be what web3 returns."""
+    w3 = world.chain.w3
+    standard_receipt = Eth.__dict__["_transaction_receipt"].__get__(w3.eth, Eth)
+    standard_logs = Eth.__dict__["_get_logs"].__get__(w3.eth, Eth)
+    artifact = probe_artifact()
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    hashes = [
+        world.tx.send(world.admin, factory.constructor(), action="deploy")["transactionHash"],
+        world.tx.send(world.admin, world.probe.functions.store(4, 40), action="store")["transactionHash"],
+        world.tx.send(world.admin, world.probe.functions.make(), action="make")["transactionHash"],
+    ]
+    unchecked = {
+        "from": world.admin.address,
+        "to": world.probe.address,
+        "data": world.probe.functions.store(4, 4_000)._encode_transaction_data(),
+        "value": 0,
+        "gas": 100_000,
+        "chainId": CHAIN_ID,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    with pytest.raises(LedgerError):
+        world.tx.send_prepared(PreparedTx(world.admin, unchecked, "store", "store"))
+    hashes.append(w3.eth.get_block("latest")["transactions"][0])
+    for tx_hash in hashes:
+        assert w3.eth.get_transaction_receipt(tx_hash) == standard_receipt(tx_hash)
+        assert w3.eth.wait_for_transaction_receipt(tx_hash) == standard_receipt(tx_hash)
+    assert [standard_receipt(h)["status"] for h in hashes] == [1, 1, 1, 0]
+    queries = [
+        {"fromBlock": 0, "toBlock": "latest"},
+        {"fromBlock": 2, "toBlock": hex(w3.eth.block_number), "address": [world.probe.address]},
+        {"fromBlock": "earliest", "topics": [keccak(text="Stored(address,uint256,uint256)")]},
+        {"fromBlock": 0, "address": world.probe.address, "topics": [None, None, ["0x" + "00" * 31 + "04"]]},
+    ]
+    for query in queries:
+        assert w3.eth.get_logs(query) == standard_logs(query)
+    assert len(w3.eth.get_logs(queries[0])) == 1
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction_receipt("0x" + "ab" * 32)

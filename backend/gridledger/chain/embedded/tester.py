@@ -23,7 +23,8 @@ from gridledger.chain.embedded.blocks import Block, Receipt
 
 
 @lru_cache(maxsize=65_536)
-def _checksum(address: bytes) -> str:
+def checksum(address: bytes) -> str:
+    """EIP-55 text of a 20-byte address (cached: a chain's logs name few addresses, many times)."""
     return to_checksum_address(address)
 
 
@@ -52,13 +53,13 @@ class RevmTester(EthereumTester):  # type: ignore[misc]  # eth-tester ships no t
             "block_hash": None if pending else _hex(block.hash or b""),
             "cumulative_gas_used": receipt.cumulative_gas_used,
             "effective_gas_price": receipt.effective_gas_price,
-            "from": _checksum(tx.sender),
+            "from": checksum(tx.sender),
             "gas_used": receipt.gas_used,
-            "contract_address": _checksum(receipt.contract_address) if receipt.contract_address and status else None,
+            "contract_address": checksum(receipt.contract_address) if receipt.contract_address and status else None,
             "logs": [_log_entry(block, receipt, k) for k in range(len(receipt.logs))],
             "state_root": b"\x01" if status else b"",
             "status": status,
-            "to": _checksum(tx.to) if tx.to else "",
+            "to": checksum(tx.to) if tx.to else "",
             "type": hex(tx.type),
         }
 
@@ -69,6 +70,14 @@ class RevmTester(EthereumTester):  # type: ignore[misc]  # eth-tester ships no t
         address: Any = None,
         topics: Any = None,
     ) -> tuple[dict[str, Any], ...]:
+        found = self.matching_logs(from_block=from_block, to_block=to_block, address=address, topics=topics)
+        return tuple(_log_entry(block, receipt, k) for block, receipt, k in found)
+
+    def matching_logs(
+        self, *, from_block: Any, to_block: Any, address: Any, topics: Any
+    ) -> list[tuple[Block, Receipt, int]]:
+        """The logs of blocks ``from_block`` to ``to_block`` (default: the latest) that match the
+        address(es) and topics, as (block, receipt, index in the receipt); eth-tester's rules."""
         self.validator.validate_inbound_filter_params(
             from_block=from_block, to_block=to_block, address=address, topics=topics
         )
@@ -91,8 +100,8 @@ class RevmTester(EthereumTester):  # type: ignore[misc]  # eth-tester ships no t
                         continue
                     if raw_topics is not None and not check_if_topics_match(log_topics, raw_topics):
                         continue
-                    found.append(_log_entry(block, receipt, k))
-        return tuple(found)
+                    found.append((block, receipt, k))
+        return found
 
 
 def _log_entry(block: Block, receipt: Receipt, k: int) -> dict[str, Any]:
@@ -106,7 +115,7 @@ def _log_entry(block: Block, receipt: Receipt, k: int) -> dict[str, Any]:
         "transaction_hash": _hex(receipt.tx.hash),
         "block_hash": None if pending else _hex(block.hash or b""),
         "block_number": None if pending else block.number,
-        "address": _checksum(address),
+        "address": checksum(address),
         "data": _hex(data),
         "topics": [_hex(t) for t in topics],
     }
