@@ -58,7 +58,7 @@ def main() -> None:
 
     figures: dict[str, list[float]] = {}
     prices = {Side.BUY: 300_000, Side.SELL: 100_000}
-    print(f"batches of {n} orders, half buy (escrowed) and half sell, embedded chain (py-evm, Cancun)")
+    print(f"batches of {n} orders, half buy (escrowed) and half sell, embedded chain (revm, Prague gas rules)")
     print(f"every transaction below stays under EIP-7825's cap of {MAX_TX_GAS:,} gas")
     # Slot 0: every prosumer's first order (a fresh storage word each: the worst case).
     first = batch(slot0, prosumers, price_of=prices.get)
