@@ -342,6 +342,12 @@ def test_legacy_transactions_and_value_transfers(world: World) -> None:
     w3.eth.send_raw_transaction(sender.sign_transaction(to_probe | fees).raw_transaction)  # runs receive()
     world.tx.send(admin, world.probe.functions.pay(someone, 10**17), action="pay")
     assert (w3.eth.get_balance(world.probe.address), w3.eth.get_balance(someone)) == (9 * 10**17, 10**17 + 12345)
+    # eth_sendTransaction: the chain signs for its own accounts, and only for those
+    unlocked = derive_account(DEV_MNEMONIC, 7).address
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": unlocked, "to": someone, "value": 5}))
+    assert w3.eth.get_balance(someone) == 10**17 + 12345 + 5
+    with pytest.raises(TransactionRejected, match="is not one of the chain's accounts"):
+        w3.eth.send_transaction({"from": Account.create().address, "to": someone, "value": 5, "gas": 21_000})
 
 
 def test_the_contract_sees_the_time_moved_to_and_each_block_is_later(world: World) -> None:

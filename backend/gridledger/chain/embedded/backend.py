@@ -8,6 +8,10 @@ calldata floor); a block per transaction when eth-tester auto-mines, stamped wit
 clock or the time travelled to; EIP-1559 base fees; receipts and logs; calls and gas
 estimates at any block, with revert data; snapshots.
 
+Transactions are mined as they arrive (eth-tester's auto-mining, which GridLedger always uses);
+eth-tester's manual mining replays pending transactions through ``send_transaction``, which only
+the chain's own accounts can do here.
+
 Known differences from py-evm, none of which GridLedger's contracts meet: BLOCKHASH returns
 revm's stand-in hash (keccak of the block number's decimal text), Prague's BLS precompiles
 (0x0b-0x11) and EIP-7702 are absent, and GASPRICE reads 0 inside a constructor.
@@ -28,6 +32,7 @@ from eth_account import Account
 from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
 from eth_tester.backends.base import BaseChainBackend
 from eth_tester.exceptions import BlockNotFound, SnapshotNotFound, TransactionFailed, TransactionNotFound
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from gridledger.chain.embedded import signed_tx
@@ -301,7 +306,7 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
             "chainId": CHAIN_ID,
         }
         if transaction.get("to"):
-            fields["to"] = "0x" + transaction["to"].hex()
+            fields["to"] = to_checksum_address(transaction["to"])
         if "gas_price" in transaction:
             fields["gasPrice"] = transaction["gas_price"]
         else:
@@ -442,6 +447,7 @@ class RevmBackend(BaseChainBackend):  # type: ignore[misc]  # eth-tester ships n
         block = self._block_at(position)
         if gas is None:
             gas = self.pending.gas_limit - self.pending.gas_used
+        gas = min(gas, block.gas_limit)  # a node caps a call's gas; revm refuses more than the block's
         if price is None:
             price = _call_price(transaction, block.base_fee)
         self._move_to(position)
