@@ -193,6 +193,16 @@ class BatchEngine:
         """The network as operated (switches applied), as a tree from its source."""
         return RadialTree(self._input)
 
+    def feeder_of(self, bus: int) -> frozenset[int]:
+        """The buses under the transformer nearest above ``bus`` (on an MV/LV grid, its LV grid;
+        on one LV grid, all of it); every bus if the network is not operated radially."""
+        buses = self.model.buses
+        if not self.tree.radial:
+            return frozenset(buses)
+        bus_of_node = {int(node): b for b, node in zip(buses, self.node_rows.tolist(), strict=True)}
+        nodes = self.tree.feeder_of(int(self.node_rows[self.model.bus_position[bus]]))
+        return frozenset(bus_of_node[int(n)] for n in nodes.tolist() if int(n) in bus_of_node)
+
     def run(self, schedule: Schedule) -> list[SlotCheck]:
         """Solves every slot of ``schedule``; one SlotCheck per slot."""
         vm, lines, trafos = self.solve(schedule)

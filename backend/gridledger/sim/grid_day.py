@@ -22,6 +22,10 @@ class GridDay:
             self.model.require_bus(profile.bus)
         self.bus_of: dict[str, int] = {}  # in registration order
 
+    def feeder_buses(self, bus: int) -> frozenset[int]:
+        """The buses that share ``bus``'s transformer (its LV grid on an MV/LV network)."""
+        return self.engine.feeder_of(bus)
+
     def baseline(self, slot: int) -> BaselineRef:
         """Slot ``slot`` of the day as SimBench has it, before any market (the award's grid)."""
         return BaselineRef(self.grid, self.day, slot, ())

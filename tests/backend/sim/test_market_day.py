@@ -36,7 +36,8 @@ def test_a_short_market_day_clears_settles_and_conserves_tokens(ledger) -> None:
     parties = [p.address for p in result.participants] + [ledger.roles.balancing.address]
     held = sum(sum(ledger.account_of(a)) for a in parties)
     assert ledger.token_balance(ledger.market.address) == held
-    assert held == config.prosumers * config.deposit + config.balancing_float
+    assert held == sum(p.deposit for p in result.participants) + config.balancing_float
+    assert all(p.deposit >= config.deposit for p in result.participants)
 
 
 def test_slots_outside_the_day_are_refused(ledger) -> None:
