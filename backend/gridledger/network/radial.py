@@ -3,18 +3,20 @@
 Distribution networks are operated radially: with the open switches open, every bus has one path
 to the supply. On that tree, extra load of δ W at bus j changes, to first order:
 
-- the power through every branch on j's path to the supply by δ, and nothing else;
+- the power through every branch on j's path to the supply by δ (plus the losses it adds on
+  the way), and nothing else;
 - the voltage of every bus i by −δ·Σ R/(U·U_n²) over the branches that i's and j's paths share
   (the drop R·P/U of each shared branch grows; R in Ω, U the per-unit voltage at the branch's
   far end, U_n its nominal voltage, so the sum is in per unit per W).
 
-So a branch's loading reacts only to load below it, by one number per branch, and a bus voltage
-by the cumulative resistance down to the point where the two paths part: O(buses) for a row or a
-column of the sensitivity matrix instead of one power flow per bus. The loading slopes use the
-solved flows as a 1 kW finite difference would (|S| with the probe added, and a line's current
-growing as its voltage falls); what the linearisation leaves out is the change of the losses, a
-few per cent of the effect (``tests/backend/network/test_sensitivity.py`` holds it to finite
-differences on the batch engine).
+So a branch's loading reacts only to load below it, and a bus voltage to the cumulative
+resistance down to the point where the two paths part: O(buses) for a row or a column of the
+sensitivity matrix instead of one power flow per bus. The extra losses the added flow causes
+below each branch are included to first order (2·R·P/U² per W through each branch, with the
+solved flows), and the loading slopes use the solved flows as a 1 kW finite difference would
+(|S| with the probe added, a line's current growing as its voltage falls);
+``tests/backend/network/test_sensitivity.py`` holds the result to finite differences on the
+batch engine.
 
 The tree comes from power-grid-model's input data (the engine's own topology, switches
 applied). Buses joined by closed bus-bar couplers (zero-impedance links) are one node of the
@@ -244,11 +246,21 @@ class RadialTree:
 
 @dataclass(frozen=True)
 class Linearisation:
-    """The tree's first-order response at one solved state, per W of extra load at a bus."""
+    """The tree's first-order response at one solved state, per W of extra load at a bus.
+
+    Per tree node n, cumulated from the source down: ``vcum`` Σ R/(U·U_n²) (the voltage drop per
+    W through every edge above n), ``lam`` Σ 2·R·P/(U²·U_n²) (the losses each extra W carried
+    through those edges adds, with P each edge's solved flow) and ``wcum`` Σ R/(U·U_n²)·lam(edge's
+    child). Extra load δ at bus j draws δ·(1 + lam[j] − lam[c]) through an edge with child c on
+    j's path (its own load plus the losses it adds below c), so a bus i's voltage moves by
+    −δ·((1 + lam[j])·vcum[L] − wcum[L]), L the node where i's and j's paths part."""
 
     tree: RadialTree
-    vcum: FloatArray  # per tree node: Σ R/(U·U_n²) from its source down to it (pu per W)
-    member_slope: FloatArray  # per member branch: loading (%) per W of extra load below it
+    vcum: FloatArray
+    lam: FloatArray
+    wcum: FloatArray
+    member_slope: FloatArray  # per member branch: loading (%) per W drawn through its measured end
+    member_lam: FloatArray  # lam at the node of the member's measured end
 
     @classmethod
     def at(
@@ -266,45 +278,69 @@ class Linearisation:
         u_bus = np.where(u_pu > 0, u_pu, 1.0)  # an unenergised bus has no voltage; it is in no tree
         u_node = np.ones(tree.nodes)
         u_node[tree.group] = u_bus
-        per_edge = np.zeros(len(tree.edge_rho))
         in_tree = tree.edge_child >= 0
-        per_edge[in_tree] = tree.edge_rho[in_tree] / u_node[tree.edge_child[in_tree]]
-        vcum = np.zeros(tree.nodes)
+        edge_u = np.ones(len(tree.edge_rho))
+        edge_u[in_tree] = u_node[tree.edge_child[in_tree]]
+        per_edge = np.where(in_tree, tree.edge_rho / edge_u, 0.0)
+
+        # Each member's flow at its two ends, oriented towards the edge's child (where load is added).
+        members = np.flatnonzero(tree.member_edge >= 0)
+        members = members[in_tree[tree.member_edge[members]]]
+        parent_node = tree.edge_parent[tree.member_edge[members]]
+        from_is_parent = tree.group[tree.member_from[members]] == parent_node
+        edge_p = np.zeros(len(tree.edge_rho))
+        sides: dict[int, tuple[IntArray, BranchState]] = {}
+        for kind, state in ((LINE, lines), (TRANSFORMER, trafos)):
+            mine = tree.member_kind[members] == kind
+            rows = tree.member_row[members[mine]]
+            # Power into the member at the parent's end flows towards the child.
+            p_parent_end = np.where(from_is_parent[mine], state.p_from[rows], state.p_to[rows])
+            np.add.at(edge_p, tree.member_edge[members[mine]], p_parent_end)
+            sides[kind] = (members[mine], state)
+        edge_lam = 2.0 * tree.edge_rho * edge_p / edge_u**2
+
+        vcum, lam, wcum = np.zeros(tree.nodes), np.zeros(tree.nodes), np.zeros(tree.nodes)
+        parent, parent_edge = tree.parent, tree.parent_edge
         for node in tree.euler.tolist():  # parents come before their children in DFS order
-            e = tree.parent_edge[node]
+            e = parent_edge[node]
             if e >= 0:
-                vcum[node] = vcum[tree.parent[node]] + per_edge[e]
+                up = parent[node]
+                vcum[node] = vcum[up] + per_edge[e]
+                lam[node] = lam[up] + edge_lam[e]
+                wcum[node] = wcum[up] + per_edge[e] * lam[node]
 
         slope = np.zeros(len(tree.member_kind))
-        for kind, state, rating in ((LINE, lines, i_n), (TRANSFORMER, trafos, sn)):
-            members = np.flatnonzero((tree.member_kind == kind) & (tree.member_edge >= 0))
-            members = members[in_tree[tree.member_edge[members]]]
-            if not len(members):
+        member_lam = np.zeros(len(tree.member_kind))
+        for kind, rating in ((LINE, i_n), (TRANSFORMER, sn)):
+            chosen, state = sides[kind]
+            if not len(chosen):
                 continue
-            row = tree.member_row[members]
+            row = tree.member_row[chosen]
             use_from = state.i_from[row] >= state.i_to[row] if kind == LINE else state.s_from[row] >= state.s_to[row]
-            side_bus = np.where(use_from, tree.member_from[members], tree.member_to[members])
+            side_bus = np.where(use_from, tree.member_from[chosen], tree.member_to[chosen])
             p = np.where(use_from, state.p_from[row], state.p_to[row])
             q = np.where(use_from, state.q_from[row], state.q_to[row])
-            # Power at the measured end, oriented towards the edge's child (where the extra load is).
-            parent_node = tree.edge_parent[tree.member_edge[members]]
-            p_down = np.where(tree.group[side_bus] == parent_node, p, -p)
-            share = tree.member_share[members]
+            side_node = tree.group[side_bus]
+            at_parent = side_node == tree.edge_parent[tree.member_edge[chosen]]
+            p_down = np.where(at_parent, p, -p)  # power at the measured end, towards the child
+            share = tree.member_share[chosen]
             growth = (np.hypot(p_down + share * PROBE_W, q) - np.hypot(p_down, q)) / PROBE_W  # d|S|/dP
             if kind == LINE:
                 u_side = u_bus[side_bus]
                 rated = np.sqrt(3.0) * u_side * tree.u_rated[side_bus] * rating[row]
                 # A line's loading is its current |S|/(√3·U): it also grows as U falls.
-                slope[members] = 100.0 * (growth / rated + state.loading[row] * vcum[tree.group[side_bus]] / u_side)
+                slope[chosen] = 100.0 * (growth / rated + state.loading[row] * vcum[side_node] / u_side)
             else:
-                slope[members] = 100.0 * growth / rating[row]
-        return cls(tree, vcum, slope)
+                slope[chosen] = 100.0 * growth / rating[row]
+            member_lam[chosen] = lam[side_node]
+        return cls(tree, vcum, lam, wcum, slope, member_lam)
 
-    def voltage_row(self, bus: int) -> FloatArray:
-        """d(u_pu of every bus)/d(W of extra load at ``bus``); by symmetry also the effect of
-        extra load at every bus on ``bus``'s voltage. Buses of another tree: 0."""
+    def _by_lca(self, bus: int, values: FloatArray) -> FloatArray:
+        """Per bus i: ``values`` at the node where i's and ``bus``'s paths to the source part
+        (0 for buses of another tree)."""
         tree = self.tree
         node = int(tree.group[bus])
+        per_node = np.zeros(tree.nodes)
         if tree.tin[node] < 0:
             return np.zeros(tree.buses)
         chain = [node]
@@ -312,28 +348,48 @@ class Linearisation:
             chain.append(int(tree.parent[chain[-1]]))
         ancestors = np.asarray(chain[::-1], np.int64)  # source first
         starts, ends = tree.tin[ancestors], tree.tout[ancestors]
-        values = -self.vcum[ancestors]
+        at = values[ancestors]
         # In DFS order the ancestors' subtrees are nested intervals; a node takes the value of the
         # deepest ancestor whose interval holds it: piecewise constant over 2·depth + 1 pieces.
         bounds = np.concatenate([starts, ends[::-1]])
-        pieces = np.concatenate([values, values[::-1][1:]])
-        per_node = np.zeros(tree.nodes)
+        pieces = np.concatenate([at, at[::-1][1:]])
         per_node[tree.euler[starts[0] : ends[0]]] = np.repeat(pieces, np.diff(bounds))
         return np.asarray(per_node[tree.group])
 
+    def _in_tree(self, bus: int) -> bool:
+        return bool(self.tree.tin[self.tree.group[bus]] >= 0)
+
+    def voltage_row(self, bus: int) -> FloatArray:
+        """d(u_pu of every bus)/d(W of extra load at ``bus``)."""
+        if not self._in_tree(bus):
+            return np.zeros(self.tree.buses)
+        draw = 1.0 + self.lam[self.tree.group[bus]]
+        return -self._by_lca(bus, draw * self.vcum - self.wcum)
+
+    def voltage_column(self, bus: int) -> FloatArray:
+        """d(u_pu of ``bus``)/d(W of extra load at every bus)."""
+        if not self._in_tree(bus):
+            return np.zeros(self.tree.buses)
+        draw = 1.0 + self.lam[self.tree.group]
+        inside = self.tree.tin[self.tree.group] >= 0
+        return np.where(inside, -(draw * self._by_lca(bus, self.vcum) - self._by_lca(bus, self.wcum)), 0.0)
+
     def branch_row(self, bus: int) -> FloatArray:
         """d(loading % of every member branch)/d(W of extra load at ``bus``): those on its path."""
+        tree = self.tree
         out = np.zeros(len(self.member_slope))
-        edges = self.tree.path_edges(int(self.tree.group[bus]))
+        edges = tree.path_edges(int(tree.group[bus]))
         if edges:
-            members = np.concatenate([self.tree.edge_members[e] for e in edges])
-            out[members] = self.member_slope[members]
+            members = np.concatenate([tree.edge_members[e] for e in edges])
+            draw = 1.0 + self.lam[tree.group[bus]] - self.member_lam[members]
+            out[members] = self.member_slope[members] * draw
         return out
 
     def branch_column(self, member: int) -> FloatArray:
-        """d(loading % of branch ``member``)/d(W of extra load at every bus): its slope below it."""
+        """d(loading % of branch ``member``)/d(W of extra load at every bus): nonzero below it."""
         tree = self.tree
         edge = tree.member_edge[member]
         if edge < 0 or tree.edge_child[edge] < 0:
             return np.zeros(tree.buses)
-        return np.where(tree.below(int(tree.edge_child[edge])), self.member_slope[member], 0.0)
+        draw = 1.0 + self.lam[tree.group] - self.member_lam[member]
+        return np.where(tree.below(int(tree.edge_child[edge])), self.member_slope[member] * draw, 0.0)

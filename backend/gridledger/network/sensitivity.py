@@ -136,7 +136,7 @@ def _radial(engine: BatchEngine, solved: SolvedSlot) -> Sensitivities:
         vm=solved.vm,
         lines=solved.lines,
         trafos=solved.trafos,
-        d_vm=BusRows((buses, buses), vm_rows, lambda k: vm_rows(np.array([k], np.int64))[0]),  # symmetric
+        d_vm=BusRows((buses, buses), vm_rows, lambda k: np.asarray(lin.voltage_column(int(nodes[k]))[nodes])),
         d_lines=BusRows((buses, n_lines), branch_rows(line_edges), branch_column(line_edges)),
         d_trafos=BusRows((buses, n_trafos), branch_rows(trafo_edges), branch_column(trafo_edges)),
         method="radial",
