@@ -12,7 +12,7 @@ The rule (deterministic, published, non-discriminatory):
 2. Take the most severe violation (largest excess relative to its limit; ties by element kind
    and index). Compute how much curtailing 1 Wh of each open fill relieves it: the element's
    linear sensitivity at the fill's bus (``network.sensitivity``; on a radial network read off
-   the solved power flow, on a meshed one by finite differences on the batch engine).
+   the solved power flow, on a meshed one by finite differences at the fills' buses).
 3. Curtailment removes traded energy, so each round takes the same energy X from both sides.
    On each side it falls on the fills that load the constrained element (relief per Wh at least
    ``RELIEF_THRESHOLD`` of that side's best), or, on a side where no fill does, on the fills that
@@ -91,11 +91,16 @@ def severity(v: Violation) -> tuple[float, str, int]:
 
 
 def sensitivities(
-    engine: BatchEngine, schedule: Schedule, violation: Violation, solved: SolvedSlot | None = None
+    engine: BatchEngine,
+    schedule: Schedule,
+    violation: Violation,
+    solved: SolvedSlot | None = None,
+    positions: np.ndarray | None = None,
 ) -> np.ndarray:
-    """d(metric)/d(W of extra load) at every bus: loading % for lines and transformers, pu for
-    buses; the violated element's column of the slot's sensitivities (``network.sensitivity``:
-    on a radial network read off the solved state, one pass over the buses)."""
+    """d(metric)/d(W of extra load) at the buses of ``positions`` (default: every bus): loading %
+    for lines and transformers, pu for buses. On a radial network the violated element's column,
+    read off the solved state in one pass over the buses; on a meshed one the rows of just those
+    buses, by finite differences (one power flow each)."""
     model = engine.model
     sens = compute(engine, schedule, solved)
     table, matrix = {
@@ -103,7 +108,11 @@ def sensitivities(
         "trafo": (model.net.trafo, sens.d_trafos),
         "bus": (model.net.bus, sens.d_vm),
     }[violation.element]
-    return np.asarray(matrix[:, int(table.index.get_loc(violation.index))])
+    k = int(table.index.get_loc(violation.index))
+    every = np.arange(len(model.buses)) if positions is None else positions
+    if sens.method == "radial":
+        return np.asarray(matrix[:, k][every])
+    return np.asarray(matrix[np.unique(every)][:, k][np.searchsorted(np.unique(every), every)])
 
 
 def clear_network_aware(
@@ -126,9 +135,9 @@ def clear_network_aware(
         if not open_violations:
             break
         violation = min(open_violations, key=severity)
-        slope = sensitivities(engine, current, violation, solved)
+        slope = sensitivities(engine, current, violation, solved, position)
         sign = 1.0 if violation.limit == "v_min_pu" else -1.0
-        per_wh = sign * slope[position] * wh_to_w(1) * side_sign if len(fills) else np.zeros(0)
+        per_wh = sign * slope * wh_to_w(1) * side_sign
         relief = {f.order_hash: float(r) for f, r in zip(fills, per_wh, strict=True) if remaining[f.order_hash] > 0}
         cut = _plan(fills, remaining, relief, violation.excess * MARGIN)
         if not cut:

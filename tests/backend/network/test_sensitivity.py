@@ -8,12 +8,13 @@ import copy
 import numpy as np
 import pytest
 
+from gridledger.network.curtailment import sensitivities
 from gridledger.network.model import UK_LIMITS, NetworkModel
 from gridledger.network.profiles import grid_baseline
 from gridledger.network.sensitivity import _finite_differences, compute
-from gridledger.network.validation import BatchEngine, Schedule
+from gridledger.network.validation import BatchEngine, Schedule, Violation
 
-# The linearisation leaves out the change of the losses: a few per cent of each effect.
+# What the linearisation leaves out (second-order terms) stays within a few per cent of each effect.
 TOLERANCE = 0.03  # of the largest sensitivity of the same kind
 
 
@@ -91,3 +92,9 @@ def test_a_meshed_network_falls_back_to_finite_differences() -> None:
     assert sens.method == "finite differences"
     rows = sens.d_vm[[3, 7]]
     assert rows.shape == (2, len(meshed.buses)) and (rows < 0).any()
+    # Curtailment asks for the fills' buses only (one power flow each), in the fills' order.
+    trafo = Violation("trafo", int(net.trafo.index[0]), "t", "max_loading_percent", 100.0, 120.0)
+    slopes = sensitivities(engine, schedule, trafo, positions=np.array([7, 3, 7]))
+    column = sens.d_trafos[[7, 3]][:, 0]
+    assert slopes.tolist() == [column[0], column[1], column[0]]
+    assert (slopes < 0).all()  # at noon the grid exports PV: extra load relieves the transformer
