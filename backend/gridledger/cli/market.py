@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gridledger.cli.output import console
 from gridledger.config import Settings
 from gridledger.errors import GridLedgerError
+from gridledger.units import DEFAULT_GRID
 from gridledger.units import tokens as as_tokens
 
 if TYPE_CHECKING:
@@ -19,24 +21,60 @@ if TYPE_CHECKING:
 
 
 def demo(
-    prosumers: Annotated[int, typer.Option(min=2, max=104, help="number of prosumers")] = 24,
+    grid: Annotated[
+        str,
+        typer.Option(
+            help="SimBench grid code (LV, MV, HV, MV/LV or HV/MV grids, e.g. 1-MVLV-rural-all-0-sw); "
+            "its loads are the prosumers"
+        ),
+    ] = DEFAULT_GRID,
+    prosumers: Annotated[
+        int,
+        typer.Option(
+            min=2,
+            help="number of prosumers: 2 to the grid's loads (104 on 1-LV-semiurb5--0-sw, 5,373 on "
+            "1-MVLV-rural-all-0-sw, 8,772 on 1-MVLV-semiurb-all-0-sw)",
+        ),
+    ] = 24,
     day: Annotated[int, typer.Option(min=1, max=366, help="day of SimBench's 2016 profile year")] = 173,
     slots: Annotated[int, typer.Option(min=1, max=96, help="15-minute slots to run")] = 96,
     first_slot: Annotated[int, typer.Option(min=0, max=95, help="first slot of the day (48 = 12:00)")] = 0,
     seed: Annotated[int, typer.Option(help="seed of prices and meter deviations")] = 7,
+    table_csv: Annotated[
+        Path | None,
+        typer.Option(help="where to write every prosumer's row (default: demo-prosumers.csv beside the database)"),
+    ] = None,
     audit_slots: Annotated[
         bool, typer.Option("--audit", help="audit every slot afterwards (slow on the embedded chain)")
     ] = False,
 ) -> None:
     """Run one market day of P2P trading on the configured chain (embedded by default)."""
     from gridledger.chain.ledger import Ledger
+    from gridledger.errors import ConfigurationError
+    from gridledger.network.profiles import grid_loads, require_grid
     from gridledger.reports.day_summary import summarise
     from gridledger.reports.day_summary_table import render
     from gridledger.sim.market_day import DayConfig, SlotOutcome, run_market_day
 
+    try:
+        require_grid(grid)
+    except ConfigurationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--grid'") from None
+    with console.status(f"loading SimBench grid {grid}…"):
+        loads = grid_loads(grid)
+    if prosumers > loads:
+        raise typer.BadParameter(
+            f"{prosumers:,} is more than grid {grid} has loads: choose 2 to {loads:,}", param_hint="'--prosumers'"
+        )
     settings = Settings()
     config = DayConfig(
-        prosumers=prosumers, day=day, slots=slots, first_slot=first_slot, seed=seed, database=settings.database
+        prosumers=prosumers,
+        day=day,
+        grid=grid,
+        slots=slots,
+        first_slot=first_slot,
+        seed=seed,
+        database=settings.database,
     )
     with console.status("compiling contracts, starting the chain and deploying…"):
         ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
@@ -46,7 +84,10 @@ def demo(
         f"market {market} "
         f"({'deployed now' if deployed else 'reused'}), solc {ledger.build.compiler_version.split('+')[0]}"
     )
-    console.print(f"{prosumers} prosumers of SimBench {config.grid}, day {day} of 2016, {slots} slots of 15 minutes")
+    console.print(
+        f"{prosumers:,} prosumers of SimBench {config.grid} ({loads:,} loads), day {day} of 2016, "
+        f"{slots} slots of 15 minutes"
+    )
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -54,7 +95,7 @@ def demo(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("onboarding prosumers", total=slots)
+        task = progress.add_task(f"onboarding {prosumers:,} prosumers", total=slots)
 
         def on_slot(outcome: SlotOutcome) -> None:
             clock = datetime.fromtimestamp(outcome.delivery_start, tz=UTC).strftime("%H:%M")
@@ -63,7 +104,8 @@ def demo(
             progress.update(task, advance=1, description=f"slot {clock}  {outcome.orders:3d} orders  {what}")
 
         result = run_market_day(ledger, config, on_slot=on_slot)
-    for renderable in render(summarise(result)):
+    csv_path = table_csv or Path(settings.database).parent / "demo-prosumers.csv"
+    for renderable in render(summarise(result), csv_path=csv_path):
         console.print(renderable)
     if not audit_slots:
         return

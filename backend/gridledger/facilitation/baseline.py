@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gridledger.market.orders import Order, Side
-from gridledger.network.model import FloatArray, NetworkModel
+from gridledger.network.model import NetworkModel
 from gridledger.network.profiles import grid_baseline, household_loads
 from gridledger.network.validation import Schedule
 from gridledger.units import DAY_SECONDS, DAYS_IN_PROFILE_YEAR, SLOT_SECONDS, wh_to_w
@@ -42,10 +42,15 @@ class BaselineRef:
         moment = datetime.fromtimestamp(delivery_start, tz=UTC)
         day = min(moment.timetuple().tm_yday, DAYS_IN_PROFILE_YEAR)
         slot = (delivery_start % DAY_SECONDS) // SLOT_SECONDS
-        free: dict[int, list[int]] = {}
-        for load in household_loads(model.net):
-            free.setdefault(int(model.net.load.at[load, "bus"]), []).append(load)
-        replaced = [free[bus].pop(0) for bus in participant_buses if free.get(bus)]
+        taken: dict[int, int] = {}  # bus → how many of its loads earlier participants took
+        replaced = []
+        loads_at = _loads_by_bus(model)
+        for bus in participant_buses:
+            at_bus = loads_at.get(bus, ())
+            k = taken.get(bus, 0)
+            if k < len(at_bus):
+                replaced.append(at_bus[k])
+                taken[bus] = k + 1
         return cls(grid, day, slot, tuple(sorted(replaced)))
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,8 +64,14 @@ class BaselineRef:
 
 
 @cache
-def _day(grid: str, day: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-    return grid_baseline(day=day, grid=grid)
+def _loads_by_bus(model: NetworkModel) -> dict[int, tuple[int, ...]]:
+    """Each bus's household loads in the order participants take them (kept per model: a slot
+    of a 5,000-prosumer feeder would otherwise sort 5,373 loads again)."""
+    buses = model.net.load["bus"]
+    by_bus: dict[int, list[int]] = {}
+    for load in household_loads(model.net):
+        by_bus.setdefault(int(buses.at[load]), []).append(load)
+    return {bus: tuple(loads) for bus, loads in by_bus.items()}
 
 
 def slot_schedule(
@@ -68,12 +79,15 @@ def slot_schedule(
 ) -> Schedule:
     """The slot's physical schedule: the baseline with the replaced loads zeroed and each order's
     energy at its prosumer's bus (a purchase withdraws, a sale injects)."""
-    load_p, load_q, sgen_p = (a[ref.slot : ref.slot + 1].copy() for a in _day(ref.grid, ref.day))
+    load_p, load_q, sgen_p = (a[ref.slot : ref.slot + 1].copy() for a in grid_baseline(day=ref.day, grid=ref.grid))
     replaced = list(ref.replaced_loads)
     load_p[:, replaced] = 0.0
     load_q[:, replaced] = 0.0
     market = np.zeros((1, len(model.buses)))
-    for order in orders:
-        sign = 1.0 if order.side is Side.BUY else -1.0
-        market[0, model.bus_position[bus_of[order.prosumer]]] += sign * wh_to_w(order.energy_wh)
+    position = model.bus_position
+    columns = np.fromiter((position[bus_of[o.prosumer]] for o in orders), dtype=np.int64, count=len(orders))
+    power = np.fromiter(
+        (wh_to_w(o.energy_wh) * (1.0 if o.side is Side.BUY else -1.0) for o in orders), dtype=float, count=len(orders)
+    )
+    np.add.at(market[0], columns, power)
     return Schedule(load_p, load_q, sgen_p, market)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -55,7 +56,7 @@ class Order:
     expiry: int
 
     def __post_init__(self) -> None:
-        if not is_checksum_address(self.prosumer):
+        if not _is_checksum_address(self.prosumer):
             try:
                 object.__setattr__(self, "prosumer", to_checksum_address(self.prosumer))
             except ValueError:
@@ -181,6 +182,12 @@ def market_domain(chain_id: int, market_address: str) -> dict[str, Any]:
         "chainId": chain_id,
         "verifyingContract": to_checksum_address(market_address),
     }
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_checksum_address(address: str) -> bool:
+    # Checking a checksum hashes the address (~150 µs); a feeder's prosumers sign ~100k orders a day.
+    return bool(is_checksum_address(address))
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

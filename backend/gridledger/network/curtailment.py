@@ -10,8 +10,9 @@ The rule (deterministic, published, non-discriminatory):
 
 1. Solve the slot. If every element is within its limits, nothing is curtailed.
 2. Take the most severe violation (largest excess relative to its limit; ties by element kind
-   and index). Compute, by finite differences on the batch engine, how much curtailing 1 Wh of
-   each open fill relieves it (its sensitivity at the fill's bus).
+   and index). Compute how much curtailing 1 Wh of each open fill relieves it: the element's
+   linear sensitivity at the fill's bus (``network.sensitivity``; on a radial network read off
+   the solved power flow, on a meshed one by finite differences at the fills' buses).
 3. Curtailment removes traded energy, so each round takes the same energy X from both sides.
    On each side it falls on the fills that load the constrained element (relief per Wh at least
    ``RELIEF_THRESHOLD`` of that side's best), or, on a side where no fill does, on the fills that
@@ -38,12 +39,12 @@ import numpy as np
 from gridledger.encoding import to_hex
 from gridledger.market.orders import Side
 from gridledger.network.model import NetworkModel
-from gridledger.network.validation import BatchEngine, Schedule, SlotCheck, Violation, ac_check
+from gridledger.network.sensitivity import compute
+from gridledger.network.validation import BatchEngine, Schedule, SlotCheck, SolvedSlot, Violation, ac_check
 from gridledger.units import wh_to_w
 
 RELIEF_THRESHOLD = 0.05  # a fill takes part if it relieves ≥ 5 % as much per Wh as the best one
 MAX_ROUNDS = 20
-PROBE_W = 1_000.0  # finite-difference step: 1 kW of extra load at a bus
 MARGIN = 1.05
 
 
@@ -89,25 +90,29 @@ def severity(v: Violation) -> tuple[float, str, int]:
     return (-v.excess / v.limit_value, v.element, v.index)
 
 
-def sensitivities(engine: BatchEngine, schedule: Schedule, violation: Violation) -> np.ndarray:
-    """d(metric)/d(W of extra load) at every bus: loading % for lines and transformers, pu for
-    buses, by finite differences (one batch: the operating point and one probe per bus)."""
+def sensitivities(
+    engine: BatchEngine,
+    schedule: Schedule,
+    violation: Violation,
+    solved: SolvedSlot | None = None,
+    positions: np.ndarray | None = None,
+) -> np.ndarray:
+    """d(metric)/d(W of extra load) at the buses of ``positions`` (default: every bus): loading %
+    for lines and transformers, pu for buses. On a radial network the violated element's column,
+    read off the solved state in one pass over the buses; on a meshed one the rows of just those
+    buses, by finite differences (one power flow each)."""
     model = engine.model
-    buses = len(model.buses)
-    probes = Schedule(
-        np.repeat(schedule.load_p_w, buses + 1, axis=0),
-        np.repeat(schedule.load_q_var, buses + 1, axis=0),
-        np.repeat(schedule.sgen_p_w, buses + 1, axis=0),
-        np.repeat(schedule.market_p_w, buses + 1, axis=0) + np.vstack([np.zeros(buses), np.eye(buses) * PROBE_W]),
-    )
-    vm, lines, trafos = engine.solve(probes)
-    table, values = {
-        "line": (model.net.line, lines),
-        "trafo": (model.net.trafo, trafos),
-        "bus": (model.net.bus, vm),
+    sens = compute(engine, schedule, solved)
+    table, matrix = {
+        "line": (model.net.line, sens.d_lines),
+        "trafo": (model.net.trafo, sens.d_trafos),
+        "bus": (model.net.bus, sens.d_vm),
     }[violation.element]
-    column = values[:, table.index.get_loc(violation.index)]
-    return np.asarray((column[1:] - column[0]) / PROBE_W)
+    k = int(table.index.get_loc(violation.index))
+    every = np.arange(len(model.buses)) if positions is None else positions
+    if sens.method == "radial":
+        return np.asarray(matrix[:, k][every])
+    return np.asarray(matrix[np.unique(every)][:, k][np.searchsorted(np.unique(every), every)])
 
 
 def clear_network_aware(
@@ -117,8 +122,12 @@ def clear_network_aware(
     remaining = {f.order_hash: f.filled_wh for f in fills}
     reasons: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
     curtailed: dict[bytes, int] = defaultdict(int)
+    position = np.array([model.bus_position[f.bus] for f in fills], dtype=np.int64)
+    # Relief per Wh curtailed: a sale curtailed adds load at its bus, a purchase removes it.
+    side_sign = np.array([1.0 if f.side is Side.SELL else -1.0 for f in fills])
     current = schedule
-    screening = engine.run(current)[0]
+    solved = engine.solve_slot(current)
+    screening = engine.check(solved)
     check = screening
     unresolved: list[Violation] = []
     for _ in range(MAX_ROUNDS):
@@ -126,14 +135,10 @@ def clear_network_aware(
         if not open_violations:
             break
         violation = min(open_violations, key=severity)
-        slope = sensitivities(engine, current, violation)
-        # Relief per Wh curtailed: a sale curtailed adds load at its bus, a purchase removes it.
+        slope = sensitivities(engine, current, violation, solved, position)
         sign = 1.0 if violation.limit == "v_min_pu" else -1.0
-        relief = {
-            f.order_hash: sign * slope[model.bus_position[f.bus]] * wh_to_w(1) * (1 if f.side is Side.SELL else -1)
-            for f in fills
-            if remaining[f.order_hash] > 0
-        }
+        per_wh = sign * slope * wh_to_w(1) * side_sign
+        relief = {f.order_hash: float(r) for f, r in zip(fills, per_wh, strict=True) if remaining[f.order_hash] > 0}
         cut = _plan(fills, remaining, relief, violation.excess * MARGIN)
         if not cut:
             unresolved.append(violation)
@@ -157,7 +162,8 @@ def clear_network_aware(
             reasons[f.order_hash].append(reason)
             delta[model.bus_position[f.bus]] += wh_to_w(c) * (1 if f.side is Side.SELL else -1)
         current = replace(current, market_p_w=current.market_p_w + delta)
-        check = engine.run(current)[0]
+        solved = engine.solve_slot(current)
+        check = engine.check(solved)
 
     final = ac_check(model, current)
     curtailments = [

@@ -49,6 +49,18 @@ class Limits:
 UK_LIMITS = Limits(v_min_pu=0.94, v_max_pu=1.10)
 
 
+def _vector_groups(trafo: Any) -> list[str]:
+    """A vector group per transformer consistent with its phase shift: power-grid-model refuses a
+    clock the windings cannot make (an odd clock needs a delta winding, an even one does not).
+    SimBench's MV/LV and HV/MV transformers shift 150° (Dyn5), its EHV/HV ones 0° (YNyn0)."""
+    shift = trafo["shift_degree"].fillna(150.0) if "shift_degree" in trafo else [150.0] * len(trafo)
+    groups = []
+    for degrees in shift:
+        clock = round(float(degrees) / 30.0) % 12
+        groups.append(f"Dyn{clock}" if clock % 2 else f"YNyn{clock}")
+    return groups
+
+
 class NetworkModel:
     """A pandapower net with its limits. ``version`` names both: it goes on-chain with every
     clearing result, so that anyone can fetch the same model and re-run the check."""
@@ -61,7 +73,7 @@ class NetworkModel:
         if len(net.storage):
             net.storage.drop(net.storage.index, inplace=True)
         if "vector_group" not in net.trafo or net.trafo["vector_group"].isna().any():
-            net.trafo["vector_group"] = "Dyn5"  # SimBench leaves it empty; pgm needs one
+            net.trafo["vector_group"] = _vector_groups(net.trafo)  # SimBench leaves it empty; pgm needs one
         self.version  # noqa: B018  (hashed now, before any engine or power flow touches the net)
 
     @classmethod

@@ -23,6 +23,7 @@ import numpy as np
 from gridledger.encoding import to_hex
 from gridledger.errors import NetworkError
 from gridledger.network.model import FloatArray, NetworkModel
+from gridledger.network.radial import BranchState, Linearisation, RadialTree
 from gridledger.units import W_PER_MW
 
 
@@ -141,7 +142,10 @@ def _check(
 
 
 class BatchEngine:
-    """power-grid-model on a network model: many slots per call."""
+    """power-grid-model on a network model: many slots per call.
+
+    The model is converted and built once; every call sends only the loads' and generators'
+    powers as update data (no rebuild per slot or per batch)."""
 
     def __init__(self, model: NetworkModel) -> None:
         from power_grid_model import ComponentType, DatasetType, PowerGridModel, initialize_array
@@ -157,9 +161,9 @@ class BatchEngine:
         ct = ComponentType
         self._load_ids = np.array([converter.get_id("load", int(i), "const_power") for i in net.load.index], int)
         self._sgen_ids = np.array([converter.get_id("sgen", int(i)) for i in net.sgen.index], int)
-        self._node_rows = self._rows(data[ct.node]["id"], [converter.get_id("bus", int(b)) for b in net.bus.index])
-        self._line_rows = self._rows(data[ct.line]["id"], [converter.get_id("line", int(i)) for i in net.line.index])
-        self._trafo_rows = self._rows(
+        self.node_rows = self._rows(data[ct.node]["id"], [converter.get_id("bus", int(b)) for b in net.bus.index])
+        self.line_rows = self._rows(data[ct.line]["id"], [converter.get_id("line", int(i)) for i in net.line.index])
+        self.trafo_rows = self._rows(
             data[ct.transformer]["id"], [converter.get_id("trafo", int(i)) for i in net.trafo.index]
         )
         # One extra load per bus carries the market's power.
@@ -173,6 +177,9 @@ class BatchEngine:
         market["q_specified"] = 0.0
         data[ct.sym_load] = np.concatenate([data[ct.sym_load], market])
         self._market_ids = market["id"].copy()
+        self.line_i_n = np.asarray(data[ct.line]["i_n"], float)
+        self.trafo_sn = np.asarray(data[ct.transformer]["sn"], float)
+        self._input = data
         self._pgm = PowerGridModel(data)
         self._ct, self._dt, self._init = ct, DatasetType, initialize_array
 
@@ -181,6 +188,21 @@ class BatchEngine:
         position = {int(i): row for row, i in enumerate(ids)}
         return np.array([position[w] for w in wanted], int)
 
+    @cached_property
+    def tree(self) -> RadialTree:
+        """The network as operated (switches applied), as a tree from its source."""
+        return RadialTree(self._input)
+
+    def feeder_of(self, bus: int) -> frozenset[int]:
+        """The buses under the transformer nearest above ``bus`` (on an MV/LV grid, its LV grid;
+        on one LV grid, all of it); every bus if the network is not operated radially."""
+        buses = self.model.buses
+        if not self.tree.radial:
+            return frozenset(buses)
+        bus_of_node = {int(node): b for b, node in zip(buses, self.node_rows.tolist(), strict=True)}
+        nodes = self.tree.feeder_of(int(self.node_rows[self.model.bus_position[bus]]))
+        return frozenset(bus_of_node[int(n)] for n in nodes.tolist() if int(n) in bus_of_node)
+
     def run(self, schedule: Schedule) -> list[SlotCheck]:
         """Solves every slot of ``schedule``; one SlotCheck per slot."""
         vm, lines, trafos = self.solve(schedule)
@@ -188,6 +210,35 @@ class BatchEngine:
 
     def solve(self, schedule: Schedule) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Bus voltages (pu), line and transformer loadings (%) per slot, in pandapower's order."""
+        ct = self._ct
+        out = self._calculate(schedule, {ct.node: ["u_pu"], ct.line: ["loading"], ct.transformer: ["loading"]})
+        vm = out[ct.node]["u_pu"][:, self.node_rows]
+        lines = out[ct.line]["loading"][:, self.line_rows] * 100
+        trafos = out[ct.transformer]["loading"][:, self.trafo_rows] * 100
+        return vm, lines, trafos
+
+    def solve_slot(self, schedule: Schedule) -> SolvedSlot:
+        """The first slot of ``schedule`` with every flow: its check and what linear
+        sensitivities are read from (``network.sensitivity``)."""
+        ct = self._ct
+        out = self._calculate(schedule.slot(0), {ct.node: None, ct.line: None, ct.transformer: None})
+        node, line, trafo = out[ct.node][0], out[ct.line][0], out[ct.transformer][0]
+        return SolvedSlot(
+            engine=self,
+            vm=np.asarray(node["u_pu"][self.node_rows], float),
+            lines=np.asarray(line["loading"][self.line_rows] * 100, float),
+            trafos=np.asarray(trafo["loading"][self.trafo_rows] * 100, float),
+            node_u_pu=np.asarray(node["u_pu"], float),
+            line_state=BranchState.of(line),
+            trafo_state=BranchState.of(trafo),
+        )
+
+    def _calculate(self, schedule: Schedule, outputs: dict[Any, Any]) -> dict[Any, Any]:
+        """One batch power flow of ``schedule``. Iterative current first (the same AC equations
+        to the same 1e-8 tolerance as Newton-Raphson, and faster on radial grids); Newton-Raphson
+        if it does not converge."""
+        from power_grid_model import CalculationMethod
+
         ct, s = self._ct, schedule.slots
         loads = self._init(self._dt.update, ct.sym_load, (s, len(self._load_ids) + len(self._market_ids)))
         loads["id"] = np.concatenate([self._load_ids, self._market_ids])
@@ -197,18 +248,49 @@ class BatchEngine:
         gens["id"] = self._sgen_ids
         gens["p_specified"] = schedule.sgen_p_w
         gens["q_specified"] = 0.0
+        update = {ct.sym_load: loads, ct.sym_gen: gens}
         try:
-            out = self._pgm.calculate_power_flow(
-                update_data={ct.sym_load: loads, ct.sym_gen: gens},
-                output_component_types=[ct.node, ct.line, ct.transformer],
-                max_iterations=30,
+            return dict(
+                self._pgm.calculate_power_flow(
+                    update_data=update,
+                    output_component_types=outputs,
+                    max_iterations=30,
+                    calculation_method=CalculationMethod.iterative_current,
+                )
+            )
+        except Exception:
+            pass
+        try:
+            return dict(
+                self._pgm.calculate_power_flow(update_data=update, output_component_types=outputs, max_iterations=30)
             )
         except Exception as exc:
             raise NetworkError(f"power flow did not converge on {self.model.source}: {exc}") from None
-        vm = out[ct.node]["u_pu"][:, self._node_rows]
-        lines = out[ct.line]["loading"][:, self._line_rows] * 100
-        trafos = out[ct.transformer]["loading"][:, self._trafo_rows] * 100
-        return vm, lines, trafos
+
+    def check(self, solved: SolvedSlot) -> SlotCheck:
+        """The slot check of a solved slot."""
+        return _check(self.model, "power-grid-model", solved.lines, solved.trafos, solved.vm)
+
+
+@dataclass(frozen=True)
+class SolvedSlot:
+    """One slot solved by the batch engine: pandapower-ordered results, and power-grid-model's
+    own (node order, branch rows) for the linearisation."""
+
+    engine: BatchEngine
+    vm: FloatArray
+    lines: FloatArray
+    trafos: FloatArray
+    node_u_pu: FloatArray
+    line_state: BranchState
+    trafo_state: BranchState
+
+    @cached_property
+    def linearisation(self) -> Linearisation:
+        engine = self.engine
+        return Linearisation.at(
+            engine.tree, self.node_u_pu, self.line_state, self.trafo_state, i_n=engine.line_i_n, sn=engine.trafo_sn
+        )
 
 
 def ac_check(model: NetworkModel, schedule: Schedule) -> SlotCheck:
@@ -246,8 +328,8 @@ def _ac_net(model: NetworkModel) -> Any:
     net = model.__dict__.get("_ac_net")
     if net is None:
         net = copy.deepcopy(model.net)
-        for bus in model.buses:
-            pandapower.create_load(net, bus=bus, p_mw=0.0, name=f"market@{bus}")
+        # One call for all buses: creating 5,479 loads one by one took most of a minute.
+        pandapower.create_loads(net, buses=model.buses, p_mw=0.0, name=[f"market@{bus}" for bus in model.buses])
         model.__dict__["_ac_net"] = net
     return net
 

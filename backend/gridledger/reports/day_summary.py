@@ -10,7 +10,7 @@ the energy it did not trade locally, at the same tariffs.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gridledger.market.orders import Side
 from gridledger.settlement.rules import revenue
@@ -50,6 +50,7 @@ class DaySummary:
     network_name: str
     network: NetworkDay
     flex: FlexOutcome | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase of the day
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def summarise(result: DayResult) -> DaySummary:
     for p in result.participants:
         a = p.address
         baseline = revenue(imported[a], config.retail_per_kwh) - revenue(exported[a], config.feed_in_per_kwh)
-        market_cash = result.final_available[a] - config.deposit  # what the market paid it, net
+        market_cash = result.final_available[a] - p.deposit  # what the market paid it, net
         supplier = revenue(imported[a] - taken[a], config.retail_per_kwh) - revenue(
             exported[a] - delivered[a], config.feed_in_per_kwh
         )
@@ -141,4 +142,5 @@ def summarise(result: DayResult) -> DaySummary:
             slots_with_violations=sum(1 for s in result.slots if not s.report.check.passed),
         ),
         flex=result.flex,
+        phase_seconds={name: figures.seconds for name, figures in result.phases.items()},
     )

@@ -1,6 +1,12 @@
-"""The market day's summary as the terminal shows it: named lines, then a table of prosumers."""
+"""The market day's summary as the terminal shows it: named lines, then a table of prosumers
+(for a few dozen prosumers each of them; for more, the table summarised by group, with every
+prosumer's row written to a CSV file)."""
 
 from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
 
 from rich.console import RenderableType
 from rich.table import Table
@@ -73,6 +79,11 @@ def summary_lines(summary: DaySummary) -> list[tuple[str, str]]:
         ("total gas", f"{summary.total_gas:,}"),
         ("gas by call", ", ".join(f"{k} {v:,}" for k, v in summary.gas_by_call.items())),
         ("wall time", f"{summary.seconds:.1f} s"),
+        *(
+            [("time by phase", ", ".join(f"{k} {v:.1f} s" for k, v in summary.phase_seconds.items()))]
+            if summary.phase_seconds
+            else []
+        ),
     ]
 
 
@@ -110,11 +121,95 @@ def prosumer_table(summary: DaySummary) -> Table:
     return table
 
 
-def render(summary: DaySummary) -> list[RenderableType]:
-    """Everything the demo prints after its day, in order (a blank line first)."""
-    return [
+FULL_TABLE_ROWS = 30  # more prosumers than this: the console shows the table summarised
+
+# The CSV's columns: one row per prosumer; energy in kWh over the run, money in tokens
+# (negative = income), costs against the retail/feed-in baseline as in the console table.
+CSV_COLUMNS = (
+    "prosumer",  # the grid's load name
+    "address",  # the prosumer's account
+    "bus",  # its connection point in the network model
+    "pv_kwp",  # rooftop PV size (0: none)
+    "import_kwh",  # metered energy taken from the grid
+    "export_kwh",  # metered energy fed in
+    "bought_kwh",  # filled buy orders
+    "sold_kwh",  # filled sell orders
+    "baseline_tokens",  # cost with every import at retail and every export at feed-in
+    "with_market_tokens",  # cost with the market (its market account plus the supplier's bill)
+    "saving_tokens",  # baseline − with market
+)
+
+
+def write_prosumer_csv(summary: DaySummary, path: Path) -> Path:
+    """Every prosumer's row (``CSV_COLUMNS``) in ``path``; returns it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for p in summary.prosumers:
+            writer.writerow(
+                [
+                    p.name,
+                    p.address,
+                    p.bus,
+                    f"{p.pv_kwp:g}",
+                    f"{p.imported_wh / 1000:.3f}",
+                    f"{p.exported_wh / 1000:.3f}",
+                    f"{p.bought_wh / 1000:.3f}",
+                    f"{p.sold_wh / 1000:.3f}",
+                    f"{as_tokens(p.baseline_cost):.6f}",
+                    f"{as_tokens(p.market_cost):.6f}",
+                    f"{as_tokens(p.saving):.6f}",
+                ]
+            )
+    return path
+
+
+def prosumer_groups(summary: DaySummary) -> Table:
+    """The prosumer table summarised: with PV, without PV and all, each a sum over its members,
+    with the median saving per prosumer and how many came out ahead."""
+    table = Table(title="Prosumers by group: cost against retail/feed-in tariffs (tokens; negative = income)")
+    for column in ("group", "prosumers", *PROSUMER_COLUMNS[3:], "median saving", "ahead"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    groups = {
+        "with PV": [p for p in summary.prosumers if p.pv_kwp > 0],
+        "without PV": [p for p in summary.prosumers if p.pv_kwp == 0],
+        "all": summary.prosumers,
+    }
+    for name, members in groups.items():
+        if not members:
+            continue
+        table.add_row(
+            name,
+            f"{len(members):,}",
+            f"{sum(p.imported_wh for p in members) / 1000:,.2f}",
+            f"{sum(p.exported_wh for p in members) / 1000:,.2f}",
+            f"{sum(p.bought_wh for p in members) / 1000:,.2f}",
+            f"{sum(p.sold_wh for p in members) / 1000:,.2f}",
+            tokens(sum(p.baseline_cost for p in members)),
+            tokens(sum(p.market_cost for p in members)),
+            tokens(sum(p.saving for p in members)),
+            tokens(statistics.median(p.saving for p in members)),
+            f"{sum(p.saving > 0 for p in members):,}",
+            style="bold" if name == "all" else None,
+        )
+    return table
+
+
+def render(summary: DaySummary, *, csv_path: Path | None = None) -> list[RenderableType]:
+    """Everything the demo prints after its day, in order (a blank line first). With
+    ``csv_path``, every prosumer's row is written there and the console names the file; beyond
+    FULL_TABLE_ROWS prosumers the console shows the table summarised by group."""
+    lines: list[RenderableType] = [
         "",
         Text("Market day summary", style="bold"),
         *(Text(f"  {name:<28} {value}") for name, value in summary_lines(summary)),
-        prosumer_table(summary),
     ]
+    if len(summary.prosumers) <= FULL_TABLE_ROWS:
+        lines.append(prosumer_table(summary))
+    else:
+        lines.append(prosumer_groups(summary))
+    if csv_path is not None:
+        written = write_prosumer_csv(summary, csv_path)
+        lines.append(Text(f"  every prosumer's row: {written}"))
+    return lines

@@ -2,9 +2,11 @@
 
 At the start of the day the DSO asks for a secure service (Up: consume less) at the weakest bus
 among the participants' connection points during the evening peak (18:00–19:00 by default), with
-a meter-before baseline. Every third prosumer offers 2 kW of its household load; after the bid
-deadline the facilitator awards by the published rule (``flex.award``); the DSO activates the
-awarded offers before each window slot; the providers deliver (their meters read less, by a
+a meter-before baseline. Every third prosumer on the congestion point's feeder (under the same
+transformer: on an MV/LV grid, its LV grid) offers 2 kW of its household load, on a price ladder
+that runs up to the request's caps; after the bid deadline the facilitator awards by the
+published rule (``flex.award``); the DSO activates the awarded offers before each window slot;
+the providers deliver (their meters read less, by a
 performance drawn between 40 % and 110 %); the meter operator records baseline and actual;
 after the window the request settles (crediting each provider's payment and the DSO's refund in
 the contract), and every party claims its balance, so the wallets end the day paid.
@@ -31,6 +33,7 @@ WINDOW_FIRST_SLOT = 72  # 18:00
 WINDOW_SLOTS = 4
 BASELINE_SLOTS = 2  # meter before: the two slots before the window
 OFFER_W = 2_000
+LADDER_FLOOR_PERCENT = 40  # the cheapest offer asks 40 % of the DSO's caps
 DSO_BUDGET = 100_000_000
 
 
@@ -95,18 +98,9 @@ class FlexCycle:
         self.request_id = ledger.post_flex_request(self.request)
         self.outcome.request_id = self.request_id
         self.offers: list[tuple[SignedOffer, Participant]] = []
-        for n, p in enumerate(participants[::3]):
-            offer = FlexOffer(
-                p.address,
-                self.request_id,
-                self.request.window_start,
-                OFFER_W,
-                # A price ladder, held at the DSO's caps (the 104-prosumer demo's 21st offer broke them).
-                min(10_000 + 2_000 * n, self.request.max_availability_price_per_kwh),
-                min(100_000 + 10_000 * n, self.request.max_utilisation_price_per_kwh),
-                p.profile.bus,
-                0,
-            )
+        feeder = grid.feeder_buses(bus)
+        providers = [p for p in participants if p.profile.bus in feeder][::3]
+        for offer, p in zip(offers_for(self.request, self.request_id, providers), providers, strict=True):
             signed = ledger.sign_offer(p.account, offer)
             ledger.submit_offer(signed)
             self.offers.append((signed, p))
@@ -186,6 +180,35 @@ class FlexCycle:
         for account in [p.account for _, p in self.awarded] + [self.ledger.roles.dso]:
             if self.ledger.flex_claimable(account.address) > 0:
                 self.ledger.claim_flex(account)
+
+
+def offers_for(request: FlexRequest, request_id: int, providers: list[Participant]) -> list[FlexOffer]:
+    """Each provider's offer of OFFER_W at its own bus, priced on a ladder from LADDER_FLOOR of the
+    request's caps (the cheapest) up to the caps (the dearest).
+
+    The prices answer the request: the ladder used to rise by a fixed step per offer (10,000 +
+    2,000·n for availability) whatever the caps, so the 21st offer was above the DSO's 50,000
+    cap and `gridledger demo --prosumers 104` stopped at onboarding; a ladder spread between the
+    caps' bounds stays inside them for any number of offers."""
+    steps = max(len(providers) - 1, 1)
+
+    def rung(cap: int, n: int) -> int:
+        low = cap * LADDER_FLOOR_PERCENT // 100
+        return low + (cap - low) * n // steps
+
+    return [
+        FlexOffer(
+            p.address,
+            request_id,
+            request.window_start,
+            OFFER_W,
+            rung(request.max_availability_price_per_kwh, n),
+            rung(request.max_utilisation_price_per_kwh, n),
+            p.profile.bus,
+            0,
+        )
+        for n, p in enumerate(providers)
+    ]
 
 
 def covers_window(first_slot: int, slots: int) -> bool:

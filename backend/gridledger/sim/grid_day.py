@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gridledger.facilitation import BaselineRef, Dispatch, SlotInputs
+from gridledger.facilitation import BaselineRef, Dispatch, SlotInputs, slot_schedule
 from gridledger.market.orders import RecordedOrder
 from gridledger.network.model import Limits, NetworkModel
 from gridledger.network.profiles import ProsumerProfile
-from gridledger.network.validation import BatchEngine
+from gridledger.network.validation import BatchEngine, ac_check
 
 
 class GridDay:
@@ -21,6 +21,13 @@ class GridDay:
         for profile in profiles:  # before anyone is registered on-chain
             self.model.require_bus(profile.bus)
         self.bus_of: dict[str, int] = {}  # in registration order
+        # The AC check's first run in a process copies the net and has numba compile pandapower's
+        # power flow (~20 s): paid here, with the grid, rather than inside the first slot's clearing.
+        ac_check(self.model, slot_schedule(self.model, self.baseline(0), [], {}))
+
+    def feeder_buses(self, bus: int) -> frozenset[int]:
+        """The buses that share ``bus``'s transformer (its LV grid on an MV/LV network)."""
+        return self.engine.feeder_of(bus)
 
     def baseline(self, slot: int) -> BaselineRef:
         """Slot ``slot`` of the day as SimBench has it, before any market (the award's grid)."""

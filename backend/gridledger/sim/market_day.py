@@ -10,13 +10,19 @@ tariff and the retail tariff. Slots run as a pipeline on the chain's clock:
 
 Meter readings are the profile with a random deviation (load and PV each off by a normally
 distributed error), so sellers sometimes fall short and buyers sometimes take less.
+
+The prosumers are the grid's loads (any SimBench grid ``network.profiles`` supports, up to its
+number of loads); each is connected with a capacity and a deposit its own day needs, so an MV
+load of a feeder trades as a household does. A ``PhaseClock`` times each phase of the day.
 """
 
 from __future__ import annotations
 
+import gc
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -27,12 +33,13 @@ from gridledger.market.clearing import ClearingResult
 from gridledger.market.orders import Order, Side, SignedOrder
 from gridledger.network.curtailment import NetworkClearing
 from gridledger.network.model import Limits
-from gridledger.network.profiles import ProsumerProfile, day_profiles
+from gridledger.network.profiles import ProsumerProfile, capacity_w, day_profiles
 from gridledger.network.validation import NetworkReport
 from gridledger.settlement.rules import SlotSettlement, settle_slot
 from gridledger.sim.flex_day import FlexCycle, FlexOutcome, covers_window
 from gridledger.sim.grid_day import GridDay
-from gridledger.sim.participants import Participant, make_prosumers
+from gridledger.sim.participants import DEFAULT_CAPACITY_W, Participant, make_prosumers
+from gridledger.sim.phases import PhaseClock, PhaseFigures
 from gridledger.store.reports import ReportStore
 from gridledger.units import DEFAULT_GRID, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
 
@@ -48,7 +55,7 @@ class DayConfig:
     feed_in_per_kwh: int = 80_000  # 0.08 per kWh
     retail_per_kwh: int = 300_000  # 0.30 per kWh
     meter_deviation: float = 0.10  # standard deviation of the metered error, per unit
-    deposit: int = 50_000_000  # 50 tokens per prosumer
+    deposit: int = 50_000_000  # 50 tokens per prosumer, or what its day needs if that is more
     balancing_float: int = 1_000_000_000  # 1,000 tokens for the balancing account
     min_order_wh: int = 10
     limits: Limits = field(default_factory=Limits)
@@ -78,23 +85,40 @@ class DayResult:
     gas: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     flex: FlexOutcome | None = None
+    phases: dict[str, PhaseFigures] = field(default_factory=dict)
 
 
 def run_market_day(
-    ledger: Ledger, config: DayConfig = DayConfig(), *, on_slot: Callable[[SlotOutcome], None] | None = None
+    ledger: Ledger,
+    config: DayConfig = DayConfig(),
+    *,
+    on_slot: Callable[[SlotOutcome], None] | None = None,
+    clock: PhaseClock | None = None,
 ) -> DayResult:
-    """Runs a market day on ``ledger`` (a chain whose clock can be moved)."""
+    """Runs a market day on ``ledger`` (a chain whose clock can be moved); ``clock`` (made on
+    ``ledger``) collects each phase's time, transactions and gas."""
     started = time.perf_counter()
+    clock = clock or PhaseClock(ledger)
     if not 0 <= config.first_slot < config.first_slot + config.slots <= SLOTS_PER_DAY:
         raise ConfigurationError(
             f"slots {config.first_slot} to {config.first_slot + config.slots - 1} are outside the day's 0 to "
             f"{SLOTS_PER_DAY - 1}"
         )
     rng = random.Random(config.seed)
-    profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)[: config.prosumers]
-    grid = GridDay(config.grid, config.day, config.limits, profiles)
-    accounts = make_prosumers(ledger, count=len(profiles), deposit=config.deposit, buses=[p.bus for p in profiles])
-    participants = [Participant(a, p) for a, p in zip(accounts, profiles, strict=True)]
+    with clock.phase("network model"):
+        profiles = day_profiles(count=config.prosumers, day=config.day, grid=config.grid)
+        grid = GridDay(config.grid, config.day, config.limits, profiles)
+    deposits = [_deposit_for(p, config) for p in profiles]
+    with clock.phase("onboarding"):
+        accounts = make_prosumers(
+            ledger,
+            count=len(profiles),
+            deposit=config.deposit,
+            buses=[p.bus for p in profiles],
+            capacities_w=[capacity_w(p, floor_w=DEFAULT_CAPACITY_W) for p in profiles],
+            deposits=deposits,
+        )
+    participants = [Participant(a, p, d) for a, p, d in zip(accounts, profiles, deposits, strict=True)]
     grid.bus_of = {p.address: p.profile.bus for p in participants}
     store = ReportStore(config.database or ":memory:")
     balancing = ledger.roles.balancing
@@ -108,35 +132,47 @@ def run_market_day(
     result = DayResult(config=config, participants=participants)
     cycle = None
     if config.flex and covers_window(config.first_slot, config.slots):
-        cycle = FlexCycle(ledger, grid, participants, day_start, random.Random(config.seed + 1))
+        with clock.phase("flexibility"):
+            cycle = FlexCycle(ledger, grid, participants, day_start, random.Random(config.seed + 1))
 
     def clear(k: int) -> tuple[int, FacilitatedSlot, int]:
         """Slot ``k`` up to its commit: orders relayed a minute before its gate, cleared at the gate."""
         ds = day_start + k * SLOT_SECONDS
         ledger.chain.move_time_to(ds - gate - 60)
         if cycle:
-            cycle.before_slot(ds)
-        signed = [s for p in participants if (s := _order_for(ledger, p, k, ds, config, rng)) is not None]
+            with clock.phase("flexibility"):
+                cycle.before_slot(ds)
+        with clock.phase("orders: sign") as signing:
+            signed = [s for p in participants if (s := _order_for(ledger, p, k, ds, config, rng)) is not None]
+            signing.orders += len(signed)
         first_block = ledger.chain.w3.eth.block_number
-        if signed:
-            ledger.relay_orders(signed)
+        with clock.phase("orders: relay", orders=len(signed)):
+            if signed:
+                ledger.relay_orders(signed)
         ledger.chain.move_time_to(ds - gate)
-        recorded = ledger.recorded_orders(ds, from_block=first_block)  # what the chain recorded, not what was sent
-        slot = facilitate(grid.model, grid.engine, grid.inputs(ds, recorded, cycle.dispatched(ds) if cycle else []))
-        commit(ledger, store, grid.model, slot)
+        with clock.phase("clearing: read orders"):
+            recorded = ledger.recorded_orders(ds, from_block=first_block)  # what the chain recorded, not what was sent
+        with clock.phase("clearing: network check", orders=len(recorded)):
+            inputs = grid.inputs(ds, recorded, cycle.dispatched(ds) if cycle else [])
+            slot = facilitate(grid.model, grid.engine, inputs)
+        with clock.phase("clearing: commit", orders=len(recorded)):
+            commit(ledger, store, grid.model, slot)
         return k, slot, len(signed)
 
     def settle(k: int, slot: FacilitatedSlot, orders: int) -> None:
         """Slot ``k`` after delivery: meter readings, settlement, and the day's record of it."""
         ds, fills = slot.delivery_start, slot.order_fills
         ledger.chain.move_time_to(ds + SLOT_SECONDS)
-        readings = {p.address: _metered_wh(p.profile, k, config, rng) for p in participants}
+        with clock.phase("meter readings"):
+            readings = {p.address: _metered_wh(p.profile, k, config, rng) for p in participants}
+            if cycle:
+                readings = cycle.adjust_readings(ds, readings)
+            ledger.post_meter_readings(ds, readings)
+        with clock.phase("settlement", orders=len(fills)):
+            ledger.settle(ds, fills)
         if cycle:
-            readings = cycle.adjust_readings(ds, readings)
-        ledger.post_meter_readings(ds, readings)
-        ledger.settle(ds, fills)
-        if cycle:
-            cycle.after_metering(ds)
+            with clock.phase("flexibility"):
+                cycle.after_metering(ds)
         settlement = settle_slot(
             fills,
             readings,
@@ -151,19 +187,42 @@ def run_market_day(
 
     # A pipeline on the chain's clock: slot k clears at its gate, before slot k − 1 ends and settles.
     pending = None
-    for k in range(config.first_slot, config.first_slot + config.slots):
-        cleared = clear(k)
+    with _long_lived_heap():
+        for k in range(config.first_slot, config.first_slot + config.slots):
+            cleared = clear(k)
+            if pending:
+                settle(*pending)
+            pending = cleared
         if pending:
             settle(*pending)
-        pending = cleared
-    if pending:
-        settle(*pending)
 
     result.flex = cycle.outcome if cycle else None
-    result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
+    with clock.phase("balances"):
+        result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
     result.gas = dict(ledger.tx.gas_used)
     result.seconds = time.perf_counter() - started
+    result.phases = clock.figures
     return result
+
+
+@contextmanager
+def _long_lived_heap() -> Iterator[None]:
+    """Keeps what exists now (the grid, its model, the SimBench tables, the accounts) out of the
+    garbage collector's full collections while the slots run. A full collection walks every
+    tracked object: about half a second with an MV/LV grid loaded, which the thousands of
+    objects each slot of a feeder allocates would trigger about once a slot."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _deposit_for(profile: ProsumerProfile, config: DayConfig) -> int:
+    """``config.deposit``, or twice the day's imports at the retail tariff if that is more: what
+    a large load (an MV customer of a feeder) must hold for its escrow and settlement."""
+    imports_wh = float(profile.load_w.sum()) * SLOT_HOURS
+    return max(config.deposit, 2 * round(imports_wh * config.retail_per_kwh / 1_000))
 
 
 def first_day_start(now: int, day: int) -> int:

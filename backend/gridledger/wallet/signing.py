@@ -1,10 +1,19 @@
-"""EIP-712 signing, hashing and signer recovery of orders and cancellations, with eth-account."""
+"""EIP-712 signing, hashing and signer recovery of orders and cancellations.
+
+Structs whose fields are all atomic (addresses, integers, booleans, fixed bytes: every struct
+GridLedger signs) are encoded here directly and signed with coincurve (libsecp256k1);
+eth-account's general typed-data encoder handles anything else. The general path parses the
+types on every call: about 1.5 ms an order against about 0.15 ms here, which decides how fast a
+feeder of thousands of prosumers can sign its orders (``tests/backend/wallet/test_signing.py``
+holds the two paths to the same hashes and signatures).
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
+import coincurve
 from eth_account import Account
 from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain, hash_struct
 from eth_account.signers.local import LocalAccount
@@ -27,6 +36,37 @@ def _domain_separator(flex: bool, chain_id: int, address: str) -> bytes:
     return bytes(hash_domain(domain))
 
 
+@lru_cache(maxsize=32)
+def _type_hash(encoded_type: str) -> bytes:
+    return bytes(keccak(text=encoded_type))
+
+
+def _atomic_word(kind: str, value: Any) -> bytes | None:
+    """One field's 32-byte EIP-712 encoding, or None for a type this fast path does not handle."""
+    if kind == "address":
+        if isinstance(value, str) and len(value) == 42 and value[:2] in ("0x", "0X"):
+            return bytes.fromhex(value[2:]).rjust(32, b"\0")
+        return None
+    if kind.startswith("uint"):
+        return int(value).to_bytes(32, "big")
+    if kind.startswith("int"):
+        return int(value).to_bytes(32, "big", signed=True)
+    if kind == "bool":
+        return (1 if value else 0).to_bytes(32, "big")
+    if kind.startswith("bytes") and kind[5:].isdigit() and isinstance(value, bytes):
+        return value.ljust(32, b"\0")
+    return None
+
+
+def _struct_hash(primary: str, types: dict[str, list[dict[str, str]]], message: dict[str, Any]) -> bytes:
+    fields = types[primary]
+    words = [_atomic_word(f["type"], message[f["name"]]) for f in fields]
+    if any(w is None for w in words):
+        return bytes(hash_struct(primary, types, message))
+    encoded_type = f"{primary}({','.join(f['type'] + ' ' + f['name'] for f in fields)})"
+    return bytes(keccak(_type_hash(encoded_type) + b"".join(w for w in words if w is not None)))
+
+
 def _digest(
     chain_id: int,
     market_address: str,
@@ -36,10 +76,23 @@ def _digest(
     *,
     flex: bool = False,
 ) -> bytes:
-    # eth-account's EIP-712 encoding, with the domain separator computed once per contract: the
-    # API hashes every order it accepts, and the domain is half of that work.
-    struct = hash_struct(primary, types, message)
+    # The domain separator is computed once per contract: the API hashes every order it
+    # accepts, and the domain is half of that work.
+    struct = _struct_hash(primary, types, message)
     return bytes(keccak(b"\x19\x01" + _domain_separator(flex, chain_id, market_address) + struct))
+
+
+@lru_cache(maxsize=1 << 14)
+def _signer(secret: bytes) -> coincurve.PrivateKey:
+    # Building the key derives its public key (~0.1 ms): once per prosumer, not once per order.
+    return coincurve.PrivateKey(secret)
+
+
+def _sign_digest(account: LocalAccount, digest: bytes) -> tuple[bytes, bytes]:
+    """The compact (r, vs) signature of ``digest`` (RFC 6979, as eth-account signs)."""
+    signature = _signer(bytes(account.key)).sign_recoverable(digest, hasher=None)
+    r, s, recovery = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
+    return _compact(r, s, 27 + recovery)
 
 
 def offer_digest(offer: FlexOffer, *, chain_id: int, flex_address: str) -> bytes:
@@ -71,11 +124,9 @@ def sign_order(account: LocalAccount, order: Order, *, chain_id: int, market_add
     """Signs ``order`` as EIP-712 typed data; the account must be the order's prosumer."""
     if account.address != order.prosumer:
         raise OrderError(f"key of {account.address} cannot sign an order of prosumer {order.prosumer}")
-    signed = Account.sign_typed_data(
-        account.key, market_domain(chain_id, market_address), ORDER_TYPES, order.as_message()
-    )
-    r, vs = _compact(signed.r, signed.s, signed.v)
-    return SignedOrder(order=order, order_hash=bytes(signed.message_hash), r=r, vs=vs)
+    digest = order_hash(order, chain_id=chain_id, market_address=market_address)
+    r, vs = _sign_digest(account, digest)
+    return SignedOrder(order=order, order_hash=digest, r=r, vs=vs)
 
 
 def sign_cancellation(
