@@ -193,18 +193,24 @@ class MarketStudy:
             batteries.apply(order[self.bats])
             run.soc_wh[k + 1] = batteries.soc_wh
 
-    def screen(self, run: DesignRun, k0: int, k1: int) -> Screen:
-        """The physical flows of slots ``k0`` to ``k1`` in one power-grid-model batch."""
+    def screen_schedule(self, run: DesignRun, k0: int, k1: int) -> Schedule:
+        """The physical flows of slots ``k0`` to ``k1``: every load and generator is a participant,
+        so the market's power at each bus is the whole schedule (as ``slot_schedule`` builds it)."""
         model = self.grid.model
         market = (run.metered_wh[k0:k1] * SLOTS_PER_HOUR).astype(float) @ self.incidence
         n = k1 - k0
-        schedule = Schedule(
+        return Schedule(
             np.zeros((n, len(model.net.load))),
             np.zeros((n, len(model.net.load))),
             np.zeros((n, len(model.net.sgen))),
             market,
         )
-        vm, lines, trafos = self.grid.engine.solve(schedule)
+
+    def screen(self, run: DesignRun, k0: int, k1: int) -> Screen:
+        """Slots ``k0`` to ``k1`` in one power-grid-model batch."""
+        model = self.grid.model
+        n = k1 - k0
+        vm, lines, trafos = self.grid.engine.solve(self.screen_schedule(run, k0, k1))
         limits = model.limits
         over = (lines > limits.max_loading_percent).sum(axis=1) + (trafos > limits.max_loading_percent).sum(axis=1)
         over += ((vm < limits.v_min_pu) | (vm > limits.v_max_pu)).sum(axis=1)

@@ -18,7 +18,8 @@ least). Network rows are written for the slots where the grid without a market c
 ``WATCH_PERCENT`` of a loading limit (or ``WATCH_PU`` of the voltage band); the dispatch is then
 solved with power-grid-model's AC power flow over the whole run, and any slot that still breaks
 a limit gets rows linearised at the dispatch's own operating point and its day is solved again
-(up to ``ROUNDS`` times).
+with the same state of charge at its start and end (up to ``ROUNDS`` checks). Limits are kept
+with a small margin (``LOADING_MARGIN``, ``VOLTAGE_MARGIN``) against the linearisation's error.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from gridledger.units import SLOTS_PER_DAY, SLOTS_PER_HOUR, WH_PER_KWH
 WATCH_PERCENT = 15.0
 WATCH_PU = 0.02
 ROUNDS = 3
+LOADING_MARGIN = 0.2  # percentage points
+VOLTAGE_MARGIN = 0.001  # pu
 PROBE_W = 1_000.0
 
 
@@ -65,16 +68,16 @@ def solve_optimum(study: MarketStudy, progress: Progress | None = None) -> Optim
     imports = np.zeros(run.slots)
     exports = np.zeros(run.slots)
     curtailed = np.zeros((run.slots, len(study.pvs)))
-    start_day, rounds = 0, 0
+    rounds = 0
+    for day in range(n_days):
+        _solve_day(study, run, day, rows, imports, exports, curtailed)
+        if progress is not None:
+            progress(SLOTS_PER_DAY)
     for rounds in range(1, ROUNDS + 1):
-        for day in range(start_day, n_days):  # a day re-solved moves every later day's starting charge
-            _solve_day(study, run, day, run.soc_wh[day * SLOTS_PER_DAY].copy(), rows, imports, exports, curtailed)
-            if progress is not None and rounds == 1:
-                progress(SLOTS_PER_DAY)
         screen = study.screen(run, 0, run.slots)
         _store(run, screen)
         bad = np.flatnonzero(screen.violations > 0)
-        if not len(bad):
+        if not len(bad) or rounds == ROUNDS:
             break
         fresh: dict[int, _Rows | None] = {int(k): None for k in bad}
         _linearise(study, run, run.metered_wh, fresh)
@@ -82,7 +85,9 @@ def solve_optimum(study: MarketStudy, progress: Progress | None = None) -> Optim
             old = rows.get(k)
             assert r is not None
             rows[k] = r if old is None else old.merge(r)
-        start_day = int(bad[0]) // SLOTS_PER_DAY
+        # A day solved again keeps its start and end state of charge, so no other day moves.
+        for day in sorted({int(k) // SLOTS_PER_DAY for k in bad}):
+            _solve_day(study, run, day, rows, imports, exports, curtailed, keep_end=True)
     run.checked_by[:] = Check.SCREEN.value
     run.seconds = time.perf_counter() - started
     return Optimum(run, imports, exports, curtailed, rounds, len(rows))
@@ -148,9 +153,9 @@ def _linearise(study: MarketStudy, run: DesignRun, metered: np.ndarray, rows: di
         a = np.vstack([d_loading.T, d_vm.T, -d_vm.T])
         b = np.concatenate(
             [
-                limits.max_loading_percent - loading[0],
-                limits.v_max_pu - v[0],
-                -(limits.v_min_pu - v[0]),
+                limits.max_loading_percent - LOADING_MARGIN - loading[0],
+                limits.v_max_pu - VOLTAGE_MARGIN - v[0],
+                -(limits.v_min_pu + VOLTAGE_MARGIN - v[0]),
             ]
         )
         # Rows relative to the operating point: ΔW is measured from ``metered``'s flows.
@@ -161,15 +166,17 @@ def _solve_day(
     study: MarketStudy,
     run: DesignRun,
     day: int,
-    soc0: np.ndarray,
     rows: dict[int, _Rows | None],
     imports: np.ndarray,
     exports: np.ndarray,
     curtailed: np.ndarray,
+    *,
+    keep_end: bool = False,
 ) -> None:
     c = study.config
     n = SLOTS_PER_DAY
     k0 = day * n
+    soc0 = run.soc_wh[k0].copy()
     slots = np.arange(run.first_slot + k0, run.first_slot + k0 + n)
     bats = Batteries(study.grid.batteries)
     nb, ng = len(study.bats), len(study.pvs)
@@ -197,6 +204,10 @@ def _solve_day(
         upper[at(soc, b, 0) : at(soc, b, 0) + n] = bats.capacity_wh[b]
     for g in range(ng):
         upper[at(cur, g, 0) : at(cur, g, 0) + n] = pv[:, g]
+    lower = np.zeros(size)
+    if keep_end:
+        for b in range(nb):
+            lower[at(soc, b, n - 1)] = upper[at(soc, b, n - 1)] = run.soc_wh[k0 + n, b]
 
     eq_r, eq_c, eq_v, eq_b = [], [], [], []
     row = 0
@@ -232,39 +243,39 @@ def _solve_day(
 
     # Network rows: ΔW at each bus = 4 W per Wh of (charge − discharge + curtailed) there, measured
     # from the no-market point, whose own flows are the rows' constant part.
-    ub_r, ub_c, ub_v, ub_b = [], [], [], []
-    urow = 0
     bus_of = study.grid.participant_bus_position
-    base = np.zeros(len(study.grid.participants))
+    lever_bus = np.concatenate([bus_of[study.bats], bus_of[study.bats], bus_of[study.pvs]]).astype(int)
+    lever_sign = np.concatenate([np.ones(nb), -np.ones(nb), np.ones(ng)]) * SLOTS_PER_HOUR
+    blocks_r, blocks_c, blocks_v, ub_b = [], [], [], []
+    urow = 0
     for t_ in range(n):
         r = rows.get(k0 + t_)
         if r is None:
             continue
-        base = np.zeros(len(study.grid.participants))
-        base[study.loads] = study.load_wh[slots[t_]]
-        base[study.pvs] = -study.pv_wh[slots[t_]]
-        point = (base * SLOTS_PER_HOUR) @ study.incidence
-        rhs = r.b - r.a @ point
-        for e in range(r.a.shape[0]):
-            for b, i in enumerate(study.bats):
-                coef = r.a[e, bus_of[i]] * SLOTS_PER_HOUR
-                ub_r += [urow + e, urow + e]
-                ub_c += [at(ch, b, t_), at(dis, b, t_)]
-                ub_v += [coef, -coef]
-            for g, i in enumerate(study.pvs):
-                ub_r.append(urow + e)
-                ub_c.append(at(cur, g, t_))
-                ub_v.append(r.a[e, bus_of[i]] * SLOTS_PER_HOUR)
-        ub_b += list(rhs)
-        urow += r.a.shape[0]
-    a_ub = sp.csr_matrix((ub_v, (ub_r, ub_c)), shape=(urow, size)) if urow else None
+        point = np.zeros(len(study.grid.participants))
+        point[study.loads] = study.load_wh[slots[t_]]
+        point[study.pvs] = -study.pv_wh[slots[t_]]
+        ub_b.append(r.b - r.a @ ((point * SLOTS_PER_HOUR) @ study.incidence))
+        cols = np.concatenate(
+            [ch + np.arange(nb) * n + t_, dis + np.arange(nb) * n + t_, cur + np.arange(ng) * n + t_]
+        ).astype(int)
+        e = r.a.shape[0]
+        blocks_r.append(np.repeat(urow + np.arange(e), len(cols)))
+        blocks_c.append(np.tile(cols, e))
+        blocks_v.append((r.a[:, lever_bus] * lever_sign).ravel())
+        urow += e
+    a_ub = None
+    if urow:
+        a_ub = sp.csr_matrix(
+            (np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))), shape=(urow, size)
+        )
     solved = linprog(
         cost,
         A_ub=a_ub,
-        b_ub=np.array(ub_b) if urow else None,
+        b_ub=np.concatenate(ub_b) if urow else None,
         A_eq=a_eq,
         b_eq=np.array(eq_b),
-        bounds=np.column_stack([np.zeros(size), upper]),
+        bounds=np.column_stack([lower, upper]),
         method="highs",
     )
     if solved.status != 0:
