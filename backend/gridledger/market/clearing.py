@@ -62,9 +62,7 @@ def clear(orders: Iterable[BookOrder], *, network_charge_per_kwh: int = 0) -> Cl
     """Clears one slot's orders. Pure: the same orders always give the same result.
     ``network_charge_per_kwh`` is the slot's tariff ``t`` (see the module's rule)."""
     if network_charge_per_kwh < 0:
-        raise ConfigurationError(
-            f"network charge must be 0 or more base units per kWh, got {network_charge_per_kwh}"
-        )
+        raise ConfigurationError(f"network charge must be 0 or more base units per kWh, got {network_charge_per_kwh}")
     t = network_charge_per_kwh
     book = list(orders)
     # A bid whose limit is below the charge cannot trade at any price ≥ 0.

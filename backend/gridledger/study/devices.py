@@ -50,12 +50,12 @@ class Batteries:
         """Each battery's order for the slot, signed (+ buy and charge, − sell and discharge)."""
         if community_net_wh > 0:
             can = np.minimum(self.power_wh, self.soc_wh * self.efficiency)
-            return -np.floor(np.minimum(can, self.share * community_net_wh)).astype(np.int64)
+            return np.asarray(-np.floor(np.minimum(can, self.share * community_net_wh)).astype(np.int64))
         room = self.capacity_wh - self.soc_wh
         if reserved_wh is not None:
             room = room - reserved_wh
         can = np.minimum(self.power_wh, np.clip(room, 0.0, None) / self.efficiency)
-        return np.floor(np.minimum(can, self.share * -community_net_wh)).astype(np.int64)
+        return np.asarray(np.floor(np.minimum(can, self.share * -community_net_wh)).astype(np.int64))
 
     def flex_room_wh(self, planned_wh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """How much more each battery could charge (Down) or discharge (Up) at its meter this

@@ -69,7 +69,8 @@ def _address(grid: str, kind: Kind, element: int) -> str:
     return str(to_checksum_address(keccak(f"gridledger-study:{grid}:{kind.value}:{element}".encode())[-20:]))
 
 
-def _known_grid(code: str) -> None:
+def check_grid_code(code: str) -> None:
+    """Refuses, with the codes allowed, anything that is not a SimBench grid code."""
     import simbench
 
     if code.endswith(".json"):
@@ -88,7 +89,7 @@ class StudyGrid:
     profiles and the participants."""
 
     def __init__(self, code: str = STUDY_GRID, limits: Limits | None = None) -> None:
-        _known_grid(code)
+        check_grid_code(code)
         self.code = code
         self.model = NetworkModel.load(code, limits)
         self.engine = BatchEngine(self.model)

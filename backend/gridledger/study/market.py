@@ -148,9 +148,15 @@ class MarketStudy:
         run.soc_wh[0] = Batteries(self.grid.batteries).soc_wh
         return run
 
-    def run(self, design: Design, tariff: np.ndarray, progress: Progress | None = None) -> DesignRun:
+    def run(
+        self, design: Design, tariff: np.ndarray, progress: Progress | None = None, *, flexibility: bool = True
+    ) -> DesignRun:
+        """Design ``design`` over the configured days with the network tariff ``tariff`` per slot.
+        ``flexibility=False`` runs (c) or (d) with no flexibility at all: the facilitator's
+        curtailment of trades alone (what the ledger path does today without flexibility offers)."""
         started = time.perf_counter()
         run = self.new_run(design)
+        run.flexibility = flexibility
         run.tariff[:] = tariff
         if design is Design.NO_MARKET:
             for k in range(run.slots):
@@ -232,23 +238,26 @@ class MarketStudy:
 
     def _relieved_day(self, run: DesignRun, day: int) -> None:
         d0, d1 = day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY
-        reserve = self._reserve(run, day) if run.design is Design.JOINT else None
-        k = d0
-        self.simulate(run, k, d1, reserve)
-        screen = self.screen(run, k, d1)
-        self._store_screen(run, k, d1, screen)
+        self.relieve(run, d0, d1, self._reserve(run, day) if run.design is Design.JOINT else None)
+
+    def relieve(self, run: DesignRun, k0: int, k1: int, reserve: np.ndarray | None = None) -> None:
+        """Slots ``k0`` to ``k1`` (within one day) of ``run`` from the state of charge before
+        ``k0``: simulated, screened, and each slot over a limit run through ``facilitate``."""
+        k = k0
+        self.simulate(run, k, k1, reserve)
+        self._store_screen(run, k, k1, self.screen(run, k, k1))
         while True:
-            bad = np.flatnonzero(run.violations[k:d1] > 0)  # slots from k on are screened, not yet relieved
+            bad = np.flatnonzero(run.violations[k:k1] > 0)  # slots from k on are screened, not yet relieved
             if not len(bad):
                 return
             j = k + int(bad[0])
             batteries_changed = self.facilitate_slot(run, j, reserve)
             k = j + 1
-            if k >= d1:
+            if k >= k1:
                 return
             if batteries_changed:
-                self.simulate(run, k, d1, reserve)
-                self._store_screen(run, k, d1, self.screen(run, k, d1))
+                self.simulate(run, k, k1, reserve)
+                self._store_screen(run, k, k1, self.screen(run, k, k1))
 
     def forecast_excess_wh(self, first_slot: int, slots: int) -> np.ndarray:
         """The DSO's day-ahead forecast, per slot: the energy by which the grid without a market
@@ -326,7 +335,9 @@ class MarketStudy:
     def flex_units(self, run: DesignRun, k: int, batteries: Batteries) -> list[FlexUnit]:
         """PV curtailment (designs c and d) and the batteries' flexibility (design d) for slot ``k``."""
         slot, c = run.first_slot + k, self.config
-        units = []
+        units: list[FlexUnit] = []
+        if not run.flexibility:
+            return units
         for i in self.pvs:
             residual = int(-run.order_wh[k][i] - -run.fill_wh[k][i])  # exported to the supplier
             if residual > 0:

@@ -89,6 +89,7 @@ class DesignRun:
     reserved_wh: np.ndarray = field(init=False)  # (days, batteries): room reserved for the DSO per day
     facilitated: int = 0
     seconds: float = 0.0
+    flexibility: bool = True  # (c) and (d): offer PV curtailment (and, in (d), batteries) to facilitate()
 
     def __post_init__(self) -> None:
         s, p, b = self.slots, self.participants, self.batteries
@@ -110,13 +111,13 @@ class DesignRun:
     @property
     def metered_wh(self) -> np.ndarray:
         """What each meter read: the order, less what the network check curtailed, plus flexibility."""
-        return self.order_wh - np.sign(self.order_wh) * self.curtailed_wh + self.flex_wh
+        return np.asarray(self.order_wh - np.sign(self.order_wh) * self.curtailed_wh + self.flex_wh)
 
     def network_charges(self) -> np.ndarray:
         """Base units each buyer paid the DSO per slot: cost(F, p + t) − cost(F, p)."""
         bought = np.clip(self.fill_wh, 0, None)
         p, t = self.price[:, None], self.tariff[:, None]
-        return _ceil_div(bought * (p + t)) - _ceil_div(bought * p)
+        return np.asarray(_ceil_div(bought * (p + t)) - _ceil_div(bought * p))
 
     def record(self, k: int, battery_of: list[int]) -> SlotRecord:
         """Slot ``k`` of the run (0-based within the run) as one record."""

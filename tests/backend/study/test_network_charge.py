@@ -104,7 +104,11 @@ def test_settlement_pays_each_fills_charge_to_the_dso_and_leaves_sellers_as_befo
     readings = {BUYER: 533, SELLER: -533}
     p, t = 123_457, 40_003
     charged = settle_slot(
-        fills, readings, price_per_kwh=p, shortfall_price_per_kwh=400_000, surplus_price_per_kwh=50_000,
+        fills,
+        readings,
+        price_per_kwh=p,
+        shortfall_price_per_kwh=400_000,
+        surplus_price_per_kwh=50_000,
         network_charge_per_kwh=t,
     )
     plain = settle_slot(fills, readings, price_per_kwh=p, shortfall_price_per_kwh=400_000, surplus_price_per_kwh=50_000)
