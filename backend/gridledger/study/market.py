@@ -120,13 +120,10 @@ class MarketStudy:
     def book(self, slot: int, order: np.ndarray) -> list[BookOrder]:
         """The slot's orders in participant order (their arrival order on the ledger)."""
         book = []
-        for i in np.flatnonzero(order):
-            side = Side.BUY if order[i] > 0 else Side.SELL
-            book.append(
-                BookOrder(
-                    order_hash(int(i), slot), side, int(abs(order[i])), self.limit_price(int(i), side), (slot, int(i))
-                )
-            )
+        for i, wh in enumerate(order.tolist()):
+            if wh:
+                side = Side.BUY if wh > 0 else Side.SELL
+                book.append(BookOrder(order_hash(i, slot), side, abs(wh), self.limit_price(i, side), (slot, i)))
         return book
 
     def recorded(self, slot: int, order: np.ndarray) -> list[RecordedOrder]:
@@ -154,7 +151,7 @@ class MarketStudy:
         """Design ``design`` over the configured days with the network tariff ``tariff`` per slot.
         ``flexibility=False`` runs (c) or (d) with no flexibility at all: the facilitator's
         curtailment of trades alone (what the ledger path does today without flexibility offers)."""
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         run = self.new_run(design)
         run.flexibility = flexibility
         run.tariff[:] = tariff
@@ -179,6 +176,7 @@ class MarketStudy:
                 if progress:
                     progress(SLOTS_PER_DAY)
         run.seconds = time.perf_counter() - started
+        run.cpu_seconds = time.process_time() - cpu
         return run
 
     def simulate(self, run: DesignRun, k0: int, k1: int, reserve: np.ndarray | None = None) -> None:
@@ -189,10 +187,12 @@ class MarketStudy:
             slot = run.first_slot + k
             reserved = reserve[k % SLOTS_PER_DAY] if reserve is not None else None
             order = self.orders_wh(slot, batteries, reserved)
-            result = clear(self.book(slot, order), network_charge_per_kwh=int(run.tariff[k]))
-            fill = np.zeros_like(order)
-            for i in np.flatnonzero(order):
-                fill[i] = np.sign(order[i]) * result.fills[order_hash(int(i), slot)]
+            book = self.book(slot, order)
+            result = clear(book, network_charge_per_kwh=int(run.tariff[k]))
+            fill = [0] * len(order)
+            for b in book:
+                filled = result.fills[b.order_hash]
+                fill[b.arrival[1]] = filled if b.side is Side.BUY else -filled
             run.order_wh[k], run.fill_wh[k], run.price[k] = order, fill, result.ledger_price
             run.curtailed_wh[k] = 0
             run.flex_wh[k] = 0

@@ -89,6 +89,7 @@ class DesignRun:
     reserved_wh: np.ndarray = field(init=False)  # (days, batteries): room reserved for the DSO per day
     facilitated: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     flexibility: bool = True  # (c) and (d): offer PV curtailment (and, in (d), batteries) to facilitate()
 
     def __post_init__(self) -> None:
