@@ -64,12 +64,12 @@ def run_on_ledger(
     before = {i: ledger.account_of(a)[0] for i, a in address.items()}
     store = ReportStore(":memory:")
     gate = int(ledger.market.functions.GATE_CLOSURE_SECONDS().call())
-    start = (ledger.chain.now() // SLOT_SECONDS + 8) * SLOT_SECONDS + gate  # the first slot's delivery
+    start = (ledger.chain.now() // SLOT_SECONDS + 8) * SLOT_SECONDS  # the first slot: two hours ahead
     batteries = Batteries(grid.batteries, soc_wh)
     out = LedgerSlots()
     for n in range(slots):
         slot = first_slot + n
-        ds = start + n * SLOT_SECONDS
+        ds = start + n * 4 * SLOT_SECONDS  # an hour apart: each slot settles before the next one's gate
         gas_before = sum(ledger.tx.gas_used.values())
         ledger.chain.move_time_to(ds - gate - 60)
         order_wh = study.orders_wh(slot, batteries)
