@@ -23,16 +23,18 @@ def study(
     serial: Annotated[bool, typer.Option("--serial", help="run every design in this process")] = False,
 ) -> None:
     """Compare market designs (no market, P2P, P2P then curtailment, joint, optimum) on one grid."""
-    from gridledger.reports.study_report import terminal_tables, write_report
-    from gridledger.reports.study_tables import loads_and_generation
     from gridledger.study.config import StudyConfig
-    from gridledger.study.grid import check_grid_code
-    from gridledger.study.run import run_study
     from gridledger.study.tariffs import Tariff, TariffShape
 
-    check_grid_code(grid)
     shape = cast(TariffShape, tariff)  # Tariff refuses a shape it does not know, naming the allowed ones
     config = StudyConfig(first_day=first_day, days=days, tariff=Tariff(shape=shape, local_discount=local_discount))
+
+    from gridledger.reports.study_report import terminal_tables, write_report
+    from gridledger.reports.study_tables import loads_and_generation
+    from gridledger.study.grid import check_grid_code
+    from gridledger.study.run import run_study
+
+    check_grid_code(grid)
     target = out or Path("data") / "study" / grid
     runs = 9  # (a), (b), (c), (d), (e) and (b) under four tariff shapes
     with Progress(

@@ -1,4 +1,4 @@
-"""One short congested run of every design, shared by the study's tests (two June days on
+"""One short congested run of every design, shared by the study's tests (a June day on
 SimBench's 1-LV-rural1--2-sw, whose transformer overloads at midday)."""
 
 from __future__ import annotations
@@ -13,4 +13,4 @@ FIRST_DAY = 160  # 8 June 2016: overloads from about 10:00 to 14:00
 
 @pytest.fixture(scope="session")
 def short_study() -> StudyResult:
-    return run_study(StudyConfig(first_day=FIRST_DAY, days=2), parallel=False)
+    return run_study(StudyConfig(first_day=FIRST_DAY, days=1), parallel=False)

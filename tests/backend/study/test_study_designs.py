@@ -1,4 +1,4 @@
-"""The designs on two congested days: batteries' state, relief, the optimum as upper bound, every
+"""The designs on a congested day: batteries' state, relief, the optimum as upper bound, every
 participant's money accounted for."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_the_grid_overloads_without_relief_and_not_after_it(short_study: StudyRe
 def test_joint_clearing_relieves_with_batteries_instead_of_pv(short_study: StudyResult) -> None:
     independent = pv_curtailed_wh(short_study, Design.P2P_THEN_CURTAILMENT)
     joint = pv_curtailed_wh(short_study, Design.JOINT)
-    assert independent > 50_000  # tens of kWh of PV thrown away on two June days
+    assert independent > 20_000  # tens of kWh of PV thrown away on a June day
     assert joint < independent / 10
     assert short_study.runs[Design.JOINT].reserved_wh.sum() > 0
 
