@@ -199,11 +199,12 @@ def as_table(rows: list[Row], title: str, *, transpose: bool = False) -> Table:
 def loads_and_generation(result: StudyResult) -> str:
     """One line on the grid: its participants and their energy over the run."""
     g, s = result.grid, result.study
+    ratings = ", ".join(f"{v / 1000:,.0f}" for v in g.lv_transformers_va)
     first = result.runs[Design.NO_MARKET].first_slot
     span = slice(first, first + result.runs[Design.NO_MARKET].slots)
     return (
         f"{g.code}: {len(g.of_kind(Kind.LOAD))} loads ({s.load_wh[span].sum() / 1e6:,.1f} MWh), "
         f"{len(g.of_kind(Kind.PV))} PV generators ({s.pv_wh[span].sum() / 1e6:,.1f} MWh), "
         f"{len(g.of_kind(Kind.BATTERY))} batteries ({sum(b.capacity_wh for b in g.batteries) / 1000:,.0f} kWh, "
-        f"{sum(b.power_w for b in g.batteries) / 1000:,.0f} kW); transformer {g.transformer_rating_va / 1000:,.0f} kVA"
+        f"{sum(b.power_w for b in g.batteries) / 1000:,.0f} kW); LV transformers {ratings} kVA"
     )

@@ -151,8 +151,15 @@ class StudyGrid:
         )
 
     @cached_property
-    def transformer_rating_va(self) -> float:
-        return float(self.model.net.trafo.sn_mva.sum()) * W_PER_MW
+    def transformer_ratings_va(self) -> np.ndarray:
+        return np.asarray(self.model.net.trafo.sn_mva.to_numpy(float) * W_PER_MW)
+
+    @cached_property
+    def lv_transformers_va(self) -> list[float]:
+        """Ratings of the transformers that feed LV buses (below 1 kV): the ones a study reinforces."""
+        net = self.model.net
+        lv = net.trafo[net.bus.loc[net.trafo.lv_bus, "vn_kv"].to_numpy(float) < 1.0]
+        return [float(v) * W_PER_MW for v in lv.sn_mva]
 
     @cached_property
     def feeder_of_bus(self) -> dict[int, str]:

@@ -69,6 +69,7 @@ class Screen:
     v_min: np.ndarray
     v_max: np.ndarray
     violations: np.ndarray
+    trafo_excess_va: np.ndarray  # Σ over transformers of the apparent power above their limit
 
 
 class MarketStudy:
@@ -220,12 +221,14 @@ class MarketStudy:
         limits = model.limits
         over = (lines > limits.max_loading_percent).sum(axis=1) + (trafos > limits.max_loading_percent).sum(axis=1)
         over += ((vm < limits.v_min_pu) | (vm > limits.v_max_pu)).sum(axis=1)
+        excess = np.clip(trafos - limits.max_loading_percent, 0.0, None) / 100 @ self.grid.transformer_ratings_va
         return Screen(
             trafos.max(axis=1) if trafos.shape[1] else np.zeros(n),
             lines.max(axis=1) if lines.shape[1] else np.zeros(n),
             vm.min(axis=1),
             vm.max(axis=1),
             over,
+            np.asarray(excess),
         )
 
     def _store_screen(self, run: DesignRun, k0: int, k1: int, screen: Screen) -> None:
@@ -271,8 +274,7 @@ class MarketStudy:
                 scratch.order_wh[k] = self.orders_wh(first_slot + k, Batteries(self.grid.batteries))
             scratch.order_wh[:, self.bats] = 0
             screen = self.screen(scratch, 0, slots)
-            rating_wh = self.grid.transformer_rating_va / SLOTS_PER_HOUR
-            over = np.clip(screen.trafo - self.grid.model.limits.max_loading_percent, 0.0, None) / 100 * rating_wh
+            over = screen.trafo_excess_va / SLOTS_PER_HOUR
             export = self.community_wh[first_slot : first_slot + slots] < 0
             cached[key] = np.where(export, over, 0.0)
         return np.asarray(cached[key])
