@@ -126,7 +126,7 @@ def party_rows(result: StudyResult) -> list[Row]:
                 "facilitator: gas (million)": acc.gas / 1e6,
                 "facilitator: gas per slot": acc.gas / run.slots,
                 "facilitator: gas cost (tokens)": tokens(gas_cost),
-                "facilitator: fee covering it (per kWh traded)": tokens(gas_cost / (acc.traded_wh / 1000))
+                "facilitator: fee covering it (base units per kWh traded)": gas_cost / (acc.traded_wh / 1000)
                 if acc.traded_wh
                 else 0.0,
                 "money check: all parties sum to": acc.balance,

@@ -87,7 +87,7 @@ def test_every_participant_and_party_has_a_row(short_study: StudyResult) -> None
     parties = party_rows(short_study)
     assert [p["design"] for p in parties] == [d.title for d in (Design.NO_MARKET, Design.P2P_UNCONSTRAINED, *FEASIBLE)]
     for p in parties[1:]:
-        assert p["facilitator: gas per slot"] > 0 and p["facilitator: fee covering it (per kWh traded)"] > 0
+        assert p["facilitator: gas per slot"] > 0 and p["facilitator: fee covering it (base units per kWh traded)"] > 0
         assert p["supplier: sales lost vs (a)"] > 0
         assert p["money check: all parties sum to"] == 0
 
