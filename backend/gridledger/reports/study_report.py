@@ -54,6 +54,7 @@ SLOT_COLUMNS = {
     "violations": "elements over a limit after the slot's relief",
     "checked_by": "screen (power-grid-model batch) or facilitate (its pandapower AC check)",
 }
+PLOTTED_PARTICIPANTS = 60
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 COLOURS = {"a": "#7f7f7f", "b": "#d62728", "c": "#ff7f0e", "d": "#2ca02c", "e": "#1f77b4"}
 
@@ -191,6 +192,12 @@ def _price_duration(result: StudyResult, path: Path) -> Path:
 
 def _participants(result: StudyResult, path: Path) -> Path:
     rows = participant_rows(result)
+    title = "Each participant's cost and benefit"
+    if len(rows) > PLOTTED_PARTICIPANTS:  # the largest gains and losses in (d); the CSV has everyone
+        ranked = sorted(rows, key=lambda r: r[f"{Design.JOINT.value}: benefit vs (a)"])
+        half = PLOTTED_PARTICIPANTS // 2
+        rows = ranked[:half] + ranked[-half:]
+        title = f"Participants' cost and benefit: the {half} lowest and {half} highest in (d)"
     fig, ax = _figure(8.0, max(4.0, 0.22 * len(rows) + 1))
     y = np.arange(len(rows))
     height = 0.8 / len(MARKETS)
@@ -202,7 +209,7 @@ def _participants(result: StudyResult, path: Path) -> Path:
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.6)
     ax.set_xlabel("benefit against no local market (tokens; received − paid, stored energy included)")
-    ax.set_title("Each participant's cost and benefit")
+    ax.set_title(title)
     ax.legend(fontsize=7)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
