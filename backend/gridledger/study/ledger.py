@@ -27,8 +27,8 @@ from gridledger.settlement.rules import cost, revenue
 from gridledger.store.reports import ReportStore
 from gridledger.study.devices import Batteries
 from gridledger.study.market import MarketStudy
-from gridledger.study.records import SlotRecord
-from gridledger.units import SLOT_SECONDS, SLOTS_PER_HOUR
+from gridledger.study.records import Design, DesignRun, SlotRecord
+from gridledger.units import SLOT_SECONDS, SLOTS_PER_DAY, SLOTS_PER_HOUR
 
 GAS_MONEY_WEI = 10**18
 DEPOSIT = 1_000_000_000  # 1,000 tokens per participant: any slot's escrow fits
@@ -117,6 +117,25 @@ def run_on_ledger(
     out.balance_change = {i: ledger.account_of(a)[0] - before[i] for i, a in address.items()}
     out.seconds = time.perf_counter() - started
     return out
+
+
+def reference_run(study: MarketStudy, *, first_slot: int, slots: int, soc_wh: np.ndarray) -> DesignRun:
+    """The fast path of what ``run_on_ledger`` runs: design (c) without flexibility and without a
+    network charge, from ``first_slot`` of the year with the batteries at ``soc_wh``."""
+    run = DesignRun(Design.P2P_THEN_CURTAILMENT, first_slot, slots, len(study.grid.participants), len(study.bats))
+    run.flexibility = False
+    run.soc_wh[0] = soc_wh
+    k = 0
+    while k < slots:  # day by day: relieve() stays within one day
+        end = min(slots, k + SLOTS_PER_DAY - (first_slot + k) % SLOTS_PER_DAY)
+        study.relieve(run, k, end)
+        k = end
+    return run
+
+
+def compare(study: MarketStudy, reference: DesignRun, on_chain: LedgerSlots) -> list[int]:
+    """The slots (of the year) whose ledger record differs from the fast path's."""
+    return [r.slot for k, r in enumerate(on_chain.records) if r != reference.record(k, [int(i) for i in study.bats])]
 
 
 def market_money(record: SlotRecord) -> dict[int, int]:
