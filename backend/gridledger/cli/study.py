@@ -66,9 +66,11 @@ def study(
     for table in terminal_tables(result):
         console.print(table)
     files = write_report(result, target)
-    timing = ", ".join(f"{k} {v:,.1f} s" for k, v in result.timings.items())
+    timing = ", ".join(f"{k} {v:,.1f} s ({result.cpu.get(k, 0.0):,.1f} s CPU)" for k, v in result.timings.items())
     console.print(
-        f"run time {result.seconds:,.1f} s (peak memory {result.peak_memory_mb:,.0f} MB): {timing}", soft_wrap=True
+        f"run time {result.seconds:,.1f} s, {sum(result.cpu.values()):,.0f} s CPU in all processes "
+        f"(peak memory {result.peak_memory_mb:,.0f} MB): {timing}",
+        soft_wrap=True,
     )
     console.print(f"report: {files['study.html']}; per-slot results: {files['slots.csv']}")
     if ledger_slots:

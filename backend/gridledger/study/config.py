@@ -40,11 +40,12 @@ class StudyConfig:
     feed_in_per_kwh: int = 80_000
     # Loads bid between the retail tariff and the tariffs' midpoint, PV asks between the feed-in
     # tariff and the midpoint; each participant keeps one eagerness, drawn once from ``seed``.
-    # Batteries: buy (charge) at up to 0.17 and sell (discharge) at 0.21 or more: the spread they
-    # expect between a surplus slot's price (set by PV sellers) and a shortage slot's (set by
-    # buyers), wide enough for their losses (0.17 / 0.95² ≈ 0.19 < 0.21).
-    battery_buy_per_kwh: int = 170_000
-    battery_sell_per_kwh: int = 210_000
+    # Batteries take the local price within the tariffs: they buy at up to the retail tariff and
+    # sell at no less than the feed-in tariff (never worse than their supplier), which puts their
+    # bids above every PV ask and their asks below every load's bid, network charge included, so
+    # that their orders (capped by the community's forecast surplus or shortage) fill.
+    battery_buy_per_kwh: int = 300_000
+    battery_sell_per_kwh: int = 80_000
     # Flexibility the DSO buys: batteries' availability (per kWh of room reserved for a day's
     # congested slots) and utilisation (per kWh activated); PV curtailment, the last resort, is
     # paid at this rate per kWh curtailed.

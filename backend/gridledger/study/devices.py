@@ -8,13 +8,17 @@ will read (the study isolates market design from forecast error).
 
 **Batteries** (SimBench's storage elements: power, energy, efficiency each way) carry their state
 of charge from slot to slot (starting at SimBench's ``soc_percent``, self-discharge neglected).
-Their rule uses one public forecast, the community's net position (all loads less all PV):
+Their rule uses one public forecast, the community's net position (all loads less all PV), and
+earns the spread between the prices of surplus slots (set by PV asks) and shortage slots (set by
+loads' bids):
 
-- when the community is short, a battery sells up to its share (by power) of the shortage, at
-  no less than ``battery_sell_per_kwh``, as far as its charge allows;
-- when the community has a surplus, it buys up to its share of the surplus, at up to
-  ``battery_buy_per_kwh``, as far as its room allows, less any room it reserved for the DSO;
-- it delivers what it ordered (what the market did not fill it exchanges with its supplier).
+- when the community is short, a battery sells up to its share (by power) of the shortage, as
+  far as its charge allows, at no less than the feed-in tariff;
+- when the community has a surplus, it buys up to its share of the surplus, as far as its room
+  allows (less any room it reserved for the DSO), at up to the retail tariff;
+- within those tariffs it takes the local price (its bids are above every PV ask and its asks
+  below every load's bid, network charge included), so its orders fill, and it delivers what
+  it ordered.
 
 A battery's flexibility (charging more, or discharging more, in a slot the network needs it) is
 what its power and its state of charge allow beyond its order. PV curtailment (generating less)

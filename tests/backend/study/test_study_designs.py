@@ -96,9 +96,14 @@ def test_a_network_charge_moves_trades_and_pays_the_dso(short_study: StudyResult
     by_shape = {t.tariff.shape: t for t in short_study.tariffs}
     free = by_shape["none"].accounts
     assert free.dso_network_charges == 0
+    free_prices = by_shape["none"].run.price
     for shape in ("flat", "tou", "cpp"):
         charged = by_shape[shape].accounts
         assert charged.dso_network_charges > 0
-        assert charged.traded_wh < free.traded_wh
+        assert charged.traded_wh <= free.traded_wh
+        # Buyers clear at limit − t: where the price is set by a bid, it falls, and sellers get less.
+        prices = by_shape[shape].run.price
+        assert (prices <= free_prices).all() and (prices < free_prices).any()
+        assert charged.market_received.sum() < free.market_received.sum()
     critical = by_shape["cpp"].run
     assert critical.tariff.max() == by_shape["cpp"].tariff.critical_per_kwh
