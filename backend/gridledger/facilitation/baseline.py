@@ -25,12 +25,14 @@ from gridledger.units import DAY_SECONDS, DAYS_IN_PROFILE_YEAR, SLOT_SECONDS, wh
 
 @dataclass(frozen=True)
 class BaselineRef:
-    """Which SimBench profile step is the slot's baseline, and which loads the market replaces."""
+    """Which SimBench profile step is the slot's baseline, and which loads (and generators, when
+    their owners trade their output) the market replaces."""
 
     grid: str
     day: int
     slot: int
     replaced_loads: tuple[int, ...]
+    replaced_sgens: tuple[int, ...] = ()
 
     @classmethod
     def for_delivery(
@@ -54,12 +56,19 @@ class BaselineRef:
         return cls(grid, day, slot, tuple(sorted(replaced)))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"grid": self.grid, "day": self.day, "slot": self.slot, "replaced_loads": list(self.replaced_loads)}
+        data = {"grid": self.grid, "day": self.day, "slot": self.slot, "replaced_loads": list(self.replaced_loads)}
+        if self.replaced_sgens:  # only then: reports without traded generators hash as before
+            data["replaced_sgens"] = list(self.replaced_sgens)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BaselineRef:
         return cls(
-            str(data["grid"]), int(data["day"]), int(data["slot"]), tuple(int(i) for i in data["replaced_loads"])
+            str(data["grid"]),
+            int(data["day"]),
+            int(data["slot"]),
+            tuple(int(i) for i in data["replaced_loads"]),
+            tuple(int(i) for i in data.get("replaced_sgens", ())),
         )
 
 
@@ -83,6 +92,7 @@ def slot_schedule(
     replaced = list(ref.replaced_loads)
     load_p[:, replaced] = 0.0
     load_q[:, replaced] = 0.0
+    sgen_p[:, list(ref.replaced_sgens)] = 0.0
     market = np.zeros((1, len(model.buses)))
     position = model.bus_position
     columns = np.fromiter((position[bus_of[o.prosumer]] for o in orders), dtype=np.int64, count=len(orders))

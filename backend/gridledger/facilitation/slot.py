@@ -79,6 +79,7 @@ class SlotInputs:
     bus_of: Mapping[str, int]
     flex: Sequence[FlexUnit] = ()
     dispatched: Sequence[Dispatch] = ()
+    network_charge_per_kwh: int = 0  # the DSO's use-of-system tariff for the slot (market.clearing)
 
     @classmethod
     def from_report(
@@ -136,7 +137,7 @@ def facilitate(model: NetworkModel, engine: BatchEngine, inputs: SlotInputs) -> 
     """Clears the slot's recorded orders, validates the result on the network and relieves any
     breach; returns the result and its report. Pure: the same inputs give the same report."""
     recorded = inputs.recorded
-    _, clearing = clear_recorded(recorded)
+    _, clearing = clear_recorded(recorded, network_charge_per_kwh=inputs.network_charge_per_kwh)
     bus_of = inputs.bus_of
     schedule = slot_schedule(model, inputs.baseline, [r.order for r in recorded], bus_of)
     for d in inputs.dispatched:

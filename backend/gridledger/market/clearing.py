@@ -13,6 +13,12 @@ Rule, for the orders of one delivery slot:
    above it and every matched ask's at or below it, so no fill crosses its limit.
 
 A slot with no crossing orders trades nothing and has no price (``None``; the ledger records 0).
+
+Network charge. The DSO may charge a use-of-system tariff ``t`` (base units per kWh) on every
+locally traded kWh; the buyer pays it, and a buy order's limit is all-in: a buy fill at price
+``p`` is allowed only if ``p + t <= limit``. The auction therefore ranks and matches each bid at
+``limit - t`` (a bid whose limit is below ``t`` cannot trade) and takes the marginal bid's
+``limit - t`` for the midpoint. With ``t = 0`` the rule is the one above.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gridledger.errors import ConfigurationError
 from gridledger.market.orders import Side
 
 
@@ -51,10 +58,15 @@ def _rank(order: BookOrder) -> tuple[int, tuple[int, ...], bytes]:
     return (price, order.arrival, order.order_hash)
 
 
-def clear(orders: Iterable[BookOrder]) -> ClearingResult:
-    """Clears one slot's orders. Pure: the same orders always give the same result."""
+def clear(orders: Iterable[BookOrder], *, network_charge_per_kwh: int = 0) -> ClearingResult:
+    """Clears one slot's orders. Pure: the same orders always give the same result.
+    ``network_charge_per_kwh`` is the slot's tariff ``t`` (see the module's rule)."""
+    if network_charge_per_kwh < 0:
+        raise ConfigurationError(f"network charge must be 0 or more base units per kWh, got {network_charge_per_kwh}")
+    t = network_charge_per_kwh
     book = list(orders)
-    bids = sorted((o for o in book if o.side is Side.BUY), key=_rank)
+    # A bid whose limit is below the charge cannot trade at any price ≥ 0.
+    bids = sorted((o for o in book if o.side is Side.BUY and o.price_per_kwh >= t), key=_rank)
     asks = sorted((o for o in book if o.side is Side.SELL), key=_rank)
     fills = {o.order_hash: 0 for o in book}
 
@@ -63,7 +75,7 @@ def clear(orders: Iterable[BookOrder]) -> ClearingResult:
     bid_left = bids[0].energy_wh if bids else 0
     ask_left = asks[0].energy_wh if asks else 0
     marginal: tuple[BookOrder, BookOrder] | None = None
-    while i < len(bids) and j < len(asks) and bids[i].price_per_kwh >= asks[j].price_per_kwh:
+    while i < len(bids) and j < len(asks) and bids[i].price_per_kwh - t >= asks[j].price_per_kwh:
         bid, ask = bids[i], asks[j]
         quantity = min(bid_left, ask_left)
         fills[bid.order_hash] += quantity
@@ -82,5 +94,5 @@ def clear(orders: Iterable[BookOrder]) -> ClearingResult:
     if marginal is None:
         return ClearingResult(price_per_kwh=None, fills=fills, traded_wh=0)
     bid, ask = marginal
-    price = (bid.price_per_kwh + ask.price_per_kwh) // 2
+    price = (bid.price_per_kwh - t + ask.price_per_kwh) // 2
     return ClearingResult(price_per_kwh=price, fills=fills, traded_wh=traded)

@@ -9,7 +9,10 @@ check the chain against an independent computation. Per fill of F Wh at clearing
 - a buyer paid F·p at clearing and sells back its surplus (F minus what it took) at the
   surplus price;
 - a prosumer's metered energy is allocated to its fills of the slot in committed order;
-- buyers' amounts round up, payouts round down; the pot's remainder goes to the balancing account.
+- buyers' amounts round up, payouts round down; the pot's remainder goes to the balancing account;
+- with a network charge ``t`` (base units per kWh) for the slot, a buyer paid ``cost(F, p + t)``
+  at clearing; the fill's network charge ``cost(F, p + t) - cost(F, p)`` goes to the DSO, and
+  the sellers' pot is unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ def revenue(energy_wh: int, price_per_kwh: int) -> int:
     return energy_wh * price_per_kwh // WH_PER_KWH
 
 
+def network_charge(energy_wh: int, price_per_kwh: int, network_charge_per_kwh: int) -> int:
+    """The DSO's charge on a buy fill: what the buyer pays all-in, ``cost(F, p + t)``, less the
+    energy's ``cost(F, p)`` (so the buyer's total rounds up once)."""
+    return cost(energy_wh, price_per_kwh + network_charge_per_kwh) - cost(energy_wh, price_per_kwh)
+
+
 @dataclass(frozen=True, slots=True)
 class FillSettlement:
     prosumer: str
@@ -42,6 +51,7 @@ class FillSettlement:
     payment: int  # credited at settlement
     charge: int  # shortfall charge owed (seller)
     collected: int  # the part of the charge the seller's balance covered
+    network_charge: int = 0  # paid by the buyer at clearing, to the DSO
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,7 @@ class SlotSettlement:
     paid_to_sellers: int
     to_balancing: int
     from_balancing: int
+    to_dso: int = 0  # the slot's network charges
 
 
 def settle_slot(
@@ -60,15 +71,16 @@ def settle_slot(
     shortfall_price_per_kwh: int,
     surplus_price_per_kwh: int,
     available: dict[str, int] | None = None,
+    network_charge_per_kwh: int = 0,
 ) -> SlotSettlement:
     """Settles one slot as the contract does. ``available`` is each seller's market balance
     before settlement (to know how much of a shortfall charge can be collected); omitted, the
-    charge is taken as fully collected."""
+    charge is taken as fully collected. ``network_charge_per_kwh`` is the slot's tariff."""
     balances = dict(available or {})
     used: dict[tuple[str, Side], int] = {}
     pot = sum(cost(f, price_per_kwh) for o, f in fills if o.side is Side.BUY)
     result: list[FillSettlement] = []
-    paid = to_balancing = from_balancing = 0
+    paid = to_balancing = from_balancing = to_dso = 0
     for order, filled in fills:
         if filled == 0:
             continue
@@ -95,7 +107,11 @@ def settle_slot(
             from_balancing += payment
             if available is not None:
                 balances[order.prosumer] = balances.get(order.prosumer, 0) + payment
+        to_network = network_charge(filled, price_per_kwh, network_charge_per_kwh) if order.side is Side.BUY else 0
+        to_dso += to_network
         result.append(
-            FillSettlement(order.prosumer, order.side, filled, matched, deviation, payment, charge, collected)
+            FillSettlement(
+                order.prosumer, order.side, filled, matched, deviation, payment, charge, collected, to_network
+            )
         )
-    return SlotSettlement(result, paid, to_balancing + (pot - paid), from_balancing)
+    return SlotSettlement(result, paid, to_balancing + (pot - paid), from_balancing, to_dso)
