@@ -25,6 +25,7 @@ controlled, so compare figures taken in one run.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -229,6 +230,11 @@ def feeder(repeat: int, orders: int, lv_grids: int) -> None:
     )
 
 
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages: the figures depend on what else runs."""
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="runs per LV figure")
@@ -237,9 +243,11 @@ def main() -> None:
     parser.add_argument("--congested-lv-grids", type=int, default=8, help="LV grids whose batteries export")
     parser.add_argument("--skip-lv", action="store_true", help="only the feeder's figures")
     args = parser.parse_args()
+    print(f"load average {load_average()} on {os.cpu_count()} cores")
     if not args.skip_lv:
         lv(args.repeat)
     feeder(args.feeder_repeat, args.orders, args.congested_lv_grids)
+    print(f"load average {load_average()}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,11 @@ def table(figures: dict[str, PhaseFigures], slots: int) -> None:
     print(f"{'all phases':<26} {total.seconds:9.1f} {'':11} {total.transactions:13,} {total.gas:15,}")
 
 
+def load_average() -> str:
+    """The machine's 1-, 5- and 15-minute load averages: the figures depend on what else runs."""
+    return " ".join(open("/proc/loadavg").read().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prosumers", type=int, default=1_000)
@@ -84,6 +89,7 @@ def main() -> None:
     parser.add_argument("--first-slot", type=int, default=0)
     parser.add_argument("--day", type=int, default=173)
     args = parser.parse_args()
+    started_load = load_average()
 
     port = free_port()
     node: AbstractContextManager[devnet.Devnet | None] = (
@@ -162,6 +168,7 @@ def main() -> None:
     if node_rss:
         line += f"; the {args.chain} node {node_rss[1] / 1024 / 1024:.2f} GiB (now {node_rss[0] / 1024 / 1024:.2f})"
     print(line)
+    print(f"load average {load_average()} on {os.cpu_count()} cores (at the start: {started_load})")
 
 
 if __name__ == "__main__":

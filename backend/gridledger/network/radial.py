@@ -5,16 +5,18 @@ to the supply. On that tree, extra load of δ W at bus j changes, to first order
 
 - the power through every branch on j's path to the supply by δ (plus the losses it adds on
   the way), and nothing else;
-- the voltage of every bus i by −δ·Σ R/(U·U_n²) over the branches that i's and j's paths share
-  (the drop R·P/U of each shared branch grows; R in Ω, U the per-unit voltage at the branch's
-  far end, U_n its nominal voltage, so the sum is in per unit per W).
+- the voltage of every bus i by about −δ·Σ R/(U·U_n²) over the branches that i's and j's paths
+  share (the drop R·P/U of each shared branch grows; R in Ω, U the per-unit voltage at the
+  branch's far end, U_n its nominal voltage, so the sum is in per unit per W), amplified on the
+  way down to i because every drop grows as the voltage falls.
 
 So a branch's loading reacts only to load below it, and a bus voltage to the cumulative
 resistance down to the point where the two paths part: O(buses) for a row or a column of the
 sensitivity matrix instead of one power flow per bus. The extra losses the added flow causes
-below each branch are included to first order (2·R·P/U² per W through each branch, with the
-solved flows), and the loading slopes use the solved flows as a 1 kW finite difference would
-(|S| with the probe added, a line's current growing as its voltage falls);
+below each branch (2·R·P/U² per W through each branch, with the solved flows) and the drops'
+growth as voltages fall are included to first order, and the loading slopes use the solved
+flows as a 1 kW finite difference would (|S| with the probe added, a line's current growing as
+its voltage falls);
 ``tests/backend/network/test_sensitivity.py`` holds the result to finite differences on the
 batch engine.
 
@@ -108,7 +110,7 @@ class RadialTree:
         self.nodes = g
 
         # Members: closed lines and transformers, with their ends as tree nodes.
-        kind_parts, row_parts, a_parts, b_parts, rho_parts, z_parts = [], [], [], [], [], []
+        kind_parts, row_parts, a_parts, b_parts, rho_parts, xi_parts = [], [], [], [], [], []
         for kind, name in ((LINE, "line"), (TRANSFORMER, "transformer")):
             table: Any = data.get(name)
             closed = _closed(table)
@@ -123,19 +125,20 @@ class RadialTree:
             if kind == LINE:
                 un2 = self.u_rated[to] ** 2
                 rho_parts.append(np.asarray(table["r1"][closed], dtype=np.float64) / un2)  # R/U_n², 1/W
-                z_parts.append(np.hypot(table["r1"][closed], table["x1"][closed]) / un2)
+                xi_parts.append(np.asarray(table["x1"][closed], dtype=np.float64) / un2)  # X/U_n², 1/var
             else:
                 # R referred to a side of nominal voltage U_n is (pk/sn)·U_n²/sn: over U_n², pk/sn².
                 sn = np.asarray(table["sn"][closed], dtype=np.float64)
-                rho_parts.append(np.asarray(table["pk"][closed], dtype=np.float64) / sn**2)
-                z_parts.append(np.asarray(table["uk"][closed], dtype=np.float64) / sn)
+                r_pu = np.asarray(table["pk"][closed], dtype=np.float64) / sn
+                rho_parts.append(r_pu / sn)
+                uk = np.asarray(table["uk"][closed], dtype=np.float64)
+                xi_parts.append(np.sqrt(np.maximum(uk**2 - r_pu**2, 0.0)) / sn)
         cat = np.concatenate
         self.member_kind = cat(kind_parts) if kind_parts else np.zeros(0, np.int64)
         self.member_row = cat(row_parts) if row_parts else np.zeros(0, np.int64)
         self.member_from = cat(a_parts) if a_parts else np.zeros(0, np.int64)  # buses, as power-grid-model orients
         self.member_to = cat(b_parts) if b_parts else np.zeros(0, np.int64)
-        member_rho = cat(rho_parts) if rho_parts else np.zeros(0)
-        member_z = cat(z_parts) if z_parts else np.zeros(0)
+        member_z = (cat(rho_parts) + 1j * cat(xi_parts)) if rho_parts else np.zeros(0, complex)
 
         # Edges: members grouped by the unordered pair of tree nodes they join.
         ga, gb = self.group[self.member_from], self.group[self.member_to]
@@ -148,15 +151,19 @@ class RadialTree:
         edge_ends = list(pairs)
         self.member_edge = np.full(len(self.member_kind), -1, np.int64)
         self.member_share = np.zeros(len(self.member_kind))
-        edge_rho = np.zeros(len(edge_ends))
+        edge_z = np.zeros(len(edge_ends), complex)
         for e, key in enumerate(edge_ends):
             members = np.asarray(pairs[key], np.int64)
             self.member_edge[members] = e
-            admittance = 1.0 / np.maximum(member_z[members], 1e-30)
-            self.member_share[members] = admittance / admittance.sum()
-            rho = member_rho[members]
-            edge_rho[e] = 0.0 if np.any(rho <= 0) else 1.0 / float(np.sum(1.0 / rho))
-        self.edge_rho = edge_rho
+            z = member_z[members]
+            if np.all(np.abs(z) > 0):
+                admittance = 1.0 / z
+                self.member_share[members] = np.abs(admittance) / np.abs(admittance).sum()
+                edge_z[e] = 1.0 / admittance.sum()  # parallel branches: one impedance
+            else:  # a zero-impedance branch carries it all
+                self.member_share[members] = (np.abs(z) == 0) / np.sum(np.abs(z) == 0)
+        self.edge_rho = edge_z.real  # R/U_n² of each edge, 1/W
+        self.edge_xi = edge_z.imag  # X/U_n², 1/var
 
         sources = data.get("source")
         tree_roots: list[int] = []
@@ -248,19 +255,32 @@ class RadialTree:
 class Linearisation:
     """The tree's first-order response at one solved state, per W of extra load at a bus.
 
-    Per tree node n, cumulated from the source down: ``vcum`` Σ R/(U·U_n²) (the voltage drop per
-    W through every edge above n), ``lam`` Σ 2·R·P/(U²·U_n²) (the losses each extra W carried
-    through those edges adds, with P each edge's solved flow) and ``wcum`` Σ R/(U·U_n²)·lam(edge's
-    child). Extra load δ at bus j draws δ·(1 + lam[j] − lam[c]) through an edge with child c on
-    j's path (its own load plus the losses it adds below c), so a bus i's voltage moves by
-    −δ·((1 + lam[j])·vcum[L] − wcum[L]), L the node where i's and j's paths part."""
+    Per edge, with r, x its R and X over U_n², P, Q its solved flow into its child and u, u_p
+    the child's and the parent's voltages (pu): each extra W through it adds λ = 2·r·P/u² W and
+    μ = 2·x·P/u² var of losses; and from u_p² = (u + a/u)² + (b/u)² (a = r·P + x·Q,
+    b = x·P − r·Q, the exact drop of a series impedance feeding P + jQ) the child's voltage moves
+    by g·du_p − cP·dP − cQ·dQ. Cumulated from the source down to each tree node n: ``lam`` Σλ,
+    ``mu`` Σμ, ``gain`` Πg (every drop grows as the voltage falls, so a change at an edge's top
+    arrives amplified at its bottom), ``vcum`` Σ cP/gain(child), ``xcum`` Σ cQ/gain(child),
+    ``wcum`` Σ cP·lam(child)/gain(child) and ``ycum`` Σ cQ·mu(child)/gain(child).
+
+    Extra load δ at bus j then draws δ·(1 + lam[j] − lam[c]) W and δ·(mu[j] − mu[c]) var through
+    an edge with child c on j's path, and moves bus i's voltage by
+    −δ·gain[i]·((1 + lam[j])·vcum[L] − wcum[L] + mu[j]·xcum[L] − ycum[L]), L the node where i's
+    and j's paths part."""
 
     tree: RadialTree
-    vcum: FloatArray
     lam: FloatArray
+    mu: FloatArray
+    gain: FloatArray
+    vcum: FloatArray
     wcum: FloatArray
-    member_slope: FloatArray  # per member branch: loading (%) per W drawn through its measured end
-    member_lam: FloatArray  # lam at the node of the member's measured end
+    xcum: FloatArray
+    ycum: FloatArray
+    slope_p: FloatArray  # per member branch: loading (%) per W drawn through its measured end
+    slope_q: FloatArray  # … and per var
+    member_lam: FloatArray  # lam and mu at the node of the member's measured end
+    member_mu: FloatArray
 
     @classmethod
     def at(
@@ -281,36 +301,58 @@ class Linearisation:
         in_tree = tree.edge_child >= 0
         edge_u = np.ones(len(tree.edge_rho))
         edge_u[in_tree] = u_node[tree.edge_child[in_tree]]
-        per_edge = np.where(in_tree, tree.edge_rho / edge_u, 0.0)
+        edge_up = np.ones(len(tree.edge_rho))
+        edge_up[in_tree] = u_node[tree.edge_parent[in_tree]]
 
-        # Each member's flow at its two ends, oriented towards the edge's child (where load is added).
+        # Each edge's flow into its child: minus what its members take in at the child's end.
         members = np.flatnonzero(tree.member_edge >= 0)
         members = members[in_tree[tree.member_edge[members]]]
         parent_node = tree.edge_parent[tree.member_edge[members]]
         from_is_parent = tree.group[tree.member_from[members]] == parent_node
-        edge_p = np.zeros(len(tree.edge_rho))
+        edge_p, edge_q = np.zeros(len(tree.edge_rho)), np.zeros(len(tree.edge_rho))
         sides: dict[int, tuple[IntArray, BranchState]] = {}
         for kind, state in ((LINE, lines), (TRANSFORMER, trafos)):
             mine = tree.member_kind[members] == kind
             rows = tree.member_row[members[mine]]
-            # Power into the member at the parent's end flows towards the child.
-            p_parent_end = np.where(from_is_parent[mine], state.p_from[rows], state.p_to[rows])
-            np.add.at(edge_p, tree.member_edge[members[mine]], p_parent_end)
+            np.add.at(
+                edge_p,
+                tree.member_edge[members[mine]],
+                -np.where(from_is_parent[mine], state.p_to[rows], state.p_from[rows]),
+            )
+            np.add.at(
+                edge_q,
+                tree.member_edge[members[mine]],
+                -np.where(from_is_parent[mine], state.q_to[rows], state.q_from[rows]),
+            )
             sides[kind] = (members[mine], state)
-        edge_lam = 2.0 * tree.edge_rho * edge_p / edge_u**2
+        r, x, u, up = tree.edge_rho, tree.edge_xi, edge_u, edge_up
+        edge_lam = np.where(in_tree, 2.0 * r * edge_p / u**2, 0.0)
+        edge_mu = np.where(in_tree, 2.0 * x * edge_p / u**2, 0.0)
+        a, b = r * edge_p + x * edge_q, x * edge_p - r * edge_q
+        k = (u + a / u) * (1.0 - a / u**2) - b**2 / u**3
+        edge_g = np.where(in_tree, up / k, 1.0)
+        c_p = np.where(in_tree, ((1.0 + a / u**2) * r + (b / u**2) * x) / k, 0.0)
+        c_q = np.where(in_tree, ((1.0 + a / u**2) * x - (b / u**2) * r) / k, 0.0)
 
-        vcum, lam, wcum = np.zeros(tree.nodes), np.zeros(tree.nodes), np.zeros(tree.nodes)
+        n = tree.nodes
+        lam, mu, gain = np.zeros(n), np.zeros(n), np.ones(n)
+        vcum, wcum, xcum, ycum = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         parent, parent_edge = tree.parent, tree.parent_edge
         for node in tree.euler.tolist():  # parents come before their children in DFS order
             e = parent_edge[node]
-            if e >= 0:
-                up = parent[node]
-                vcum[node] = vcum[up] + per_edge[e]
-                lam[node] = lam[up] + edge_lam[e]
-                wcum[node] = wcum[up] + per_edge[e] * lam[node]
+            if e < 0:
+                continue
+            top = parent[node]
+            lam[node] = lam[top] + edge_lam[e]
+            mu[node] = mu[top] + edge_mu[e]
+            gain[node] = gain[top] * edge_g[e]
+            vcum[node] = vcum[top] + c_p[e] / gain[node]
+            wcum[node] = wcum[top] + c_p[e] * lam[node] / gain[node]
+            xcum[node] = xcum[top] + c_q[e] / gain[node]
+            ycum[node] = ycum[top] + c_q[e] * mu[node] / gain[node]
 
-        slope = np.zeros(len(tree.member_kind))
-        member_lam = np.zeros(len(tree.member_kind))
+        slope_p, slope_q = np.zeros(len(tree.member_kind)), np.zeros(len(tree.member_kind))
+        member_lam, member_mu = np.zeros(len(tree.member_kind)), np.zeros(len(tree.member_kind))
         for kind, rating in ((LINE, i_n), (TRANSFORMER, sn)):
             chosen, state = sides[kind]
             if not len(chosen):
@@ -322,18 +364,23 @@ class Linearisation:
             q = np.where(use_from, state.q_from[row], state.q_to[row])
             side_node = tree.group[side_bus]
             at_parent = side_node == tree.edge_parent[tree.member_edge[chosen]]
-            p_down = np.where(at_parent, p, -p)  # power at the measured end, towards the child
+            p_down, q_down = np.where(at_parent, p, -p), np.where(at_parent, q, -q)  # towards the child
             share = tree.member_share[chosen]
-            growth = (np.hypot(p_down + share * PROBE_W, q) - np.hypot(p_down, q)) / PROBE_W  # d|S|/dP
+            s_now = np.hypot(p_down, q_down)
+            growth_p = (np.hypot(p_down + share * PROBE_W, q_down) - s_now) / PROBE_W  # d|S|/dP
+            growth_q = share * q_down / np.maximum(s_now, PROBE_W)  # d|S|/dQ
             if kind == LINE:
                 u_side = u_bus[side_bus]
                 rated = np.sqrt(3.0) * u_side * tree.u_rated[side_bus] * rating[row]
                 # A line's loading is its current |S|/(√3·U): it also grows as U falls.
-                slope[chosen] = 100.0 * (growth / rated + state.loading[row] * vcum[side_node] / u_side)
+                falls = gain[side_node] * vcum[side_node] / u_side
+                slope_p[chosen] = 100.0 * (growth_p / rated + state.loading[row] * falls)
             else:
-                slope[chosen] = 100.0 * growth / rating[row]
-            member_lam[chosen] = lam[side_node]
-        return cls(tree, vcum, lam, wcum, slope, member_lam)
+                rated = rating[row]
+                slope_p[chosen] = 100.0 * growth_p / rated
+            slope_q[chosen] = 100.0 * growth_q / rated
+            member_lam[chosen], member_mu[chosen] = lam[side_node], mu[side_node]
+        return cls(tree, lam, mu, gain, vcum, wcum, xcum, ycum, slope_p, slope_q, member_lam, member_mu)
 
     def _by_lca(self, bus: int, values: FloatArray) -> FloatArray:
         """Per bus i: ``values`` at the node where i's and ``bus``'s paths to the source part
@@ -363,26 +410,38 @@ class Linearisation:
         """d(u_pu of every bus)/d(W of extra load at ``bus``)."""
         if not self._in_tree(bus):
             return np.zeros(self.tree.buses)
-        draw = 1.0 + self.lam[self.tree.group[bus]]
-        return -self._by_lca(bus, draw * self.vcum - self.wcum)
+        node = self.tree.group[bus]
+        lam, mu = self.lam[node], self.mu[node]
+        at_lca = self._by_lca(bus, (1.0 + lam) * self.vcum - self.wcum + mu * self.xcum - self.ycum)
+        return np.asarray(-self.gain[self.tree.group] * at_lca)
 
     def voltage_column(self, bus: int) -> FloatArray:
         """d(u_pu of ``bus``)/d(W of extra load at every bus)."""
         if not self._in_tree(bus):
             return np.zeros(self.tree.buses)
-        draw = 1.0 + self.lam[self.tree.group]
-        inside = self.tree.tin[self.tree.group] >= 0
-        return np.where(inside, -(draw * self._by_lca(bus, self.vcum) - self._by_lca(bus, self.wcum)), 0.0)
+        tree = self.tree
+        lam, mu = self.lam[tree.group], self.mu[tree.group]
+        vcum, wcum, xcum, ycum = (self._by_lca(bus, a) for a in (self.vcum, self.wcum, self.xcum, self.ycum))
+        inside = tree.tin[tree.group] >= 0
+        moved = (1.0 + lam) * vcum - wcum + mu * xcum - ycum
+        return np.where(inside, -self.gain[tree.group[bus]] * moved, 0.0)
+
+    def _draw(self, members: IntArray | int, lam: FloatArray | float, mu: FloatArray | float) -> FloatArray:
+        """Loading change of ``members`` per W of extra load where lam and mu are as given."""
+        return np.asarray(
+            self.slope_p[members] * (1.0 + lam - self.member_lam[members])
+            + self.slope_q[members] * (mu - self.member_mu[members])
+        )
 
     def branch_row(self, bus: int) -> FloatArray:
         """d(loading % of every member branch)/d(W of extra load at ``bus``): those on its path."""
         tree = self.tree
-        out = np.zeros(len(self.member_slope))
-        edges = tree.path_edges(int(tree.group[bus]))
+        out = np.zeros(len(self.slope_p))
+        node = int(tree.group[bus])
+        edges = tree.path_edges(node)
         if edges:
             members = np.concatenate([tree.edge_members[e] for e in edges])
-            draw = 1.0 + self.lam[tree.group[bus]] - self.member_lam[members]
-            out[members] = self.member_slope[members] * draw
+            out[members] = self._draw(members, self.lam[node], self.mu[node])
         return out
 
     def branch_column(self, member: int) -> FloatArray:
@@ -391,5 +450,5 @@ class Linearisation:
         edge = tree.member_edge[member]
         if edge < 0 or tree.edge_child[edge] < 0:
             return np.zeros(tree.buses)
-        draw = 1.0 + self.lam[tree.group] - self.member_lam[member]
-        return np.where(tree.below(int(tree.edge_child[edge])), self.member_slope[member] * draw, 0.0)
+        draw = self._draw(member, self.lam[tree.group], self.mu[tree.group])
+        return np.where(tree.below(int(tree.edge_child[edge])), draw, 0.0)
