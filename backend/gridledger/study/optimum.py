@@ -1,9 +1,11 @@
 """Design (e), the optimum: one welfare-maximising dispatch with full information under every
 network limit, the upper bound no market design can beat.
 
-Per day, with the batteries' state of charge carried from day to day, a linear programme
-(HiGHS through scipy) chooses every battery's charge and discharge and every PV generator's
-curtailment in every slot, and the community's exchange with its suppliers, to maximise the
+Day by day, with the batteries' state of charge carried from day to day and the next day in view
+(a rolling horizon: a day solved alone would empty the batteries at midnight and leave the night
+to the suppliers), a linear programme (HiGHS through scipy) chooses every battery's charge and
+discharge and every PV generator's curtailment in every slot, and the community's exchange with
+its suppliers, to maximise the
 study's welfare (``study.accounts``) with perfect local netting:
 
     maximise   Σ_t (feed-in · E_t − retail · I_t) + v · Σ_b η_b · soc_b,end
@@ -41,6 +43,7 @@ from gridledger.units import SLOTS_PER_DAY, SLOTS_PER_HOUR, WH_PER_KWH
 WATCH_PERCENT = 15.0
 WATCH_PU = 0.02
 ROUNDS = 3
+LOOKAHEAD_DAYS = 1  # each day is solved with the next in view, so it leaves the night its energy
 LOADING_MARGIN = 0.2  # percentage points
 VOLTAGE_MARGIN = 0.001  # pu
 PROBE_W = 1_000.0
@@ -174,8 +177,9 @@ def _solve_day(
     keep_end: bool = False,
 ) -> None:
     c = study.config
-    n = SLOTS_PER_DAY
-    k0 = day * n
+    k0 = day * SLOTS_PER_DAY
+    days_left = (run.slots - k0) // SLOTS_PER_DAY
+    n = SLOTS_PER_DAY * (1 if keep_end else min(1 + LOOKAHEAD_DAYS, days_left))
     soc0 = run.soc_wh[k0].copy()
     slots = np.arange(run.first_slot + k0, run.first_slot + k0 + n)
     bats = Batteries(study.grid.batteries)
@@ -283,24 +287,25 @@ def _solve_day(
             f"the optimum's linear programme for day {run.first_slot // n + day + 1}: {solved.message}"
         )
     x = np.asarray(solved.x)
-    k = slice(k0, k0 + n)
+    m = SLOTS_PER_DAY  # the day is kept; the look-ahead only decides what it leaves for the next
+    k = slice(k0, k0 + m)
     charge = np.vstack([x[at(ch, b, 0) : at(ch, b, 0) + n] for b in range(nb)]).T if nb else np.zeros((n, 0))
     discharge = np.vstack([x[at(dis, b, 0) : at(dis, b, 0) + n] for b in range(nb)]).T if nb else np.zeros((n, 0))
     cut = np.vstack([x[at(cur, g, 0) : at(cur, g, 0) + n] for g in range(ng)]).T if ng else np.zeros((n, 0))
     order = np.zeros((n, len(study.grid.participants)), dtype=np.int64)
     order[:, study.loads] = study.load_wh[slots]
     order[:, study.pvs] = -study.pv_wh[slots]
-    run.order_wh[k] = order
+    run.order_wh[k] = order[:m]
     run.curtailed_wh[k] = 0
     run.flex_wh[k] = 0
-    run.flex_wh[k][:, study.pvs] = np.rint(cut).astype(np.int64)
-    run.order_wh[k][:, study.bats] = np.rint(charge - discharge).astype(np.int64)
-    for t_ in range(n):
+    run.flex_wh[k][:, study.pvs] = np.rint(cut[:m]).astype(np.int64)
+    run.order_wh[k][:, study.bats] = np.rint(charge[:m] - discharge[:m]).astype(np.int64)
+    for t_ in range(m):
         socs = np.array([x[at(soc, b, t_)] for b in range(nb)])
         run.soc_wh[k0 + t_ + 1] = socs
-    imports[k] = x[imp : imp + n]
-    exports[k] = x[exp : exp + n]
-    curtailed[k] = cut
+    imports[k] = x[imp : imp + m]
+    exports[k] = x[exp : exp + m]
+    curtailed[k] = cut[:m]
 
 
 def _store(run: DesignRun, screen: Screen) -> None:
