@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py [--prosumers 1000] [--grid 1-MVLV-rural-all-0-sw]
                                [--chain embedded|hardhat|anvil] [--slots 96] [--first-slot 0] [--day 173]
+    python benchmarks/scale.py --python-side 500,1000,2000,5000 [--grid …]
 
 Runs ``sim.market_day`` (the demo's day: onboarding, then per slot signed orders relayed in
 batches, clearing with the network check at gate closure, meter readings and settlement after
@@ -13,12 +14,18 @@ the slots run (labelled as such). Hardhat and anvil nodes are started and stoppe
 
 A phase the chain refuses (e.g. a transaction above EIP-7825's 16,777,216 gas) ends the run:
 the figures measured until then are printed with the refusal.
+
+``--python-side`` measures, without a chain, what the facilitator's and the prosumers' Python
+does in one slot (12:00) for each number of prosumers: signing every order, ``facilitate``
+(auction, network check, AC confirmation, report), hashing the report and building the meter
+readings; per prosumer, so that the growth with the feeder's size shows.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import socket
 import statistics
@@ -26,13 +33,23 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+from eth_utils.crypto import keccak
+
 from gridledger.chain import devnet
+from gridledger.chain.connection import FIRST_PROSUMER_INDEX
 from gridledger.chain.ledger import Ledger
 from gridledger.config import Settings
 from gridledger.errors import GridLedgerError
-from gridledger.sim.market_day import DayConfig, SlotOutcome, run_market_day
+from gridledger.facilitation import BaselineRef, SlotInputs, facilitate, slot_schedule
+from gridledger.market.orders import Order, RecordedOrder, Side
+from gridledger.network.model import NetworkModel
+from gridledger.network.profiles import day_profiles
+from gridledger.network.validation import BatchEngine, ac_check
+from gridledger.sim.market_day import DayConfig, SlotOutcome, _metered_wh, first_day_start, run_market_day
+from gridledger.sim.participants import derive_accounts
 from gridledger.sim.phases import PhaseClock, PhaseFigures
-from gridledger.units import SLOTS_PER_DAY
+from gridledger.units import SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
+from gridledger.wallet.signing import sign_order
 
 CLEARING = ("clearing: read orders", "clearing: network check", "clearing: commit")
 PER_SLOT = ("orders: sign", "orders: relay", *CLEARING, "meter readings", "settlement", "flexibility")
@@ -80,6 +97,55 @@ def load_average() -> str:
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
+def python_side(grid: str, sizes: list[int], day: int) -> None:
+    config = DayConfig(grid=grid, day=day)
+    model = NetworkModel.load(grid)
+    engine = BatchEngine(model)
+    profiles = day_profiles(count=max(sizes), day=day, grid=grid)
+    keys = derive_accounts(Settings().mnemonic, FIRST_PROSUMER_INDEX, max(sizes))
+    k = 48
+    ds = first_day_start(0, day) + k * SLOT_SECONDS
+    market = "0x" + "5a" * 20
+    print(
+        f"{'prosumers':>9} {'orders':>7} {'sign s':>8} {'facilitate s':>13} {'of it AC s':>11} {'report ms':>10} "
+        f"{'readings ms':>12} {'µs/prosumer':>12}"
+    )
+    for n in sizes:
+        rng = random.Random(7)
+        started = time.perf_counter()
+        signed = []
+        for account, profile in zip(keys[:n], profiles[:n], strict=True):
+            net_wh = round(float(profile.net_w[k]) * SLOT_HOURS)
+            if abs(net_wh) < config.min_order_wh:
+                continue
+            side = Side.BUY if net_wh > 0 else Side.SELL
+            price = rng.randint(config.feed_in_per_kwh, config.retail_per_kwh)
+            order = Order(account.address, side, ds, abs(net_wh), price, 0, ds)
+            signed.append(sign_order(account, order, chain_id=31337, market_address=market))
+        signing = time.perf_counter() - started
+        bus_of = {a.address: p.bus for a, p in zip(keys[:n], profiles[:n], strict=True)}
+        recorded = [RecordedOrder(s.order, s.order_hash, (1 + i // 100, i % 100)) for i, s in enumerate(signed)]
+        ref = BaselineRef.for_delivery(model, grid, ds, bus_of.values())
+        started = time.perf_counter()
+        slot = facilitate(model, engine, SlotInputs(ds, ref, recorded, bus_of))
+        facilitating = time.perf_counter() - started
+        schedule = slot_schedule(model, ref, [r.order for r in recorded], bus_of)
+        started = time.perf_counter()
+        ac_check(model, schedule)
+        ac = time.perf_counter() - started
+        started = time.perf_counter()
+        keccak(slot.report.canonical())
+        report = time.perf_counter() - started
+        started = time.perf_counter()
+        {a.address: _metered_wh(p, k, config, rng) for a, p in zip(keys[:n], profiles[:n], strict=True)}
+        readings = time.perf_counter() - started
+        total = signing + facilitating + report + readings
+        print(
+            f"{n:9,} {len(signed):7,} {signing:8.2f} {facilitating:13.2f} {ac:11.2f} {report * 1000:10.1f} "
+            f"{readings * 1000:12.1f} {total / n * 1e6:12.0f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prosumers", type=int, default=1_000)
@@ -88,8 +154,13 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=SLOTS_PER_DAY)
     parser.add_argument("--first-slot", type=int, default=0)
     parser.add_argument("--day", type=int, default=173)
+    parser.add_argument("--python-side", help="comma-separated prosumer counts: the Python side of one slot, no chain")
     args = parser.parse_args()
     started_load = load_average()
+    if args.python_side:
+        python_side(args.grid, [int(n) for n in args.python_side.split(",")], args.day)
+        print(f"load average {load_average()} on {os.cpu_count()} cores (at the start: {started_load})")
+        return
 
     port = free_port()
     node: AbstractContextManager[devnet.Devnet | None] = (

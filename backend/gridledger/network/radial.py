@@ -72,6 +72,78 @@ def _closed(table: Any) -> IntArray:
     return np.flatnonzero((table["from_status"] == 1) & (table["to_status"] == 1)).astype(np.int64)
 
 
+def _bus_groups(links: Any, index: Mapping[int, int], n: int) -> IntArray:
+    """Per bus, its group: buses joined by closed links (bus-bar couplers) are one (union-find)."""
+    root = list(range(n))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    for row in _closed(links).tolist():
+        root[find(index[int(links["from_node"][row])])] = find(index[int(links["to_node"][row])])
+    _, group = np.unique(np.array([find(x) for x in range(n)], np.int64), return_inverse=True)
+    return np.asarray(group, np.int64)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """A depth-first walk of the nodes from the sources: the tree it finds and why it is not one."""
+
+    parent: IntArray
+    parent_edge: IntArray
+    tin: IntArray  # position of each node in ``euler``; its subtree is euler[tin:tout]
+    tout: IntArray
+    euler: IntArray  # the nodes in the order first reached (parents before children)
+    edge_child: IntArray
+    edge_parent: IntArray
+    reason: str
+
+
+def _depth_first(nodes: int, edge_ends: list[tuple[int, int]], roots: list[int]) -> _Walk:
+    adjacency: list[list[int]] = [[] for _ in range(nodes)]
+    for e, (x, y) in enumerate(edge_ends):
+        adjacency[x].append(e)
+        adjacency[y].append(e)
+    parent, parent_edge = np.full(nodes, -1, np.int64), np.full(nodes, -1, np.int64)
+    tin, tout = np.full(nodes, -1, np.int64), np.full(nodes, -1, np.int64)
+    edge_child, edge_parent = np.full(len(edge_ends), -1, np.int64), np.full(len(edge_ends), -1, np.int64)
+    euler: list[int] = []
+    seen = np.zeros(nodes, bool)
+    reason = ""
+    for top in roots:
+        if seen[top]:
+            reason = reason or "two sources feed one part of it"
+            continue
+        seen[top] = True
+        tin[top] = len(euler)
+        euler.append(top)
+        stack = [(top, iter(adjacency[top]))]
+        while stack:
+            node, edges = stack[-1]
+            for e in edges:
+                if e == parent_edge[node]:
+                    continue
+                x, y = edge_ends[e]
+                other = y if x == node else x
+                if seen[other]:
+                    reason = reason or "it has a loop (a closed ring or meshed branches)"
+                    continue
+                seen[other] = True
+                parent[other], parent_edge[other] = node, e
+                edge_child[e], edge_parent[e] = other, node
+                tin[other] = len(euler)
+                euler.append(other)
+                stack.append((other, iter(adjacency[other])))
+                break
+            else:
+                tout[node] = len(euler)
+                stack.pop()
+    return _Walk(parent, parent_edge, tin, tout, np.asarray(euler, np.int64), edge_child, edge_parent, reason)
+
+
 class RadialTree:
     """The energised network as a forest rooted at its sources.
 
@@ -90,22 +162,7 @@ class RadialTree:
             if name in data and len(data[name]):
                 self.reason = f"it has {len(data[name])} {name.replace('_', ' ')}(s)"
 
-        # Buses joined by closed links are one node (union-find).
-        root = list(range(n))
-
-        def find(x: int) -> int:
-            while root[x] != x:
-                root[x] = root[root[x]]
-                x = root[x]
-            return x
-
-        links: Any = data.get("link")
-        for row in _closed(links).tolist():
-            x, y = find(index[int(links["from_node"][row])]), find(index[int(links["to_node"][row])])
-            root[x] = y
-        reps = np.array([find(x) for x in range(n)], np.int64)
-        _, group = np.unique(reps, return_inverse=True)
-        self.group = group.astype(np.int64)  # bus → tree node
+        self.group = _bus_groups(data.get("link"), index, n)  # bus → tree node
         g = int(self.group.max()) + 1 if n else 0
         self.nodes = g
 
@@ -169,51 +226,12 @@ class RadialTree:
         tree_roots: list[int] = []
         if sources is not None and len(sources):
             tree_roots = sorted({int(self.group[index[int(x)]]) for x in sources["node"][sources["status"] == 1]})
-        adjacency: list[list[int]] = [[] for _ in range(g)]
-        for e, (x, y) in enumerate(edge_ends):
-            adjacency[x].append(e)
-            adjacency[y].append(e)
-
-        parent = np.full(g, -1, np.int64)
-        parent_edge = np.full(g, -1, np.int64)
-        tin = np.full(g, -1, np.int64)
-        tout = np.full(g, -1, np.int64)
-        euler: list[int] = []
-        edge_child = np.full(len(edge_ends), -1, np.int64)
-        edge_parent = np.full(len(edge_ends), -1, np.int64)
-        seen = np.zeros(g, bool)
-        for top in tree_roots:
-            if seen[top]:
-                self.reason = self.reason or "two sources feed one part of it"
-                continue
-            seen[top] = True
-            tin[top] = len(euler)
-            euler.append(top)
-            stack = [(top, iter(adjacency[top]))]
-            while stack:
-                node, edges = stack[-1]
-                for e in edges:
-                    if e == parent_edge[node]:
-                        continue
-                    x, y = edge_ends[e]
-                    other = y if x == node else x
-                    if seen[other]:
-                        self.reason = self.reason or "it has a loop (a closed ring or meshed branches)"
-                        continue
-                    seen[other] = True
-                    parent[other], parent_edge[other] = node, e
-                    edge_child[e], edge_parent[e] = other, node
-                    tin[other] = len(euler)
-                    euler.append(other)
-                    stack.append((other, iter(adjacency[other])))
-                    break
-                else:
-                    tout[node] = len(euler)
-                    stack.pop()
+        walk = _depth_first(g, edge_ends, tree_roots)
+        self.reason = self.reason or walk.reason
         self.radial = not self.reason
-        self.parent, self.parent_edge, self.tin, self.tout = parent, parent_edge, tin, tout
-        self.euler = np.asarray(euler, np.int64)
-        self.edge_child, self.edge_parent = edge_child, edge_parent
+        self.parent, self.parent_edge, self.tin, self.tout = walk.parent, walk.parent_edge, walk.tin, walk.tout
+        self.euler = walk.euler
+        self.edge_child, self.edge_parent = walk.edge_child, walk.edge_parent
         self.edge_members = [np.asarray(pairs[key], np.int64) for key in edge_ends]
         # Each branch row's member (−1: open, so never loaded by the market).
         self.member_of: dict[str, IntArray] = {}
