@@ -81,16 +81,25 @@ def main() -> None:
     alternate = lambda k: Side.BUY if k % 2 == 0 else Side.SELL  # noqa: E731
     print(f"batches of {n} orders, half buy (escrowed) and half sell, embedded chain (py-evm, Cancun)")
     print(f"every transaction below stays under EIP-7825's cap of {MAX_TX_GAS:,} gas")
-    relay(f"{n} prosumers, first order each (registry read once)", batch(slot0, prosumers, side_of=alternate),
-          "relay, first order")
-    relay(f"{n} prosumers, next order each (steady state)", batch(slot0 + 900, prosumers, side_of=alternate),
-          "relay, steady state")
+    relay(
+        f"{n} prosumers, first order each (registry read once)",
+        batch(slot0, prosumers, side_of=alternate),
+        "relay, first order",
+    )
+    relay(
+        f"{n} prosumers, next order each (steady state)",
+        batch(slot0 + 900, prosumers, side_of=alternate),
+        "relay, steady state",
+    )
     strangers = [Account.from_key(keccak(text=f"gas benchmark stranger {k}")) for k in range(4)]
     for k, stranger in enumerate(strangers):
         ledger.register(stranger.address, meter_id=90_000 + k, bus=k, capacity_w=30_000)
     nonces.update({s.address: 0 for s in strangers})
-    relay("4 prosumers without a deposit, first order each (a sale)",
-          batch(slot0 + 1800, strangers, side_of=lambda k: Side.SELL), "relay, first order")
+    relay(
+        "4 prosumers without a deposit, first order each (a sale)",
+        batch(slot0 + 1800, strangers, side_of=lambda k: Side.SELL),
+        "relay, first order",
+    )
 
     gas = ledger.set_network_tariff(slot0 + 2700, [args.tariff or 20_000] * SLOTS_PER_DAY)["gasUsed"]
     report(f"network tariff of {SLOTS_PER_DAY} slots (one call)", gas, SLOTS_PER_DAY, "slot")
@@ -103,8 +112,13 @@ def main() -> None:
     filled = sum(1 for _, f in fills if f)
     ledger.chain.move_time_to(slot - 300)
     receipts = ledger.commit_clearing(slot, result.ledger_price, fills, **REPORT)
-    report(f"commit of {len(fills)} orders ({filled} filled), 1 transaction", receipts[0]["gasUsed"], len(fills),
-           "fill", "committed fill")
+    report(
+        f"commit of {len(fills)} orders ({filled} filled), 1 transaction",
+        receipts[0]["gasUsed"],
+        len(fills),
+        "fill",
+        "committed fill",
+    )
     ledger.chain.move_time_to(slot + 900)
     readings = {o.prosumer: (f if o.side is Side.BUY else -f) for o, f in fills}
     (receipt,) = ledger.post_meter_readings(slot, readings)

@@ -165,7 +165,9 @@ def test_a_fill_missing_or_replaced_in_an_early_chunk_never_seals(world) -> None
     # An order's terms changed (more energy than it asked for) is not the recorded order.
     inflated = dataclasses.replace(items[1], order=dataclasses.replace(items[1].order, energy_wh=9_999))
     with pytest.raises(ClearingRejected) as changed:
-        ledger.prepare_clearing(slot, price, [(i.order, i.filled_wh) for i in [items[0], inflated, *items[2:]]], **REPORT)
+        ledger.prepare_clearing(
+            slot, price, [(i.order, i.filled_wh) for i in [items[0], inflated, *items[2:]]], **REPORT
+        )
     assert changed.value.error == "OrdersMismatch"
     # The facilitator restarts the clearing with chunk 0: the earlier attempt no longer counts.
     commit_in_chunks(ledger, slot, price, items)
@@ -173,7 +175,7 @@ def test_a_fill_missing_or_replaced_in_an_early_chunk_never_seals(world) -> None
 
 
 def test_the_whole_clearing_is_checked_before_its_first_chunk_is_sent(world) -> None:
-    ledger, accounts, _ = world
+    ledger, _, _ = world
     slot, fills, price = ten_orders(world)
     ledger.chain.move_time_to(slot - 300)
     block = ledger.chain.w3.eth.block_number
@@ -273,7 +275,9 @@ def test_readings_are_posted_once_for_registered_participants(world) -> None:
         assert ledger.meter_reading(slot, bob.address) is None
         assert ledger.meter_reading(slot, alice.address) == -1_234
 
-    refused(SettlementRejected, "MeterReadingAlreadyPosted", lambda: ledger.post_meter_readings(slot, {alice.address: 5}))
+    refused(
+        SettlementRejected, "MeterReadingAlreadyPosted", lambda: ledger.post_meter_readings(slot, {alice.address: 5})
+    )
     twice = index.to_bytes(4, "big") + (7).to_bytes(4, "big")
     post = ledger.market.functions.postMeterReadings
     refused(
@@ -282,7 +286,11 @@ def test_readings_are_posted_once_for_registered_participants(world) -> None:
         lambda: ledger.tx.send(meter, post(slot, twice + twice), action="readings"),
     )
     stranger = count.to_bytes(4, "big") + (7).to_bytes(4, "big")
-    refused(NotRegisteredError, "UnknownParticipant", lambda: ledger.tx.send(meter, post(slot, twice + stranger), action="r"))
+    refused(
+        NotRegisteredError,
+        "UnknownParticipant",
+        lambda: ledger.tx.send(meter, post(slot, twice + stranger), action="r"),
+    )
     refused(SettlementRejected, "MalformedReadings", lambda: ledger.tx.send(meter, post(slot, twice[:7]), action="r"))
     lowest = index.to_bytes(4, "big") + (2**31).to_bytes(4, "big")  # −2^31 as int32
     refused(SettlementRejected, "MalformedReadings", lambda: ledger.tx.send(meter, post(slot, lowest), action="r"))

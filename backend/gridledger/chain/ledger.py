@@ -341,13 +341,19 @@ class Ledger:
         of ``batch_size`` meters, stored by the registry's participant numbers."""
         action = f"meter readings of slot {delivery_start}"
         accounts = list(readings)
-        (indexes,) = self.tx.view(
-            self.registry.functions.indexesOf(accounts), ("uint32[]",), action=action
-        ) if accounts else ([],)
+        (indexes,) = (
+            self.tx.view(self.registry.functions.indexesOf(accounts), ("uint32[]",), action=action)
+            if accounts
+            else ([],)
+        )
         data = pack_readings(dict(zip(accounts, indexes, strict=True)), readings)
         step = 8 * batch_size
         return [
-            self.tx.send(self.roles.meter, self.market.functions.postMeterReadings(delivery_start, data[k : k + step]), action=action)
+            self.tx.send(
+                self.roles.meter,
+                self.market.functions.postMeterReadings(delivery_start, data[k : k + step]),
+                action=action,
+            )
             for k in range(0, max(len(data), 1), step)
         ]
 
@@ -530,7 +536,6 @@ def fills_hash(fills: Iterable[tuple[bytes, int]]) -> bytes:
     """The hash chain a sealed clearing records (``SlotCleared.fillsHash``) over the fill of every
     open order, in arrival order: keccak(previous ‖ orderHash ‖ filledWh), from zero."""
     chain = b"\0" * 32
-    for order_hash, filled_wh in fills:
-        chain = bytes(keccak(chain + order_hash + filled_wh.to_bytes(32, "big")))
+    for hash_, filled_wh in fills:
+        chain = bytes(keccak(chain + hash_ + filled_wh.to_bytes(32, "big")))
     return chain
-

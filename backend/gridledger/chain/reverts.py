@@ -140,7 +140,11 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
             f"clearing price {_kwh_price(a['clearingPricePerKWh'])}"
             + (f" plus the network tariff {_kwh_price(a['networkTariffPerKWh'])}" if a["networkTariffPerKWh"] else "")
             + f" crosses the limit {_kwh_price(a['limitPricePerKWh'])} of order {_short(a['orderHash'])}"
-            + (" (a buyer's limit is all-in: price plus tariff must be at or below it)" if a["networkTariffPerKWh"] else "")
+            + (
+                " (a buyer's limit is all-in: price plus tariff must be at or below it)"
+                if a["networkTariffPerKWh"]
+                else ""
+            )
         ),
     ),
     "EnergyImbalance": (
