@@ -7,7 +7,9 @@ import {Roles} from "./libraries/Roles.sol";
 
 /// @title ParticipantRegistry
 /// @notice Maps each prosumer's address to its meter, its connection point (a bus of the network
-/// model) and its connection capacity. Only the facilitator registers participants.
+/// model) and its connection capacity, and numbers participants in registration order. Only the
+/// facilitator registers participants; a registration is permanent and never changes, so the
+/// markets may keep a copy of what they read from it.
 contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     /// @notice Registers participants.
     bytes32 public constant FACILITATOR_ROLE = Roles.FACILITATOR_ROLE;
@@ -17,6 +19,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     mapping(address account => Participant) private _participants;
     mapping(uint64 meterId => address account) private _meterAccounts;
+    address[] private _accounts;
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -33,9 +36,12 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         address holder = _meterAccounts[meterId];
         if (holder != address(0)) revert MeterIdTaken(meterId, holder);
 
-        _participants[account] = Participant({meterId: meterId, bus: bus, capacityW: capacityW});
+        // Fits: one registration per transaction, so 2^32 of them cannot happen.
+        uint32 index = uint32(_accounts.length);
+        _participants[account] = Participant({meterId: meterId, bus: bus, capacityW: capacityW, index: index});
         _meterAccounts[meterId] = account;
-        emit ParticipantRegistered(account, meterId, bus, capacityW);
+        _accounts.push(account);
+        emit ParticipantRegistered(account, meterId, bus, capacityW, index);
     }
 
     /// @inheritdoc IParticipantRegistry
@@ -52,5 +58,26 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
     /// @inheritdoc IParticipantRegistry
     function accountOfMeter(uint64 meterId) external view returns (address) {
         return _meterAccounts[meterId];
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function participantCount() external view returns (uint32) {
+        return uint32(_accounts.length); // fits: see register
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function accountAt(uint32 index) external view returns (address) {
+        if (index >= _accounts.length) revert UnknownParticipant(index, uint32(_accounts.length));
+        return _accounts[index];
+    }
+
+    /// @inheritdoc IParticipantRegistry
+    function indexesOf(address[] calldata accounts) external view returns (uint32[] memory indexes) {
+        indexes = new uint32[](accounts.length);
+        for (uint256 i; i < accounts.length; ++i) {
+            Participant memory p = _participants[accounts[i]];
+            if (p.capacityW == 0) revert NotRegistered(accounts[i]);
+            indexes[i] = p.index;
+        }
     }
 }

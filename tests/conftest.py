@@ -73,6 +73,7 @@ def make_order(
 
 
 def market_total(ledger: Ledger, accounts: list[str], slots: list[int]) -> int:
-    """Every base unit the market owes: accounts' available + locked, plus unsettled pots."""
+    """Every base unit the market owes: accounts' available + locked, plus the pots of slots
+    whose settlement is under way (negative while sellers are paid ahead of buyers)."""
     total = sum(sum(ledger.account_of(a)) for a in accounts)
-    return total + sum(ledger.slot_state(s).pot_amount for s in slots)
+    return total + sum(ledger.slot_state(s).pot for s in slots)

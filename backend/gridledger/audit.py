@@ -10,7 +10,10 @@ can do this. For each slot the audit:
    slot's delivery time, the published model and the registrations before the commit imply;
 5. re-runs the facilitation (``facilitation.facilitate``) on the orders the chain recorded, the
    model and that implied baseline, and compares the price, the fills and the report with the
-   chain's.
+   chain's;
+6. for a settled slot, applies the settlement rule (``settlement.rules`` and the network tariff)
+   to the committed fills, the meter readings the chain recorded, the clearing price and the
+   imbalance prices, and compares every fill's outcome with what the settlement paid.
 
 Every mismatch is named; a slot is confirmed only if there is none.
 """
@@ -25,11 +28,13 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from gridledger.chain.ledger import Ledger
+from gridledger.chain.slots import SettlementOutcome, unpack_outcomes, unpack_readings
 from gridledger.encoding import short_hex, to_hex
 from gridledger.facilitation import BaselineRef, SlotInputs, facilitate
-from gridledger.market.orders import RecordedOrder
+from gridledger.market.orders import Order, RecordedOrder, Side
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
+from gridledger.settlement.rules import cost, settle_slot
 from gridledger.store.reports import ReportStore
 from gridledger.units import slot_energy_wh
 
@@ -98,6 +103,7 @@ def audit_slot(
         differences.append(
             f"network report: the re-run differs from the stored report in {', '.join(changed) or 'its hash'}"
         )
+    differences += _settlement_differences(ledger, delivery_start, committed)
     return audit
 
 
@@ -140,15 +146,91 @@ def _flex_differences(ledger: Ledger, inputs: SlotInputs, flexibility: dict[str,
     return differences
 
 
+def _committed_fills(ledger: Ledger, delivery_start: int) -> dict[bytes, int]:
+    """Filled Wh by order hash, as the slot's last clearing attempt committed them."""
+    filters: dict[str, Any] = {"deliveryStart": delivery_start}
+    start = ledger.deployment.block
+    logs = [
+        *ledger.market.events.ClearingStarted.get_logs(from_block=start, argument_filters=filters),
+        *ledger.market.events.OrderFilled.get_logs(from_block=start, argument_filters=filters),
+    ]
+    fills: dict[bytes, int] = {}
+    for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+        if log["event"] == "ClearingStarted":
+            fills = {}
+        else:
+            fills[bytes(log["args"]["orderHash"])] = int(log["args"]["filledWh"])
+    return fills
+
+
+def _settlement_differences(ledger: Ledger, delivery_start: int, committed: Any) -> list[str]:
+    """Each settled fill's outcome (deviation, payment, shortfall charge, network charge) against
+    the rule applied to the committed fills, the recorded readings and the slot's prices."""
+    filters: dict[str, Any] = {"deliveryStart": delivery_start}
+    start = ledger.deployment.block
+    chunks = ledger.market.events.FillsSettled.get_logs(from_block=start, argument_filters=filters)
+    if not chunks:
+        return []
+    outcomes: dict[int, SettlementOutcome] = {}
+    for log in chunks:
+        first = int(log["args"]["firstPosition"])
+        outcomes.update((first + k, o) for k, o in enumerate(unpack_outcomes(log["args"]["outcomes"])))
+    accounts = {
+        int(log["args"]["index"]): str(log["args"]["account"])
+        for log in ledger.registry.events.ParticipantRegistered.get_logs(from_block=start)
+    }
+    readings = {
+        accounts[index]: net_wh
+        for log in ledger.market.events.MeterReadingsPosted.get_logs(from_block=start, argument_filters=filters)
+        for index, net_wh in unpack_readings(log["args"]["readings"])
+    }
+    first_chunk = min(chunks, key=lambda e: (e["blockNumber"], e["logIndex"]))
+    shortfall, surplus = _imbalance_prices(ledger, first_chunk["blockNumber"])
+    price, tariff = int(committed["clearingPricePerKWh"]), int(committed["networkTariffPerKWh"])
+    filled = _committed_fills(ledger, delivery_start)
+    slot_orders = [s for s in ledger.slot_orders(delivery_start) if not s.cancelled]
+    fills: list[tuple[Order, int]] = [(s.recorded.order, filled.get(s.recorded.order_hash, 0)) for s in slot_orders]
+    traded = [(s, f) for s, (_, f) in zip(slot_orders, fills, strict=True) if f]
+    missing = sorted({s.recorded.order.prosumer for s, _ in traded} - set(readings))
+    if missing:
+        return [f"settlement: the chain has no meter reading of {', '.join(missing)}, yet the slot settled"]
+    rule = settle_slot(
+        fills, readings, price_per_kwh=price, shortfall_price_per_kwh=shortfall, surplus_price_per_kwh=surplus
+    )
+    differences = []
+    for (slot_order, f), expected in zip(traded, rule.fills, strict=True):
+        order = slot_order.recorded.order
+        network = cost(f, price + tariff) - cost(f, price) if order.side is Side.BUY else 0
+        want = SettlementOutcome(expected.deviation_wh, expected.payment, expected.charge, network)
+        got = outcomes.get(slot_order.position)
+        if got != want:
+            differences.append(
+                f"settlement of order {short_hex(slot_order.recorded.order_hash)}: the chain has {_outcome(got)}, "
+                f"the rule gives {_outcome(want)}"
+            )
+    return differences
+
+
+def _outcome(o: SettlementOutcome | None) -> str:
+    if o is None:
+        return "no settlement"
+    return (
+        f"{o.deviation_wh} Wh deviation, payment {o.payment}, shortfall charge {o.imbalance_charge}, "
+        f"network charge {o.network_charge}"
+    )
+
+
+def _imbalance_prices(ledger: Ledger, block: int) -> tuple[int, int]:
+    """The (shortfall, surplus) prices in force at ``block``."""
+    logs = ledger.market.events.ImbalancePricesSet.get_logs(from_block=ledger.deployment.block, to_block=block)
+    last = max(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))["args"]
+    return int(last["shortfallPricePerKWh"]), int(last["surplusPricePerKWh"])
+
+
 def _fill_differences(
     ledger: Ledger, delivery_start: int, recorded: list[RecordedOrder], expected: dict[bytes, int]
 ) -> str:
-    on_chain = {
-        bytes(e["args"]["orderHash"]): int(e["args"]["filledWh"])
-        for e in ledger.market.events.OrderFilled.get_logs(
-            from_block=ledger.deployment.block, argument_filters={"deliveryStart": delivery_start}
-        )
-    }
+    on_chain = _committed_fills(ledger, delivery_start)
     wrong = [
         f"{short_hex(r.order_hash)} chain {on_chain.get(r.order_hash, 0)} Wh, re-run {expected.get(r.order_hash, 0)} Wh"
         for r in recorded

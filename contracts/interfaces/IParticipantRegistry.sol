@@ -7,14 +7,20 @@ interface IParticipantRegistry {
     /// @param meterId the metering point's identifier, unique across participants
     /// @param bus the bus of the published network model the participant connects to
     /// @param capacityW the connection's capacity in W; zero means "not registered"
+    /// @param index the participant's number in registration order (0, 1, 2, …): meter readings
+    /// are posted and stored by it
     struct Participant {
         uint64 meterId;
         uint32 bus;
         uint32 capacityW;
+        uint32 index;
     }
 
-    /// @notice Emitted when `account` is registered at `bus` with meter `meterId`.
-    event ParticipantRegistered(address indexed account, uint64 indexed meterId, uint32 bus, uint32 capacityW);
+    /// @notice Emitted when `account` is registered at `bus` with meter `meterId`, as participant
+    /// number `index`.
+    event ParticipantRegistered(
+        address indexed account, uint64 indexed meterId, uint32 bus, uint32 capacityW, uint32 index
+    );
 
     // ───────────────────────────── errors ─────────────────────────────
 
@@ -30,6 +36,8 @@ interface IParticipantRegistry {
     error InvalidCapacity(uint32 capacityW, uint32 minCapacityW);
     /// @notice `account` is not a registered participant.
     error NotRegistered(address account);
+    /// @notice There is no participant number `index`: `count` participants are registered (0 to count − 1).
+    error UnknownParticipant(uint32 index, uint32 count);
 
     // ───────────────────────────── functions ─────────────────────────────
 
@@ -45,4 +53,14 @@ interface IParticipantRegistry {
 
     /// @notice The account registered with `meterId`, or the zero address.
     function accountOfMeter(uint64 meterId) external view returns (address);
+
+    /// @notice How many participants are registered; their numbers are 0 to count − 1.
+    function participantCount() external view returns (uint32);
+
+    /// @notice The account of participant number `index`; reverts with UnknownParticipant if there is none.
+    function accountAt(uint32 index) external view returns (address);
+
+    /// @notice The participant numbers of `accounts`, in the same order; reverts with
+    /// NotRegistered for the first account that is not registered.
+    function indexesOf(address[] calldata accounts) external view returns (uint32[] memory);
 }

@@ -8,10 +8,11 @@ from hypothesis import strategies as st
 from tests.conftest import DEPOSIT, REPORT, make_order, market_total, open_ledger
 from web3.logs import DISCARD
 
+from gridledger.chain.slots import unpack_outcomes
 from gridledger.errors import ClearingRejected, LedgerError, SettlementRejected
 from gridledger.market.book import clear_recorded
 from gridledger.market.orders import Side
-from gridledger.settlement.rules import settle_slot
+from gridledger.settlement.rules import cost, settle_slot
 from gridledger.sim.participants import make_prosumers
 
 
@@ -26,24 +27,31 @@ def two_sided(ledger, prosumers, next_slot):
     return slot, buy, sell
 
 
-def test_commit_pays_the_clearing_price_and_releases_unused_escrow(ledger, prosumers, two_sided) -> None:
+def test_commit_fixes_the_price_and_settlement_pays_it_and_releases_unused_escrow(ledger, prosumers, two_sided) -> None:
     slot, buy, sell = two_sided
-    alice = prosumers[0]
+    alice, bob = prosumers[:2]
     ledger.chain.move_time_to(slot - 300)
-    receipt = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
+    (receipt,) = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
 
     state = ledger.slot_state(slot)
-    assert (state.status, state.clearing_price_per_kwh, state.pot_amount) == ("cleared", 200_000, 160_000)
-    # Alice escrowed 0.30 for 1 kWh; she pays 0.8 kWh × 0.20 and gets the rest back.
-    assert ledger.account_of(alice.address) == (DEPOSIT - 160_000, 0)
+    assert (state.status, state.clearing_price_per_kwh, state.pot, state.chunks) == ("cleared", 200_000, 0, 1)
+    # A commit moves no money: Alice's escrow of 1 kWh × 0.30 stays locked until settlement.
+    assert ledger.account_of(alice.address) == (DEPOSIT - 300_000, 300_000)
     filled = ledger.market.events.OrderFilled().process_receipt(receipt, errors=DISCARD)
-    assert sorted((e["args"]["filledWh"], e["args"]["cost"]) for e in filled) == [
-        (800, 160_000),
-        (800, 160_000),
+    assert sorted((e["args"]["filledWh"], e["args"]["cost"], e["args"]["networkCharge"]) for e in filled) == [
+        (800, 160_000, 0),
+        (800, 160_000, 0),
     ]
     cleared = ledger.market.events.SlotCleared().process_receipt(receipt, errors=DISCARD)[0]["args"]
-    assert cleared["tradedWh"] == 800
-    assert ledger.nonce_status(alice.address, 0) == "cleared"
+    assert (cleared["tradedWh"], cleared["networkTariffPerKWh"]) == (800, 0)
+    assert bytes(cleared["fillsHash"]) == state.fills_hash
+
+    ledger.chain.move_time_to(slot + 900)
+    ledger.post_meter_readings(slot, {alice.address: 800, bob.address: -800})
+    ledger.settle(slot, [(buy, 800), (sell, 800)])
+    # Alice pays 0.8 kWh × 0.20 and gets the rest of her escrow back; Bob is paid the same.
+    assert ledger.account_of(alice.address) == (DEPOSIT - 160_000, 0)
+    assert ledger.account_of(bob.address) == (DEPOSIT + 160_000, 0)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +70,7 @@ def test_commit_refuses_results_that_break_an_order(ledger, two_sided, price, fi
         ledger.commit_clearing(slot, price, [(buy, fills[0]), (sell, fills[1])], **REPORT)
     assert info.value.error == error
     assert ledger.slot_state(slot).status == "open"
+    assert ledger.slot_state(slot).chunks == 0
 
 
 def test_commit_needs_a_network_report(ledger, two_sided) -> None:
@@ -76,7 +85,7 @@ def test_commit_needs_a_network_report(ledger, two_sided) -> None:
             network_model_version=REPORT["network_model_version"],
         )
     assert info.value.error == "NetworkReportMissing"
-    receipt = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
+    (receipt,) = ledger.commit_clearing(slot, 200_000, [(buy, 800), (sell, 800)], **REPORT)
     assert ledger.slot_state(slot).network_report_hash == REPORT["network_report_hash"]
     cleared = ledger.market.events.SlotCleared().process_receipt(receipt, errors=DISCARD)[0]["args"]
     assert bytes(cleared["networkModelVersion"]) == REPORT["network_model_version"]
@@ -96,18 +105,20 @@ def test_commit_waits_for_gate_closure_and_happens_once(ledger, two_sided) -> No
 def test_commit_must_address_every_open_order_once(ledger, two_sided) -> None:
     slot, buy, _ = two_sided
     ledger.chain.move_time_to(slot - 300)
-    with pytest.raises(ClearingRejected, match=r"lists 1 orders but slot .* has 2 open orders"):
+    with pytest.raises(ClearingRejected, match=r"lists 1 orders but slot .* has 2 recorded orders") as short:
         ledger.commit_clearing(slot, 0, [(buy, 0)], **REPORT)
-    with pytest.raises(LedgerError) as info:
+    assert short.value.error == "IncompleteClearing"
+    with pytest.raises(ClearingRejected, match="not the slot's recorded orders in arrival order") as info:
         ledger.commit_clearing(slot, 0, [(buy, 0), (buy, 0)], **REPORT)
-    assert info.value.error == "OrderNotOpen"
+    assert info.value.error == "OrdersMismatch"
+    assert ledger.slot_state(slot).status == "open"
 
 
 def test_only_the_facilitator_commits(ledger, prosumers, two_sided) -> None:
     slot, buy, sell = two_sided
     ledger.chain.move_time_to(slot - 300)
-    fills = [(buy.as_abi(), 800), (sell.as_abi(), 800)]
-    call = ledger.market.functions.commitClearing(slot, 200_000, *REPORT.values(), fills)
+    fills = [item.as_fill() for item in ledger.clearing_items(slot, [(buy, 800), (sell, 800)])]
+    call = ledger.market.functions.commitClearing(slot, 200_000, *REPORT.values(), 0, 1, fills)
     with pytest.raises(LedgerError, match="lacks the role") as info:
         ledger.tx.send(prosumers[0], call, action="commit by a prosumer")
     assert info.value.error == "AccessControlUnauthorizedAccount"
@@ -123,18 +134,26 @@ def test_settlement_pays_delivered_energy_and_prices_deviations(ledger, prosumer
     ledger.chain.move_time_to(slot + 900)
     # Alice took 700 Wh of her 800 (surplus 100); Bob fed in 750 of his 800 (short 50).
     ledger.post_meter_readings(slot, {alice.address: 700, bob.address: -750})
-    receipt = ledger.settle(slot, fills)
+    (receipt,) = ledger.settle(slot, fills)
 
     # Shortfall 0.40/kWh, surplus 0.05/kWh (the deployment's defaults).
     assert ledger.account_of(bob.address) == (DEPOSIT + 160_000 - 20_000, 0)
     assert ledger.account_of(alice.address) == (DEPOSIT - 160_000 + 5_000, 0)
     assert ledger.account_of(balancing) == (15_000, 0)
     settled = ledger.market.events.SlotSettled().process_receipt(receipt, errors=DISCARD)[0]["args"]
-    assert (settled["paidToSellers"], settled["toBalancing"], settled["fromBalancing"]) == (
+    assert (settled["paidToSellers"], settled["toBalancing"], settled["fromBalancing"], settled["networkCharges"]) == (
         160_000,
         20_000,
         5_000,
+        0,
     )
+    # Each fill's outcome is in the chunk's log: deviation, payment, shortfall charge, network charge.
+    (chunk,) = ledger.market.events.FillsSettled().process_receipt(receipt, errors=DISCARD)
+    outcomes = unpack_outcomes(chunk["args"]["outcomes"])
+    assert [(o.deviation_wh, o.payment, o.imbalance_charge, o.network_charge) for o in outcomes] == [
+        (100, 5_000, 0, 0),
+        (50, 160_000, 20_000, 0),
+    ]
     assert ledger.slot_state(slot).status == "settled"
     # The Python mirror of the rule agrees with the chain.
     mirror = settle_slot(
@@ -185,6 +204,7 @@ def test_settlement_refusals(ledger, prosumers, two_sided) -> None:
     with pytest.raises(SettlementRejected, match="not the committed ones") as info:
         ledger.settle(slot, [(buy, 700), (sell, 700)])
     assert info.value.error == "FillsMismatch"
+    assert ledger.account_of(alice.address) == (DEPOSIT - 300_000, 300_000)  # nothing paid: escrow still locked
     assert ledger.slot_state(slot).status == "cleared"
     ledger.settle(slot, fills)
 
@@ -200,7 +220,7 @@ def test_a_seller_that_cannot_cover_its_shortfall_leaves_it_to_the_balancing_acc
     ledger.commit_clearing(slot, 100_000, [(buy, 1_000), (sell, 1_000)], **REPORT)
     ledger.chain.move_time_to(slot + 900)
     ledger.post_meter_readings(slot, {alice.address: 1_000, bob.address: 0})  # Bob delivered nothing
-    receipt = ledger.settle(slot, [(buy, 1_000), (sell, 1_000)])
+    (receipt,) = ledger.settle(slot, [(buy, 1_000), (sell, 1_000)])
     # Bob is credited 0.10 and owes 0.40: he pays what he has (0.10); 0.30 goes uncollected.
     uncollected = ledger.market.events.ImbalanceUncollected().process_receipt(receipt, errors=DISCARD)[0]["args"]
     assert (uncollected["account"], uncollected["amount"]) == (bob.address, 300_000)
@@ -219,10 +239,9 @@ def test_one_prosumers_metered_energy_is_not_counted_twice(ledger, prosumers, ne
     ledger.commit_clearing(slot, 100_000, fills, **REPORT)
     ledger.chain.move_time_to(slot + 900)
     ledger.post_meter_readings(slot, {alice.address: 1_000, bob.address: -600})
-    receipt = ledger.settle(slot, fills)
-    deviations = [
-        e["args"]["deviationWh"] for e in ledger.market.events.FillSettled().process_receipt(receipt, errors=DISCARD)
-    ]
+    (receipt,) = ledger.settle(slot, fills)
+    (chunk,) = ledger.market.events.FillsSettled().process_receipt(receipt, errors=DISCARD)
+    deviations = [o.deviation_wh for o in unpack_outcomes(chunk["args"]["outcomes"])]
     assert deviations == [0, 400, 0]  # 600 Wh fed in cover the first fill and 100 Wh of the second
 
 
@@ -288,6 +307,10 @@ def test_any_cleared_and_metered_slot_conserves_tokens(shared, orders, readings)
         available=before,
     )
     expected = dict(before)
+    # A buyer's escrow comes back at settlement less what it pays at the clearing price.
+    for order, filled in fills:
+        if order.side is Side.BUY:
+            expected[order.prosumer] += order.max_cost - cost(filled, result.ledger_price)
     for f in mirror.fills:
         expected[f.prosumer] += f.payment - f.collected
     expected[ledger.roles.balancing.address] += mirror.to_balancing - mirror.from_balancing

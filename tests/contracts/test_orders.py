@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import DEPOSIT, make_order
 from web3.logs import DISCARD
 
+from gridledger.chain.slots import order_args
 from gridledger.errors import (
     GateClosedError,
     InsufficientFunds,
@@ -17,7 +18,7 @@ from gridledger.errors import (
     ReplayRejected,
     SignatureRejected,
 )
-from gridledger.market.orders import Side, SignedOrder
+from gridledger.market.orders import Order, Side, SignedOrder
 from gridledger.sim.participants import make_prosumers
 from gridledger.wallet.signing import order_hash
 
@@ -35,11 +36,12 @@ def test_signature_made_in_python_is_accepted_on_chain(ledger, prosumers, next_s
     assert signed.order_hash == order_hash(order, chain_id=ledger.chain.chain_id, market_address=ledger.market.address)
     events = ledger.market.events.OrderRecorded().process_receipt(receipt, errors=DISCARD)
     assert len(events) == 1
-    args = events[0]["args"]
-    assert bytes(args["orderHash"]) == signed.order_hash
+    args = order_args(events[0]["args"])  # the packed head and terms, unpacked
     assert args["prosumer"] == alice.address
     assert (args["deliveryStart"], args["energyWh"], args["pricePerKWh"]) == (slot, 1_500, 250_000)
-    assert ledger.nonce_status(alice.address, 0) == "open"
+    assert (args["side"], args["nonce"], args["expiry"]) == (int(Side.BUY), 0, slot)
+    assert ledger.hash_of(Order.from_event(args)) == signed.order_hash
+    assert ledger.next_nonce(alice.address) == 1
     # Buy orders escrow energy × limit price: 1.5 kWh × 0.25 = 0.375 tokens.
     assert ledger.account_of(alice.address) == (DEPOSIT - 375_000, 375_000)
     assert ledger.slot_state(slot).open_orders == 1
@@ -54,7 +56,7 @@ def test_tampered_signature_is_rejected_with_its_custom_error(ledger, prosumers,
     assert info.value.error == "InvalidSignature"
     assert info.value.args_["prosumer"] == alice.address
     assert info.value.args_["recovered"] != alice.address
-    assert ledger.nonce_status(alice.address, 0) == "unused"
+    assert ledger.next_nonce(alice.address) == 0
 
 
 def test_order_changed_after_signing_is_rejected(ledger, prosumers, next_slot) -> None:
@@ -79,10 +81,29 @@ def test_replay_is_rejected(ledger, prosumers, next_slot) -> None:
     signed = ledger.sign(alice, make_order(alice, Side.BUY, next_slot(), 500, 200_000))
     ledger.relay_orders([signed])
     before = ledger.account_of(alice.address)
-    with pytest.raises(ReplayRejected, match=r"nonce 0 .* already used") as info:
+    with pytest.raises(ReplayRejected, match=r"nonce 0 .* is used up: .* the lowest it may still use is 1") as info:
         ledger.relay_orders([signed])
     assert info.value.error == "NonceAlreadyUsed"
     assert ledger.account_of(alice.address) == before
+    assert ledger.slot_state(signed.order.delivery_start).orders == 1
+
+
+def test_nonces_only_go_up(ledger, prosumers, next_slot) -> None:
+    """A prosumer may skip nonces, never go back: an order below the next nonce is refused."""
+    alice = prosumers[0]
+    slot = next_slot()
+    ledger.relay_orders([ledger.sign(alice, make_order(alice, Side.SELL, slot, 500, 50_000, nonce=5))])
+    assert ledger.next_nonce(alice.address) == 6
+    lower = ledger.sign(alice, make_order(alice, Side.SELL, slot, 600, 50_000, nonce=4))
+    with pytest.raises(ReplayRejected) as info:
+        ledger.relay_orders([lower])
+    assert info.value.args_ == {"prosumer": alice.address, "nonce": 4, "nextNonce": 6}
+    too_large = ledger.sign(alice, make_order(alice, Side.SELL, slot, 600, 50_000, nonce=2**32 - 1))
+    with pytest.raises(LedgerError, match="must be below 4,294,967,295") as large:
+        ledger.relay_orders([too_large])
+    assert large.value.error == "NonceTooLarge"
+    assert ledger.next_nonce(alice.address) == 6
+    assert ledger.slot_state(slot).orders == 1
 
 
 def test_expired_order_is_rejected_with_times_in_the_message(ledger, prosumers, next_slot) -> None:
@@ -137,12 +158,13 @@ def test_a_rejected_batch_leaves_no_partial_state(ledger, prosumers, next_slot) 
     bad = ledger.sign(bob, make_order(bob, Side.SELL, slot, 1_000, 50_000, expiry=ledger.chain.now() - 1))
     with pytest.raises(OrderExpiredError):
         ledger.relay_orders([good, bad])
-    assert ledger.nonce_status(alice.address, 0) == "unused"
+    assert ledger.next_nonce(alice.address) == 0
     assert ledger.account_of(alice.address) == (DEPOSIT, 0)
     assert ledger.slot_state(slot).open_orders == 0
     # The good order alone still goes through afterwards.
     ledger.relay_orders([good])
-    assert ledger.nonce_status(alice.address, 0) == "open"
+    assert ledger.next_nonce(alice.address) == 1
+    assert ledger.slot_state(slot).open_orders == 1
 
 
 def test_prosumer_places_and_cancels_directly_and_gets_the_escrow_back(ledger, prosumers, next_slot) -> None:
@@ -155,8 +177,9 @@ def test_prosumer_places_and_cancels_directly_and_gets_the_escrow_back(ledger, p
     event = ledger.market.events.OrderCancelled().process_receipt(receipt, errors=DISCARD)[0]["args"]
     assert event["refund"] == 600_000
     assert ledger.account_of(alice.address) == (DEPOSIT, 0)
-    assert ledger.nonce_status(alice.address, 0) == "cancelled"
-    assert ledger.slot_state(slot).open_orders == 0
+    assert ledger.is_cancelled(ledger.hash_of(order))
+    state = ledger.slot_state(slot)
+    assert (state.orders, state.cancelled_orders, state.open_orders) == (1, 1, 0)
     assert ledger.recorded_orders(slot) == []
 
 
@@ -176,8 +199,10 @@ def test_cancelling_a_signed_order_before_relay_burns_its_nonce(ledger, prosumer
     order = make_order(alice, Side.SELL, next_slot(), 500, 50_000, nonce=7)
     signed = ledger.sign(alice, order)
     ledger.cancel_order(alice, order)
+    assert ledger.next_nonce(alice.address) == 8  # nonce 7 burnt, with every lower one
     with pytest.raises(ReplayRejected):
         ledger.relay_orders([signed])
+    assert not ledger.is_cancelled(signed.order_hash)  # nothing was recorded to cancel
 
 
 def test_a_signed_cancellation_relayed_by_the_facilitator_refunds_the_escrow(ledger, prosumers, next_slot) -> None:
@@ -192,14 +217,14 @@ def test_a_signed_cancellation_relayed_by_the_facilitator_refunds_the_escrow(led
         with pytest.raises(SignatureRejected) as info:
             ledger.cancel_order_by_sig(signed.order, r, vs)
         assert info.value.error == "InvalidSignature"
-    assert ledger.nonce_status(alice.address, 3) == "open"
+    assert not ledger.is_cancelled(signed.order_hash)
 
     r, vs = ledger.sign_cancellation(alice, signed.order_hash)
     receipt = ledger.cancel_order_by_sig(signed.order, r, vs)
     event = ledger.market.events.OrderCancelled().process_receipt(receipt, errors=DISCARD)[0]["args"]
     assert (bytes(event["orderHash"]), event["refund"]) == (signed.order_hash, 200_000)
     assert ledger.account_of(alice.address) == (DEPOSIT, 0)
-    assert ledger.nonce_status(alice.address, 3) == "cancelled"
+    assert ledger.is_cancelled(signed.order_hash)
     # A replayed cancellation finds nothing open.
     with pytest.raises(LedgerError) as replay:
         ledger.cancel_order_by_sig(signed.order, r, vs)
@@ -232,4 +257,5 @@ def test_an_order_signed_with_a_keystore_key_is_accepted(ledger, next_slot, tmp_
     wallet = keystore.load("prosumer", "a long password", directory=tmp_path)
     signed = ledger.sign(wallet, make_order(wallet, Side.SELL, next_slot(), 1_000, 80_000))
     ledger.relay_orders([signed])
-    assert ledger.nonce_status(wallet.address, 0) == "open"
+    assert ledger.next_nonce(wallet.address) == 1
+    assert [r.order_hash for r in ledger.recorded_orders(signed.order.delivery_start)] == [signed.order_hash]

@@ -215,6 +215,7 @@ class SettlementLine(Public):
     deviation_wh: int
     payment: int
     imbalance_charge: int
+    network_charge: int = Field(description="the network charge the buyer paid the DSO for this fill (0 for a sale)")
 
 
 class OrderPublic(Public):
@@ -255,7 +256,8 @@ class TradePublic(Public):
     delivery_start: int
     side: Literal["buy", "sell"]
     filled_wh: int
-    amount: int
+    amount: int = Field(description="at the clearing price: what a buyer pays (rounded up) or a seller is paid")
+    network_charge: int = Field(description="what a buyer pays the DSO on top, by the slot's network tariff")
 
 
 class ParticipantTradePublic(TradePublic):
@@ -272,6 +274,7 @@ class ClearingPublic(Public):
     network_model_version: str | None
     network_passed: bool | None
     curtailed_wh: int | None
+    network_tariff_per_kwh: int | None = Field(description="the DSO's tariff per kWh traded in the slot")
     trades: list[TradePublic]
 
 
@@ -289,6 +292,7 @@ class SettlementPublic(Public):
     paid_to_sellers: int | None
     to_balancing: int | None
     from_balancing: int | None
+    network_charges: int | None = Field(description="paid into the DSO's account")
 
 
 class NetworkReportPublic(Public):

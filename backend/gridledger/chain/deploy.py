@@ -91,7 +91,8 @@ def ensure_deployed(
 
 
 def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, settings: Settings) -> Deployment:
-    """Deploys the four contracts and grants the facilitator, DSO and meter roles."""
+    """Deploys the four contracts and grants the facilitator, DSO and meter roles (the DSO's
+    account in the energy market, where network charges are paid, is the DSO role's address)."""
     w3 = chain.w3
     admin = roles.admin
 
@@ -112,6 +113,7 @@ def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, set
         registry,
         admin.address,
         roles.balancing.address,
+        roles.dso.address,  # the DSO's account in the market: network charges are paid into it
         settings.gate_closure_seconds,
         settings.shortfall_price_per_kwh,
         settings.surplus_price_per_kwh,
@@ -124,6 +126,7 @@ def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, set
         (registry_c, "FACILITATOR_ROLE", roles.facilitator.address),
         (market_c, "FACILITATOR_ROLE", roles.facilitator.address),
         (market_c, "METER_ROLE", roles.meter.address),
+        (market_c, "DSO_ROLE", roles.dso.address),
         (flex_c, "DSO_ROLE", roles.dso.address),
         (flex_c, "FACILITATOR_ROLE", roles.facilitator.address),
         (flex_c, "METER_ROLE", roles.meter.address),

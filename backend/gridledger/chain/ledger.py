@@ -1,19 +1,22 @@
 """The ledger as GridLedger's parties use it: one object per deployment, one method per act.
 
-Each method names the role that signs it (admin, facilitator, meter operator, or the prosumer's
-own key) and raises a domain exception, decoded from the contract's custom error, if the
-chain refuses. A refused call changes nothing: each act is one transaction.
+Each method names the role that signs it (admin, facilitator, meter operator, DSO, or the
+prosumer's own key) and raises a domain exception, decoded from the contract's custom error, if
+the chain refuses. A refused call changes nothing. Most acts are one transaction; a slot's
+clearing, its meter readings and its settlement take as many as the slot needs (each under
+EIP-7825's cap), and a clearing is checked whole (every chunk) before its first one is sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
@@ -21,26 +24,73 @@ from gridledger.chain.compile import Build, compile_contracts
 from gridledger.chain.connection import Chain, Roles, connect
 from gridledger.chain.deploy import Deployment, ensure_deployed
 from gridledger.chain.reverts import RevertDecoder
+from gridledger.chain.slots import (
+    ZERO_HASH,
+    ClearingItem,
+    SlotOrder,
+    cancellation_proof,
+    chunks_by_boundaries,
+    clearing_items,
+    pack_order,
+    pack_readings,
+    recorded_order,
+    split,
+)
 from gridledger.chain.transactions import PreparedTx, Transactor
 from gridledger.config import Settings
 from gridledger.encoding import short_hex
 from gridledger.errors import OrderError
 from gridledger.flex.products import FlexOffer, FlexRequest, SignedOffer
 from gridledger.market.orders import Order, RecordedOrder, SignedOrder
-from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
+from gridledger.wallet.signing import order_hash, sign_cancellation, sign_offer, sign_order
 
 RELAY_BATCH_SIZE = 100
-SLOT_STATUS = ("open", "cleared", "settled")
+# Orders per clearing or settlement transaction: a chunk of 1,000 takes about 6 M gas to commit and
+# 9 M to settle (benchmarks/gas.py), well under EIP-7825's 16,777,216.
+CLEARING_CHUNK = 1_000
+READINGS_BATCH = 2_000  # meter readings per transaction: about 7 M gas
+SLOT_STATUS = ("open", "clearing", "cleared", "settling", "settled")
 
 
 @dataclass(frozen=True, slots=True)
 class SlotState:
+    orders_hash: bytes
     fills_hash: bytes
     network_report_hash: bytes
-    open_orders: int
+    orders: int  # recorded, cancelled ones included
+    cancelled_orders: int
     status: str
     clearing_price_per_kwh: int
-    pot_amount: int
+    network_tariff_per_kwh: int
+    chunks: int  # clearing chunks committed
+    settled_chunks: int
+    pot: int  # during settlement: what the slot holds (buyers' payments in, sellers' revenue out)
+
+    @property
+    def open_orders(self) -> int:
+        return self.orders - self.cancelled_orders
+
+
+class ClearingPlan:
+    """A slot's clearing, every chunk checked against the chain and nothing sent yet."""
+
+    def __init__(self, ledger: Ledger, first: PreparedTx, rest: Sequence[ContractFunction], action: str) -> None:
+        self.ledger = ledger
+        self.first = first
+        self.rest = list(rest)
+        self.action = action
+
+    @property
+    def chunks(self) -> int:
+        return 1 + len(self.rest)
+
+    def send(self) -> list[TxReceipt]:
+        """Sends the chunks in order; each is one transaction."""
+        tx, facilitator = self.ledger.tx, self.ledger.roles.facilitator
+        receipts = [tx.send_prepared(self.first)]
+        for k, call in enumerate(self.rest, start=1):
+            receipts.append(tx.send(facilitator, call, action=f"{self.action}, chunk {k + 1} of {self.chunks}"))
+        return receipts
 
 
 class Ledger:
@@ -86,9 +136,19 @@ class Ledger:
         return self.tx.send(self.roles.admin, self.token.functions.mint(to, amount), action=f"mint to {to}")
 
     def register(self, account: str, *, meter_id: int, bus: int, capacity_w: int) -> TxReceipt:
-        """Registers a participant (facilitator's key)."""
+        """Registers a participant and admits it to the energy market (facilitator's key): the
+        market copies the registration into the participant's account word once, so that its
+        first order costs what every later one does."""
         call = self.registry.functions.register(account, meter_id, bus, capacity_w)
-        return self.tx.send(self.roles.facilitator, call, action=f"register {account}")
+        receipt = self.tx.send(self.roles.facilitator, call, action=f"register {account}")
+        self.admit([account])
+        return receipt
+
+    def admit(self, accounts: Sequence[str]) -> TxReceipt:
+        """Copies what the registry says about ``accounts`` into the energy market (any key may;
+        an account's first order does it otherwise)."""
+        call = self.market.functions.admit(list(accounts))
+        return self.tx.send(self.roles.facilitator, call, action=f"admission of {len(accounts)} participants")
 
     # ─────────────── prosumer's own transactions ───────────────
 
@@ -106,7 +166,10 @@ class Ledger:
         return self.tx.send(account, call, action="place order")
 
     def cancel_order(self, account: LocalAccount, order: Order) -> TxReceipt:
-        call = self.market.functions.cancelOrder(order.as_abi())
+        """Cancels the prosumer's own order: a recorded one with the proof of its place in its
+        slot's order chain (its escrow returns at once), one never recorded by burning its nonce."""
+        position, segment = self.cancellation_proof(order)
+        call = self.market.functions.cancelOrder(order.as_abi(), position, segment)
         return self.tx.send(account, call, action="cancel order")
 
     def sign(self, account: LocalAccount, order: Order) -> SignedOrder:
@@ -121,7 +184,7 @@ class Ledger:
         """Relays signed orders in batches; each batch is recorded whole or not at all."""
         receipts = []
         for start in range(0, len(orders), batch_size):
-            batch = [o.as_abi() for o in orders[start : start + batch_size]]
+            batch = [pack_order(o) for o in orders[start : start + batch_size]]
             call = self.market.functions.relayOrders(batch)
             receipts.append(
                 self.tx.send(
@@ -134,8 +197,15 @@ class Ledger:
 
     def cancel_order_by_sig(self, order: Order, r: bytes, vs: bytes) -> TxReceipt:
         """Relays a prosumer's signed cancellation (facilitator's key pays the gas)."""
-        call = self.market.functions.cancelOrderBySig(order.as_abi(), r, vs)
+        position, segment = self.cancellation_proof(order)
+        call = self.market.functions.cancelOrderBySig(order.as_abi(), r, vs, position, segment)
         return self.tx.send(self.roles.facilitator, call, action=f"cancellation of order of {order.prosumer}")
+
+    def cancellation_proof(self, order: Order) -> tuple[int, list[bytes]]:
+        """The (position, segment of order-chain links) that proves ``order`` is recorded in its
+        slot; (0, []) for an order the chain has not recorded (its cancellation burns the nonce)."""
+        proof = cancellation_proof(self.slot_orders(order.delivery_start), self.hash_of(order))
+        return proof if proof is not None else (0, [])
 
     def commit_clearing(
         self,
@@ -145,18 +215,19 @@ class Ledger:
         *,
         network_report_hash: bytes,
         network_model_version: bytes,
-    ) -> TxReceipt:
-        """Commits a slot's uniform price, the fill of every open order of the slot, and the hash
-        of the network validation report the result passed (with the model's version)."""
-        return self.tx.send_prepared(
-            self.prepare_clearing(
-                delivery_start,
-                price_per_kwh,
-                fills,
-                network_report_hash=network_report_hash,
-                network_model_version=network_model_version,
-            )
-        )
+        chunk_size: int = CLEARING_CHUNK,
+    ) -> list[TxReceipt]:
+        """Commits a slot's uniform price, the fill of every open order of the slot (in arrival
+        order), and the hash of the network validation report the result passed (with the
+        model's version), in chunks of ``chunk_size`` orders."""
+        return self.prepare_clearing(
+            delivery_start,
+            price_per_kwh,
+            fills,
+            network_report_hash=network_report_hash,
+            network_model_version=network_model_version,
+            chunk_size=chunk_size,
+        ).send()
 
     def prepare_clearing(
         self,
@@ -166,26 +237,158 @@ class Ledger:
         *,
         network_report_hash: bytes,
         network_model_version: bytes,
-    ) -> PreparedTx:
-        """``commit_clearing``'s transaction, preflighted (raises what the contract would refuse)
-        and not yet sent."""
+        chunk_size: int = CLEARING_CHUNK,
+    ) -> ClearingPlan:
+        """``commit_clearing``'s transactions, checked and not yet sent: every chunk goes through
+        the contract's ``previewClearing`` (where the chunks before it leave off) and the first
+        through a dry run, so a result the contract would refuse raises here and sends nothing."""
+        chunks = split(self.clearing_items(delivery_start, fills), chunk_size)
+        action = f"clearing of slot {delivery_start}"
+        if len(chunks) > 1:
+            self._preview_clearing(delivery_start, price_per_kwh, chunks, action)
+        calls = [
+            self.market.functions.commitClearing(
+                delivery_start,
+                price_per_kwh,
+                network_report_hash,
+                network_model_version,
+                k,
+                len(chunks),
+                [item.as_fill() for item in chunk],
+            )
+            for k, chunk in enumerate(chunks)
+        ]
+        suffix = f", chunk 1 of {len(chunks)}" if len(chunks) > 1 else ""
+        first = self.tx.prepare(self.roles.facilitator, calls[0], action=action + suffix)
+        return ClearingPlan(self, first, calls[1:], action)
+
+    def commit_chunk(
+        self,
+        delivery_start: int,
+        price_per_kwh: int,
+        items: Sequence[ClearingItem],
+        *,
+        chunk: int,
+        chunks: int,
+        network_report_hash: bytes,
+        network_model_version: bytes,
+    ) -> TxReceipt:
+        """Commits one clearing chunk as given (no merging of cancelled orders, no checks first)."""
         call = self.market.functions.commitClearing(
-            delivery_start, price_per_kwh, network_report_hash, network_model_version, _fills_abi(fills)
+            delivery_start,
+            price_per_kwh,
+            network_report_hash,
+            network_model_version,
+            chunk,
+            chunks,
+            [item.as_fill() for item in items],
         )
-        return self.tx.prepare(self.roles.facilitator, call, action=f"clearing of slot {delivery_start}")
+        action = f"clearing of slot {delivery_start}, chunk {chunk + 1} of {chunks}"
+        return self.tx.send(self.roles.facilitator, call, action=action)
+
+    def clearing_items(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> list[ClearingItem]:
+        """The sequence a clearing of ``fills`` commits: the slot's cancelled orders go back
+        at their places (with a fill of 0) between the open orders' fills."""
+        hashes = [self.hash_of(order) for order, _ in fills]
+        cancelled = self.slot_state(delivery_start).cancelled_orders
+        return clearing_items(self.slot_orders(delivery_start) if cancelled else [], fills, hashes)
+
+    def _preview_clearing(
+        self, delivery_start: int, price_per_kwh: int, chunks: Sequence[Sequence[ClearingItem]], action: str
+    ) -> None:
+        replay, bought, sold, cancelled, position = ZERO_HASH, 0, 0, 0, 0
+        for k, chunk in enumerate(chunks):
+            call = self.market.functions.previewClearing(
+                delivery_start,
+                price_per_kwh,
+                position,
+                replay,
+                bought,
+                sold,
+                cancelled,
+                [item.as_fill() for item in chunk],
+            )
+            replay, bought, sold, cancelled = self.tx.view(
+                call,
+                ("bytes32", "uint256", "uint256", "uint256"),
+                action=f"{action}, chunk {k + 1} of {len(chunks)}",
+            )
+            position += len(chunk)
+
+    # ─────────────── DSO ───────────────
+
+    def set_network_tariff(self, first_delivery_start: int, per_kwh: Sequence[int]) -> TxReceipt:
+        """Sets the network tariff (token base units per kWh) of consecutive slots from
+        ``first_delivery_start`` on, before their gates close (DSO's key)."""
+        call = self.market.functions.setNetworkTariff(first_delivery_start, list(per_kwh))
+        count = len(per_kwh)
+        return self.tx.send(
+            self.roles.dso,
+            call,
+            action=f"network tariff of {count} slot{'' if count == 1 else 's'} from {first_delivery_start}",
+        )
+
+    def network_tariff(self, delivery_start: int) -> int:
+        """The slot's network tariff, token base units per kWh (0 when none was set)."""
+        return int(self.market.functions.networkTariff(delivery_start).call())
 
     # ─────────────── meter operator and settlement ───────────────
 
-    def post_meter_readings(self, delivery_start: int, readings: dict[str, int]) -> TxReceipt:
-        """Posts net metered energy per account (Wh, positive = taken from the grid)."""
+    def post_meter_readings(
+        self, delivery_start: int, readings: Mapping[str, int], *, batch_size: int = READINGS_BATCH
+    ) -> list[TxReceipt]:
+        """Posts net metered energy per account (Wh, positive = taken from the grid), in batches
+        of ``batch_size`` meters, stored by the registry's participant numbers."""
+        action = f"meter readings of slot {delivery_start}"
         accounts = list(readings)
-        call = self.market.functions.postMeterReadings(delivery_start, accounts, [readings[a] for a in accounts])
-        return self.tx.send(self.roles.meter, call, action=f"meter readings of slot {delivery_start}")
+        (indexes,) = (
+            self.tx.view(self.registry.functions.indexesOf(accounts), ("uint32[]",), action=action)
+            if accounts
+            else ([],)
+        )
+        data = pack_readings(dict(zip(accounts, indexes, strict=True)), readings)
+        step = 8 * batch_size
+        return [
+            self.tx.send(
+                self.roles.meter,
+                self.market.functions.postMeterReadings(delivery_start, data[k : k + step]),
+                action=action,
+            )
+            for k in range(0, max(len(data), 1), step)
+        ]
 
-    def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> TxReceipt:
-        """Settles a cleared and metered slot (any key may; the facilitator's is used)."""
-        call = self.market.functions.settle(delivery_start, _fills_abi(fills))
-        return self.tx.send(self.roles.facilitator, call, action=f"settlement of slot {delivery_start}")
+    def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> list[TxReceipt]:
+        """Settles a cleared and metered slot (any key may; the facilitator's is used): the
+        committed fills again, in the clearing's chunks, from the first chunk not yet settled."""
+        items = self.clearing_items(delivery_start, fills)
+        counts = self.clearing_chunk_sizes(delivery_start)
+        chunks = chunks_by_boundaries(items, counts) if counts else [items]
+        state = self.slot_state(delivery_start)
+        first = state.settled_chunks if state.status == "settling" else 0
+        return [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first, len(chunks))]
+
+    def settle_chunk(self, delivery_start: int, chunk: int, items: Sequence[ClearingItem]) -> TxReceipt:
+        """Settles one chunk as given."""
+        call = self.market.functions.settle(delivery_start, chunk, [i.as_settlement_fill() for i in items])
+        return self.tx.send(
+            self.roles.facilitator, call, action=f"settlement of slot {delivery_start}, chunk {chunk + 1}"
+        )
+
+    def clearing_chunk_sizes(self, delivery_start: int) -> list[int]:
+        """How many orders each chunk of the slot's (last) clearing covered, in chunk order."""
+        start = self.deployment.block
+        filters: dict[str, Any] = {"deliveryStart": delivery_start}
+        logs = [
+            *self.market.events.ClearingStarted.get_logs(from_block=start, argument_filters=filters),
+            *self.market.events.ClearingChunkCommitted.get_logs(from_block=start, argument_filters=filters),
+        ]
+        sizes: list[int] = []
+        for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+            if log["event"] == "ClearingStarted":
+                sizes = []
+            else:
+                sizes.append(int(log["args"]["count"]))
+        return sizes
 
     # ─────────────── flexibility market ───────────────
 
@@ -257,20 +460,47 @@ class Ledger:
 
     def recorded_orders(self, delivery_start: int, *, from_block: int | None = None) -> list[RecordedOrder]:
         """The slot's open orders as the chain recorded them, in arrival order."""
+        return [s.recorded for s in self.slot_orders(delivery_start, from_block=from_block) if not s.cancelled]
+
+    def slot_orders(self, delivery_start: int, *, from_block: int | None = None) -> list[SlotOrder]:
+        """Every order the chain recorded for the slot, cancelled ones included, in arrival
+        order: the sequence of the slot's order chain."""
         start = self.deployment.block if from_block is None else from_block
         filters: dict[str, Any] = {"deliveryStart": delivery_start}
         recorded = self.market.events.OrderRecorded.get_logs(from_block=start, argument_filters=filters)
         cancelled = {
             bytes(log["args"]["orderHash"]) for log in self.market.events.OrderCancelled.get_logs(from_block=start)
         }
-        result = [RecordedOrder.from_log(log) for log in recorded]
-        return sorted((r for r in result if r.order_hash not in cancelled), key=lambda r: r.arrival)
+        ordered = sorted((recorded_order(log, self.hash_of) for log in recorded), key=lambda r: r.arrival)
+        return [SlotOrder(r, k, r.order_hash in cancelled) for k, r in enumerate(ordered)]
 
     def slot_state(self, delivery_start: int) -> SlotState:
-        fills_hash, report_hash, open_orders, status, price, pot = self.market.functions.slotState(
-            delivery_start
-        ).call()
-        return SlotState(bytes(fills_hash), bytes(report_hash), open_orders, SLOT_STATUS[status], price, pot)
+        (
+            orders_hash,
+            fills_hash,
+            report_hash,
+            orders,
+            cancelled,
+            status,
+            price,
+            tariff,
+            chunks,
+            settled,
+            pot,
+        ) = self.market.functions.slotState(delivery_start).call()
+        return SlotState(
+            bytes(orders_hash),
+            bytes(fills_hash),
+            bytes(report_hash),
+            orders,
+            cancelled,
+            SLOT_STATUS[status],
+            price,
+            tariff,
+            chunks,
+            settled,
+            pot,
+        )
 
     def account_of(self, address: str) -> tuple[int, int]:
         """(available, locked) base units of ``address`` inside the market."""
@@ -281,20 +511,31 @@ class Ledger:
         return int(self.token.functions.balanceOf(address).call())
 
     def order_hash(self, order: Order) -> bytes:
+        """The order's hash as the contract computes it (a call)."""
         return bytes(self.market.functions.orderHash(order.as_abi()).call())
 
-    def nonce_status(self, prosumer: str, nonce: int) -> str:
-        status = self.market.functions.nonceStatus(prosumer, nonce).call()
-        return ("unused", "open", "cancelled", "cleared")[status]
+    def hash_of(self, order: Order) -> bytes:
+        """The order's EIP-712 hash, computed here (the same digest the contract computes)."""
+        return order_hash(order, chain_id=self.chain.chain_id, market_address=self.market.address)
+
+    def next_nonce(self, prosumer: str) -> int:
+        """The lowest nonce ``prosumer`` may still use: nonces only go up."""
+        return int(self.market.functions.nextNonce(prosumer).call())
+
+    def is_cancelled(self, order_hash_: bytes) -> bool:
+        """Whether the recorded order ``order_hash_`` was cancelled."""
+        return bool(self.market.functions.isCancelled(order_hash_).call())
+
+    def meter_reading(self, delivery_start: int, account: str) -> int | None:
+        """The posted reading of ``account`` for the slot (Wh), or None."""
+        posted, net_wh = self.market.functions.meterReading(delivery_start, account).call()
+        return int(net_wh) if posted else None
 
 
 def fills_hash(fills: Iterable[tuple[bytes, int]]) -> bytes:
-    """The hash chain ``commitClearing`` stores: keccak(previous ‖ orderHash ‖ filledWh), from zero."""
+    """The hash chain a sealed clearing records (``SlotCleared.fillsHash``) over the fill of every
+    open order, in arrival order: keccak(previous ‖ orderHash ‖ filledWh), from zero."""
     chain = b"\0" * 32
-    for order_hash, filled_wh in fills:
-        chain = bytes(keccak(chain + order_hash + filled_wh.to_bytes(32, "big")))
+    for hash_, filled_wh in fills:
+        chain = bytes(keccak(chain + hash_ + filled_wh.to_bytes(32, "big")))
     return chain
-
-
-def _fills_abi(fills: Iterable[tuple[Order, int]]) -> list[tuple[Any, ...]]:
-    return [(order.as_abi(), filled_wh) for order, filled_wh in fills]

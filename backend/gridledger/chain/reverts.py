@@ -52,8 +52,13 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "NonceAlreadyUsed": (
         errors.ReplayRejected,
         lambda a: (
-            f"nonce {a['nonce']} of {a['prosumer']} was already used or cancelled; each order needs a fresh nonce"
+            f"nonce {a['nonce']} of {a['prosumer']} is used up: a prosumer's nonces only go up, and the lowest "
+            f"it may still use is {a['nextNonce']} (every lower one was used, skipped or burnt by a cancellation)"
         ),
+    ),
+    "NonceTooLarge": (
+        errors.LedgerError,
+        lambda a: f"nonce {a['nonce']} of {a['prosumer']} is too large: a nonce must be below {a['limit']:,}",
     ),
     "OrderExpired": (
         errors.OrderExpiredError,
@@ -71,8 +76,8 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "InvalidDeliveryStart": (
         errors.LedgerError,
         lambda a: (
-            f"delivery start {a['deliveryStart']} is not a slot boundary; "
-            f"it must be a multiple of {SLOT_SECONDS} s (15-minute slots)"
+            f"delivery start {a['deliveryStart']} is not a slot the ledger takes: it must be a multiple of "
+            f"{SLOT_SECONDS} s (15-minute slots) and before {a['latest']} ({clock(a['latest'])})"
         ),
     ),
     "InvalidEnergy": (
@@ -100,15 +105,12 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.LedgerError,
         lambda a: (
             f"order {_short(a['orderHash'])} is not an open order on the ledger "
-            "(never recorded, cancelled or already cleared)"
+            "(not recorded at the position given, or already cancelled)"
         ),
     ),
-    "WrongDeliverySlot": (
-        errors.ClearingRejected,
-        lambda a: (
-            f"order {_short(a['orderHash'])} is for the slot at {clock(a['orderSlot'])}, "
-            f"not the one being cleared at {clock(a['slot'])}"
-        ),
+    "MalformedOrder": (
+        errors.LedgerError,
+        lambda a: f"packed order {a['index']} of the batch has bits set outside its fields",
     ),
     "GateNotClosed": (
         errors.ClearingRejected,
@@ -135,8 +137,14 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "PriceBeyondLimit": (
         errors.ClearingRejected,
         lambda a: (
-            f"clearing price {_kwh_price(a['clearingPricePerKWh'])} crosses the limit "
-            f"{_kwh_price(a['limitPricePerKWh'])} of order {_short(a['orderHash'])}"
+            f"clearing price {_kwh_price(a['clearingPricePerKWh'])}"
+            + (f" plus the network tariff {_kwh_price(a['networkTariffPerKWh'])}" if a["networkTariffPerKWh"] else "")
+            + f" crosses the limit {_kwh_price(a['limitPricePerKWh'])} of order {_short(a['orderHash'])}"
+            + (
+                " (a buyer's limit is all-in: price plus tariff must be at or below it)"
+                if a["networkTariffPerKWh"]
+                else ""
+            )
         ),
     ),
     "EnergyImbalance": (
@@ -150,15 +158,55 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.ClearingRejected,
         lambda a: (
             f"the clearing result lists {a['included']} orders but slot "
-            f"{clock(a['deliveryStart'])} has {a['open']} open orders; "
-            "every open order needs a fill (0 allowed)"
+            f"{clock(a['deliveryStart'])} has {a['recorded']} recorded orders; "
+            "every recorded order needs a fill (0 allowed; a cancelled one flagged), once, and every chunk "
+            "but the last leaves orders for the next"
         ),
+    ),
+    "OrdersMismatch": (
+        errors.ClearingRejected,
+        lambda a: (
+            f"the fills given for slot {clock(a['deliveryStart'])} from position {a['position']} on are not the "
+            "slot's recorded orders in arrival order (one left out, listed twice, replaced or changed)"
+        ),
+    ),
+    "CancellationsMismatch": (
+        errors.ClearingRejected,
+        lambda a: (
+            f"order {_short(a['orderHash'])} is flagged cancelled but was not cancelled"
+            if a["cancelled"] == 0 and any(a["orderHash"])
+            else f"the clearing of slot {clock(a['deliveryStart'])} flags {a['flagged']} cancelled orders; "
+            f"the slot has {a['cancelled']}: every cancelled order, and only those, must be flagged"
+        ),
+    ),
+    "ChunkOutOfOrder": (
+        errors.LedgerError,
+        lambda a: (
+            f"chunk {a['given']} of slot {clock(a['deliveryStart'])} came where chunk {a['expected']} is next; "
+            "chunks go in order, once each"
+        ),
+    ),
+    "ClearingTermsChanged": (
+        errors.ClearingRejected,
+        lambda a: (
+            f"a clearing chunk of slot {clock(a['deliveryStart'])} changes the price, report, model or number "
+            "of chunks that its chunk 0 set; every chunk repeats them"
+        ),
+    ),
+    "InvalidChunkCount": (
+        errors.ClearingRejected,
+        lambda a: f"a clearing in {a['chunks']} chunks is not possible: 1 to 65,535 chunks are allowed",
+    ),
+    "MalformedFill": (
+        errors.ClearingRejected,
+        lambda a: f"the packed fill at position {a['position']} has bits set outside its fields",
     ),
     "SlotNotCleared": (
         errors.SettlementRejected,
         lambda a: (
             f"slot {clock(a['deliveryStart'])} cannot settle: its status is "
-            f"{['open', 'cleared', 'settled'][a['status']]}, and only a cleared slot settles (once)"
+            f"{['open', 'clearing', 'cleared', 'settling', 'settled'][a['status']]}, and only a cleared slot "
+            "settles (once)"
         ),
     ),
     "DeliveryNotEnded": (
@@ -181,10 +229,33 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     "FillsMismatch": (
         errors.SettlementRejected,
         lambda a: (
-            f"the fills given for slot {clock(a['deliveryStart'])} are not the committed ones "
-            f"(committed hash {_short(a['committed'])}, given {_short(a['given'])})"
+            f"the fills given for chunk {a['chunk']} of slot {clock(a['deliveryStart'])} are not the committed "
+            f"ones (committed hash {_short(a['committed'])}, given {_short(a['given'])})"
         ),
     ),
+    "MalformedReadings": (
+        errors.SettlementRejected,
+        lambda a: (
+            f"meter readings of {a['length']} bytes are malformed: each is 8 bytes (a uint32 participant number "
+            "and an int32 Wh from −2,147,483,647 to 2,147,483,647)"
+        ),
+    ),
+    "SettlementInProgress": (
+        errors.SettlementRejected,
+        lambda a: (
+            f"{a['account']}'s metered energy is still being allocated in the settlement of slot "
+            f"{clock(a['otherSlot'])}, which is under way: finish that settlement first"
+        ),
+    ),
+    "TariffGateClosed": (
+        errors.LedgerError,
+        lambda a: (
+            f"the network tariff of slot {clock(a['deliveryStart'])} can no longer be set: its gate closed at "
+            f"{clock(a['gateClosure'])} (the chain's time is {clock(a['nowTs'])}); tariffs are announced before "
+            "gate closure"
+        ),
+    ),
+    "EmptyTariff": (errors.LedgerError, lambda a: "a network tariff needs at least one slot's price per kWh"),
     "LengthMismatch": (
         errors.LedgerError,
         lambda a: f"array arguments differ in length ({a['a']} and {a['b']})",
@@ -214,6 +285,13 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         ),
     ),
     "ZeroAccount": (errors.LedgerError, lambda a: "the zero address cannot be registered"),
+    "UnknownParticipant": (
+        errors.NotRegisteredError,
+        lambda a: (
+            f"there is no participant number {a['index']}: {a['count']} participants are registered "
+            f"(numbers 0 to {a['count'] - 1})"
+        ),
+    ),
     # ── flexibility market ──
     "RequestPowerZero": (
         errors.FlexRejected,

@@ -100,6 +100,13 @@ class Transactor:
             raise self._revert(exc, action) from None
         return tx
 
+    def view(self, call: ContractFunction, types: Sequence[str], *, action: str) -> tuple[Any, ...]:
+        """An eth_call of ``call`` decoded as ``types``; a revert raises its decoded custom error."""
+        try:
+            return read(call, types)
+        except RevertError as exc:
+            raise self._revert(exc, action) from None
+
     def send_value(self, account: LocalAccount, to: str, wei: int) -> TxReceipt:
         tx: TxParams = {
             "from": account.address,

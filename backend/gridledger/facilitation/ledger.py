@@ -10,13 +10,14 @@ from gridledger.units import SLOTS_PER_HOUR
 
 
 def commit(ledger: Ledger, reports: ReportStore, model: NetworkModel, slot: FacilitatedSlot) -> None:
-    """Records a facilitated slot: preflights the commit (a result the contract refuses, say for a
-    slot already cleared or whose gate is open, writes nothing, so a stored report always hashes
-    to the chain's), stores the report, activates the flexibility the joint clearing chose
-    (facilitator's role), then sends the commit: price, every order's fill, the report's hash and
-    the model's version. The report is stored before the commit so a committed hash always has it."""
+    """Records a facilitated slot: checks the whole commit first, every chunk of it (a result the
+    contract refuses, say for a slot already cleared or whose gate is open, writes nothing, so a
+    stored report always hashes to the chain's), stores the report, activates the flexibility the
+    joint clearing chose (facilitator's role), then sends the commit's chunks: price, every
+    order's fill, the report's hash and the model's version. The report is stored before the
+    commit so a committed hash always has it."""
     ds = slot.delivery_start
-    prepared = ledger.prepare_clearing(
+    plan = ledger.prepare_clearing(
         ds,
         slot.clearing.ledger_price,
         slot.order_fills,
@@ -26,7 +27,7 @@ def commit(ledger: Ledger, reports: ReportStore, model: NetworkModel, slot: Faci
     reports.save(ledger.market.address, slot.report)
     for offer_id, energy_wh in slot.activations.items():
         ledger.activate_flex(offer_id, ds, energy_wh * SLOTS_PER_HOUR, by="facilitator")
-    ledger.tx.send_prepared(prepared)
+    plan.send()
 
 
 def register_participant(

@@ -21,6 +21,7 @@ from eth_utils.address import to_checksum_address
 from web3.types import LogReceipt
 
 from gridledger.chain.ledger import Ledger
+from gridledger.chain.slots import order_args, unpack_outcomes, unpack_readings
 from gridledger.chain.transactions import read
 from gridledger.encoding import to_hex
 from gridledger.errors import ConfigurationError
@@ -159,14 +160,20 @@ class Indexer:
         abi, handler = found
         return abi["name"], handler, decode_event(abi, entry), entry
 
-    def _touches(self, event: str, a: dict[str, Any]) -> list[str]:
-        """The accounts whose market balance an event changes."""
+    def _touches(self, event: str, a: dict[str, Any], recorded: dict[int, list[str]]) -> list[str]:
+        """The accounts whose market balance an event changes (``recorded``: the prosumers of the
+        orders this range records, by slot, for a settlement in the same range)."""
         if event in ("Deposited", "Withdrawn", "ImbalanceUncollected"):
             return [a["account"]]
         if event == "OrderRecorded":  # a buy locks its escrow; a sale moves no money until settlement
-            return [a["prosumer"]] if a["side"] == BUY else []
-        if event in ("OrderCancelled", "OrderFilled", "FillSettled"):
+            order = order_args(a)
+            return [order["prosumer"]] if order["side"] == BUY else []
+        if event == "OrderCancelled":
             return [a["prosumer"]]
+        if event == "FillsSettled":  # buyers' escrow, sellers' revenue, the DSO's network charges
+            ds = a["deliveryStart"]
+            rows = self.db.execute("select distinct prosumer from orders where delivery_start = ?", [ds]).fetchall()
+            return [r[0] for r in rows] + recorded.get(ds, []) + [self.ledger.roles.dso.address]
         if event == "SlotSettled":
             return [self.ledger.roles.balancing.address]
         return []
@@ -179,7 +186,11 @@ class Indexer:
 
     def _balances(self, events: list[Decoded], block: int) -> dict[str, dict[str, int]]:
         """Balances at ``block`` of the accounts the events touched: market accounts in one call."""
-        market = sorted({x for name, _, args, _ in events for x in self._touches(name, args)})
+        recorded: dict[int, list[str]] = {}
+        for name, _, args, _ in events:
+            if name == "OrderRecorded":
+                recorded.setdefault(args["deliveryStart"], []).append(order_args(args)["prosumer"])
+        market = sorted({x for name, _, args, _ in events for x in self._touches(name, args, recorded)})
         tokens = sorted({x for name, _, args, _ in events for x in self._tokens_touched(name, args)})
         balances: dict[str, dict[str, int]] = {a: {} for a in market + tokens}
         if market:
@@ -192,22 +203,33 @@ class Indexer:
         return balances
 
     def _payment(
-        self, entry: LogReceipt, account: str, kind: str, amount: int, ds: int | None, order_hash: str | None
+        self,
+        entry: LogReceipt,
+        account: str,
+        kind: str,
+        amount: int,
+        ds: int | None,
+        order_hash: str | None,
+        *,
+        item: int = 0,
+        slot: int | None = None,
     ) -> None:
-        # One payment per log; a log with two amounts (FillSettled) uses log_index·4 + k.
+        # A log can hold several payments (a settlement chunk: several per order): the key is
+        # the log's index · 2^20 + the order's place in the log · 8 + the kind's place.
+        key = entry["logIndex"] * 2**20 + item * 8 + (_KIND_SLOT[kind] if slot is None else slot)
         self.db.execute(
             "insert or replace into payments (block, log_index, account, delivery_start, kind, amount, order_hash) "
             "values (?, ?, ?, ?, ?, ?, ?)",
-            [entry["blockNumber"], entry["logIndex"] * 4 + _KIND_SLOT[kind], account, ds, kind, amount, order_hash],
+            [entry["blockNumber"], key, account, ds, kind, amount, order_hash],
         )
 
     # ─────────────── event handlers (named after the events) ───────────────
 
     def _on_ParticipantRegistered(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(
-            "insert or replace into participants (account, meter_id, bus, capacity_w, block, log_index) "
-            "values (?, ?, ?, ?, ?, ?)",
-            [a["account"], a["meterId"], a["bus"], a["capacityW"], entry["blockNumber"], entry["logIndex"]],
+            "insert or replace into participants (account, meter_id, bus, capacity_w, participant_index, block, "
+            "log_index) values (?, ?, ?, ?, ?, ?, ?)",
+            [a["account"], a["meterId"], a["bus"], a["capacityW"], a["index"], entry["blockNumber"], entry["logIndex"]],
         )
 
     def _on_Transfer(self, a: dict[str, Any], entry: LogReceipt) -> None:
@@ -220,9 +242,10 @@ class Indexer:
         self._payment(entry, a["account"], "withdrawal", -a["amount"], None, None)
 
     def _on_OrderRecorded(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        order = Order.from_event(order_args(a))
         row = {
-            "order_hash": to_hex(a["orderHash"]),
-            **Order.from_event(a).as_row(),
+            "order_hash": to_hex(self.ledger.hash_of(order)),
+            **order.as_row(),
             "status": "open",
             "filled_wh": 0,
             "block": entry["blockNumber"],
@@ -235,30 +258,50 @@ class Indexer:
     def _on_OrderCancelled(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute("update orders set status = 'cancelled' where order_hash = ?", [to_hex(a["orderHash"])])
 
+    def _on_ClearingStarted(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        """A clearing (re)starts: the fills of an unfinished earlier attempt no longer count."""
+        ds = a["deliveryStart"]
+        self.db.execute("delete from fills where delivery_start = ?", [ds])
+        self.db.execute(
+            "update orders set status = 'open', filled_wh = 0 where delivery_start = ? and status = 'filled'", [ds]
+        )
+
     def _on_OrderFilled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        """A committed fill; money moves when the slot settles."""
         order_hash = to_hex(a["orderHash"])
-        row = self.db.execute("select side from orders where order_hash = ?", [order_hash]).fetchone()
-        side = int(row[0]) if row else BUY
+        row = self.db.execute("select prosumer, side from orders where order_hash = ?", [order_hash]).fetchone()
+        if row is None:
+            log.warning("fill of order %s, which the index does not have", order_hash)
+            return
         self.db.execute(
             "update orders set status = 'filled', filled_wh = ? where order_hash = ?", [a["filledWh"], order_hash]
         )
         self.db.execute(
-            "insert or replace into fills (order_hash, prosumer, delivery_start, side, filled_wh, amount, block) "
-            "values (?, ?, ?, ?, ?, ?, ?)",
-            [order_hash, a["prosumer"], a["deliveryStart"], side, a["filledWh"], a["cost"], entry["blockNumber"]],
+            "insert or replace into fills (order_hash, prosumer, delivery_start, side, filled_wh, amount, "
+            "network_charge, block) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                order_hash,
+                row[0],
+                a["deliveryStart"],
+                int(row[1]),
+                a["filledWh"],
+                a["cost"],
+                a["networkCharge"],
+                entry["blockNumber"],
+            ],
         )
-        if side == BUY:
-            self._payment(entry, a["prosumer"], "purchase", -a["cost"], a["deliveryStart"], order_hash)
 
     def _on_SlotCleared(self, a: dict[str, Any], entry: LogReceipt) -> None:
         ds = a["deliveryStart"]
         self.db.execute("update orders set status = 'unfilled' where delivery_start = ? and status = 'open'", [ds])
         self.db.execute(
-            "insert or replace into slots (delivery_start, status, clearing_price_per_kwh, traded_wh, fills_hash, "
-            "network_report_hash, network_model_version, cleared_block) values (?, 'cleared', ?, ?, ?, ?, ?, ?)",
+            "insert or replace into slots (delivery_start, status, clearing_price_per_kwh, network_tariff_per_kwh, "
+            "traded_wh, fills_hash, network_report_hash, network_model_version, cleared_block) "
+            "values (?, 'cleared', ?, ?, ?, ?, ?, ?, ?)",
             [
                 ds,
                 a["clearingPricePerKWh"],
+                a["networkTariffPerKWh"],
                 a["tradedWh"],
                 to_hex(a["fillsHash"]),
                 to_hex(a["networkReportHash"]),
@@ -267,26 +310,56 @@ class Indexer:
             ],
         )
 
-    def _on_MeterReadingPosted(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        self.db.execute(
+    def _on_MeterReadingsPosted(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        accounts = dict(self.db.execute("select participant_index, account from participants").fetchall())
+        self.db.conn.executemany(
             "insert or replace into meter_readings (delivery_start, account, net_wh, block) values (?, ?, ?, ?)",
-            [a["deliveryStart"], a["account"], a["netWh"], entry["blockNumber"]],
+            [(a["deliveryStart"], accounts[i], net, entry["blockNumber"]) for i, net in unpack_readings(a["readings"])],
         )
 
-    def _on_FillSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
-        order_hash, prosumer, ds = to_hex(a["orderHash"]), a["prosumer"], a["deliveryStart"]
-        self.db.execute(
-            "insert or replace into settlements (order_hash, prosumer, delivery_start, deviation_wh, payment, "
-            "imbalance_charge, block) values (?, ?, ?, ?, ?, ?, ?)",
-            [order_hash, prosumer, ds, a["deviationWh"], a["payment"], a["imbalanceCharge"], entry["blockNumber"]],
+    def _on_FillsSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        """A settlement chunk: one outcome per recorded order of the slot, from ``firstPosition`` on
+        in arrival order. A buyer pays its fill at the clearing price and the network charge, and
+        gets its escrow back; a seller is paid; the DSO's account receives the network charges."""
+        ds = a["deliveryStart"]
+        outcomes = unpack_outcomes(a["outcomes"])
+        rows = self.db.execute_returning_dicts(
+            "select o.order_hash, o.prosumer, o.side, o.status, f.filled_wh, f.amount from orders o "
+            "left join fills f using (order_hash) where o.delivery_start = ? order by o.block, o.log_index "
+            "limit ? offset ?",
+            [ds, len(outcomes), a["firstPosition"]],
         )
-        self.db.execute("update orders set status = 'settled' where order_hash = ?", [order_hash])
-        row = self.db.execute("select side from fills where order_hash = ?", [order_hash]).fetchone()
-        if a["payment"]:
-            kind = "sale" if row and row[0] == SELL else "surplus_buyback"
-            self._payment(entry, prosumer, kind, a["payment"], ds, order_hash)
-        if a["imbalanceCharge"]:
-            self._payment(entry, prosumer, "imbalance_charge", -a["imbalanceCharge"], ds, order_hash)
+        dso = self.ledger.roles.dso.address
+        for item, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+            if row["status"] == "cancelled" or not row["filled_wh"]:
+                continue
+            order_hash, prosumer = row["order_hash"], row["prosumer"]
+            self.db.execute(
+                "insert or replace into settlements (order_hash, prosumer, delivery_start, deviation_wh, payment, "
+                "imbalance_charge, network_charge, block) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    order_hash,
+                    prosumer,
+                    ds,
+                    outcome.deviation_wh,
+                    outcome.payment,
+                    outcome.imbalance_charge,
+                    outcome.network_charge,
+                    entry["blockNumber"],
+                ],
+            )
+            self.db.execute("update orders set status = 'settled' where order_hash = ?", [order_hash])
+            if row["side"] == BUY:
+                self._payment(entry, prosumer, "purchase", -row["amount"], ds, order_hash, item=item)
+                if outcome.network_charge:
+                    charge = outcome.network_charge
+                    self._payment(entry, prosumer, "network_charge", -charge, ds, order_hash, item=item)
+                    self._payment(entry, dso, "network_charge", charge, ds, order_hash, item=item, slot=4)
+            if outcome.payment:
+                kind = "sale" if row["side"] == SELL else "surplus_buyback"
+                self._payment(entry, prosumer, kind, outcome.payment, ds, order_hash, item=item)
+            if outcome.imbalance_charge:
+                self._payment(entry, prosumer, "imbalance_charge", -outcome.imbalance_charge, ds, order_hash, item=item)
 
     def _on_ImbalanceUncollected(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self._payment(entry, a["account"], "uncollected", a["amount"], a["deliveryStart"], None)
@@ -377,8 +450,15 @@ class Indexer:
     def _on_SlotSettled(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(
             "update slots set status = 'settled', paid_to_sellers = ?, to_balancing = ?, from_balancing = ?, "
-            "settled_block = ? where delivery_start = ?",
-            [a["paidToSellers"], a["toBalancing"], a["fromBalancing"], entry["blockNumber"], a["deliveryStart"]],
+            "network_charges = ?, settled_block = ? where delivery_start = ?",
+            [
+                a["paidToSellers"],
+                a["toBalancing"],
+                a["fromBalancing"],
+                a["networkCharges"],
+                entry["blockNumber"],
+                a["deliveryStart"],
+            ],
         )
 
 
@@ -390,4 +470,5 @@ _KIND_SLOT = {
     "sale": 1,
     "surplus_buyback": 1,
     "imbalance_charge": 2,
+    "network_charge": 3,  # the buyer's; the DSO's receipt of it takes 4
 }

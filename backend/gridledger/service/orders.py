@@ -151,14 +151,18 @@ class OrderDesk:
             same = self.ctx.rows(f"select order_hash, status from {table} where order_hash = ?", hash_hex)
             if same:
                 raise ConflictError(f"order {hash_hex} was already submitted (status {same[0]['status']})")
-            taken = self.ctx.rows(
-                f"select order_hash from {table} where prosumer = ? and nonce = ?", order.prosumer, order.nonce
+        # A prosumer's nonces only go up (the ledger keeps the next one it may use): a nonce at or
+        # below one already accepted or recorded would be refused on-chain.
+        last = self.ctx.db.execute(
+            "select max(n) from (select max(nonce) n from submissions where prosumer = ? "
+            "union all select max(nonce) n from orders where prosumer = ?)",
+            [order.prosumer, order.prosumer],
+        ).fetchone()[0]
+        if last is not None and order.nonce <= last:
+            raise ConflictError(
+                f"nonce {order.nonce} of {order.prosumer} is used up: a prosumer's nonces only go up, and the "
+                f"lowest it may still use is {last + 1}"
             )
-            if taken:
-                raise ConflictError(
-                    f"nonce {order.nonce} of {order.prosumer} is already used by order {taken[0]['order_hash']}; "
-                    "each order needs a fresh nonce"
-                )
 
     def _check_escrow(self, order: Order) -> None:
         balance = self.ctx.rows("select available from accounts where account = ?", order.prosumer)

@@ -127,6 +127,7 @@ class Queries:
             "network_model_version": slot["network_model_version"],
             "network_passed": None if report is None else bool(report["passed"]),
             "curtailed_wh": None if report is None else report["curtailed_wh"],
+            "network_tariff_per_kwh": slot["network_tariff_per_kwh"],
             "trades": self.trades(delivery_start),
         }
 
@@ -172,6 +173,7 @@ class Queries:
             "paid_to_sellers": slot["paid_to_sellers"],
             "to_balancing": slot["to_balancing"],
             "from_balancing": slot["from_balancing"],
+            "network_charges": slot["network_charges"],
         }
 
     def network_report(self, delivery_start: int) -> dict[str, Any]:
@@ -235,6 +237,7 @@ def _fill_json(row: dict[str, Any]) -> dict[str, Any]:
         "side": Side(row["side"]).name.lower(),
         "filled_wh": row["filled_wh"],
         "amount": row["amount"],
+        "network_charge": row["network_charge"] or 0,
     }
 
 
@@ -245,4 +248,5 @@ def _settlement_json(row: dict[str, Any]) -> dict[str, Any]:
         "deviation_wh": row["deviation_wh"],
         "payment": row["payment"],
         "imbalance_charge": row["imbalance_charge"],
+        "network_charge": row["network_charge"] or 0,
     }

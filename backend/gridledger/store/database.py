@@ -52,7 +52,15 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     # a signed request by the hash of its signer and message, whatever its signature's encoding
     "signed_requests": ({"request_hash": str, "signer": str, "at": float}, "request_hash"),
     "participants": (
-        {"account": str, "meter_id": int, "bus": int, "capacity_w": int, "block": int, "log_index": int},
+        {
+            "account": str,
+            "meter_id": int,
+            "bus": int,
+            "capacity_w": int,
+            "participant_index": int,  # the registry's number: meter readings are posted by it
+            "block": int,
+            "log_index": int,
+        },
         "account",
     ),
     "orders": (
@@ -80,6 +88,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "side": int,
             "filled_wh": int,
             "amount": int,
+            "network_charge": int,  # a buy's network charge, paid at settlement
             "block": int,
         },
         "order_hash",
@@ -89,6 +98,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "delivery_start": int,
             "status": str,  # cleared | settled
             "clearing_price_per_kwh": int,
+            "network_tariff_per_kwh": int,
             "traded_wh": int,
             "fills_hash": str,
             "network_report_hash": str,
@@ -97,6 +107,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "paid_to_sellers": int,
             "to_balancing": int,
             "from_balancing": int,
+            "network_charges": int,
             "settled_block": int,
         },
         "delivery_start",
@@ -113,6 +124,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "deviation_wh": int,
             "payment": int,
             "imbalance_charge": int,
+            "network_charge": int,
             "block": int,
         },
         "order_hash",
@@ -123,11 +135,13 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "log_index": int,
             "account": str,
             "delivery_start": int,
-            "kind": str,  # deposit | withdrawal | purchase | sale | imbalance_charge | uncollected
+            # deposit | withdrawal | purchase | sale | surplus_buyback | imbalance_charge | uncollected |
+            # network_charge (a buyer's, negative; the DSO's account receives them, positive)
+            "kind": str,
             "amount": int,  # signed: positive credits the account's market balance
             "order_hash": str,
         },
-        ("block", "log_index"),
+        ("block", "log_index"),  # log_index: the log's index · 2^20 + the item in it · 8 + the kind
     ),
     "accounts": (
         {"account": str, "available": int, "locked": int, "token_balance": int, "block": int},

@@ -93,7 +93,8 @@ def test_duplicates_get_409(api, wallets, order_body) -> None:
     assert "already submitted" in again_on_chain["detail"]
     same_nonce = Order(alice.address, Side.BUY, order_body["delivery_start"], 10, 1, 0, order_body["delivery_start"])
     body = refused(lambda: api.client.submit_order(alice, same_nonce), 409)
-    assert f"nonce 0 of {alice.address} is already used by order {first['order_hash']}" in body["detail"]
+    assert f"nonce 0 of {alice.address} is used up" in body["detail"]
+    assert "the lowest it may still use is 1" in body["detail"]
     assert api.count("submissions") == 1
 
 

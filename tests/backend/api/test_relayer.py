@@ -8,6 +8,7 @@ from tests.backend.api.conftest import DEPOSIT, start_api
 from tests.conftest import open_ledger
 
 from gridledger.chain.connection import FIRST_PROSUMER_INDEX, derive_account
+from gridledger.chain.slots import recorded_order
 from gridledger.config import Settings
 from gridledger.errors import ConfigurationError
 from gridledger.market.orders import Order, Side
@@ -50,7 +51,7 @@ def test_one_bad_order_is_rejected_with_its_reason_and_the_rest_of_the_batch_goe
         rejected = api.client.get(f"/orders/{b1['order_hash']}")
         assert rejected["status"] == "rejected" and "deposit more first" in rejected["reason"]
         assert api.chain(lambda: ledger.slot_state(slot)).open_orders == 2
-        assert api.chain(lambda: ledger.nonce_status(bob.address, 0)) == "unused"
+        assert api.chain(lambda: ledger.next_nonce(bob.address)) == 0  # Bob's order never reached the ledger
 
 
 def test_accepted_orders_survive_a_restart_and_are_relayed_once(ledger, tmp_path, semiurb5) -> None:
@@ -70,7 +71,9 @@ def test_accepted_orders_survive_a_restart_and_are_relayed_once(ledger, tmp_path
             second.wait_for(a["order_hash"], "on_chain")
         assert set(submissions(second).values()) == {"relayed"}
         assert second.chain(lambda: ledger.slot_state(slot)).open_orders == 3
-        assert [second.chain(lambda n=n: ledger.nonce_status(alice.address, n)) for n in range(3)] == ["open"] * 3
+        assert second.chain(lambda: ledger.next_nonce(alice.address)) == 3
+        recorded = second.chain(lambda: ledger.recorded_orders(slot))
+        assert [r.order_hash.hex() for r in recorded] == [a["order_hash"][2:] for a in accepted]
 
 
 def test_an_order_relayed_just_before_a_crash_is_not_relayed_again(ledger, tmp_path, semiurb5) -> None:
@@ -89,7 +92,7 @@ def test_an_order_relayed_just_before_a_crash_is_not_relayed_again(ledger, tmp_p
             second.wait_for(a["order_hash"], "on_chain")
         assert set(submissions(second).values()) == {"relayed"}  # not "rejected" as a replay
         recorded = ledger.market.events.OrderRecorded.get_logs(from_block=0)
-        assert sorted(bytes(e["args"]["orderHash"]).hex() for e in recorded) == sorted(
+        assert sorted(recorded_order(e, ledger.hash_of).order_hash.hex() for e in recorded) == sorted(
             a["order_hash"][2:] for a in accepted
         )
         assert second.service.ctx.relayer.relayed == 2 and second.service.ctx.relayer.rejected == 0
