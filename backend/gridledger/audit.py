@@ -31,10 +31,10 @@ from gridledger.chain.ledger import Ledger
 from gridledger.chain.slots import SettlementOutcome, unpack_outcomes, unpack_readings
 from gridledger.encoding import short_hex, to_hex
 from gridledger.facilitation import BaselineRef, SlotInputs, facilitate
-from gridledger.market.orders import Order, RecordedOrder, Side
+from gridledger.market.orders import Order, RecordedOrder
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
-from gridledger.settlement.rules import cost, settle_slot
+from gridledger.settlement.rules import settle_slot
 from gridledger.store.reports import ReportStore
 from gridledger.units import slot_energy_wh
 
@@ -87,7 +87,8 @@ def audit_slot(
             f"({datetime.fromtimestamp(delivery_start, tz=UTC):%Y-%m-%d %H:%M} UTC), the published model and the "
             f"registrations imply {implied.as_dict()}"
         )
-    inputs = replace(stated, baseline=implied)
+    # The tariff is the ledger's, whatever the report says: the clearing had to respect it.
+    inputs = replace(stated, baseline=implied, network_charge_per_kwh=ledger.network_tariff(delivery_start))
     differences += _flex_differences(ledger, inputs, row["report"].get("flexibility", {}))
     rerun = facilitate(model, engine, inputs)
     clearing, report = rerun.clearing, rerun.report
@@ -195,13 +196,16 @@ def _settlement_differences(ledger: Ledger, delivery_start: int, committed: Any)
     if missing:
         return [f"settlement: the chain has no meter reading of {', '.join(missing)}, yet the slot settled"]
     rule = settle_slot(
-        fills, readings, price_per_kwh=price, shortfall_price_per_kwh=shortfall, surplus_price_per_kwh=surplus
+        fills,
+        readings,
+        price_per_kwh=price,
+        shortfall_price_per_kwh=shortfall,
+        surplus_price_per_kwh=surplus,
+        network_charge_per_kwh=tariff,
     )
     differences = []
-    for (slot_order, f), expected in zip(traded, rule.fills, strict=True):
-        order = slot_order.recorded.order
-        network = cost(f, price + tariff) - cost(f, price) if order.side is Side.BUY else 0
-        want = SettlementOutcome(expected.deviation_wh, expected.payment, expected.charge, network)
+    for (slot_order, _), expected in zip(traded, rule.fills, strict=True):
+        want = SettlementOutcome(expected.deviation_wh, expected.payment, expected.charge, expected.network_charge)
         got = outcomes.get(slot_order.position)
         if got != want:
             differences.append(

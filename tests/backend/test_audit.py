@@ -8,6 +8,7 @@ import pytest
 
 from gridledger.audit import audit_slot
 from gridledger.facilitation import BaselineRef
+from gridledger.market.orders import Side
 from gridledger.network.model import UK_LIMITS, NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.sim.market_day import DayConfig, run_market_day
@@ -130,3 +131,30 @@ def test_a_consistent_report_for_another_time_is_refuted(ledger, tmp_path) -> No
     assert not audit.confirmed
     [baseline] = [d for d in audit.differences if d.startswith("baseline:")]
     assert f"'slot': {other_time.slot}" in baseline and f"imply {implied.as_dict()}" in baseline
+
+
+def test_a_day_with_a_network_tariff_clears_net_of_it_pays_the_dso_and_is_confirmed(ledger, tmp_path) -> None:
+    """The DSO's tariff on-chain reaches the clearing (buyers' limits are all-in), settlement pays
+    each buy fill's charge into the DSO's account, and the audit re-runs the slot with it."""
+    database = tmp_path / "facilitator.sqlite"
+    tariff = 30_000  # 0.03 per kWh traded
+    dso = ledger.market.functions.DSO_ACCOUNT().call()
+    before = ledger.account_of(dso)[0]
+    result = run_market_day(
+        ledger,
+        DayConfig(prosumers=6, slots=2, first_slot=48, database=str(database), network_tariff_per_kwh=tariff),
+    )
+    model = NetworkModel.load(result.config.grid)
+    engine, store = BatchEngine(model), ReportStore(database)
+    charged = 0
+    for slot in result.slots:
+        assert ledger.network_tariff(slot.delivery_start) == tariff
+        assert slot.clearing.fills, "the sunny slot trades"
+        for order, filled in slot.fills:
+            if filled and order.side is Side.BUY:
+                assert slot.clearing.ledger_price + tariff <= order.price_per_kwh
+        charged += slot.settlement.to_dso
+        audit = audit_slot(ledger, model, engine, store, slot.delivery_start)
+        assert audit.confirmed, audit.differences
+    assert charged > 0
+    assert ledger.account_of(dso)[0] - before == charged

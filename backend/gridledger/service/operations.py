@@ -100,6 +100,7 @@ class Operations:
             {r["account"]: r["bus"] for r in self.ctx.worker_rows("select account, bus from participants")},
             self._flex_units(delivery_start),
             self._dispatched(delivery_start),
+            network_charge_per_kwh=self.ctx.ledger.network_tariff(delivery_start),
         )
 
     def _recorded(self, delivery_start: int, *, statuses: tuple[str, ...]) -> list[RecordedOrder]:

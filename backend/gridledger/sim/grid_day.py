@@ -34,9 +34,22 @@ class GridDay:
         return BaselineRef(self.grid, self.day, slot, ())
 
     def inputs(
-        self, delivery_start: int, recorded: Sequence[RecordedOrder], dispatched: Sequence[Dispatch]
+        self,
+        delivery_start: int,
+        recorded: Sequence[RecordedOrder],
+        dispatched: Sequence[Dispatch],
+        *,
+        network_charge_per_kwh: int = 0,
     ) -> SlotInputs:
         """What the facilitator reads for a slot: its baseline is the one its delivery time and the
-        registrations imply (the run's clock is set so that this is the configured day)."""
+        registrations imply (the run's clock is set so that this is the configured day), and the
+        DSO's network tariff the ledger holds for it."""
         ref = BaselineRef.for_delivery(self.model, self.grid, delivery_start, self.bus_of.values())
-        return SlotInputs(delivery_start, ref, recorded, self.bus_of, dispatched=dispatched)
+        return SlotInputs(
+            delivery_start,
+            ref,
+            recorded,
+            self.bus_of,
+            dispatched=dispatched,
+            network_charge_per_kwh=network_charge_per_kwh,
+        )

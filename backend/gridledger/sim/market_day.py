@@ -61,6 +61,7 @@ class DayConfig:
     limits: Limits = field(default_factory=Limits)
     database: str | None = None  # SQLite file for the network reports (None: in memory)
     flex: bool = True  # the DSO's evening flexibility request (when the run covers its window)
+    network_tariff_per_kwh: int = 0  # the DSO's flat use-of-system tariff on traded energy, set before the day
 
 
 @dataclass
@@ -130,6 +131,10 @@ def run_market_day(
     shortfall_price, surplus_price = ledger.market.functions.imbalancePrices().call()
     day_start = first_day_start(ledger.chain.now(), config.day)
     result = DayResult(config=config, participants=participants)
+    if config.network_tariff_per_kwh:
+        with clock.phase("network tariff"):
+            first = day_start + config.first_slot * SLOT_SECONDS
+            ledger.set_network_tariff(first, [config.network_tariff_per_kwh] * config.slots)
     cycle = None
     if config.flex and covers_window(config.first_slot, config.slots):
         with clock.phase("flexibility"):
@@ -153,7 +158,9 @@ def run_market_day(
         with clock.phase("clearing: read orders"):
             recorded = ledger.recorded_orders(ds, from_block=first_block)  # what the chain recorded, not what was sent
         with clock.phase("clearing: network check", orders=len(recorded)):
-            inputs = grid.inputs(ds, recorded, cycle.dispatched(ds) if cycle else [])
+            inputs = grid.inputs(
+                ds, recorded, cycle.dispatched(ds) if cycle else [], network_charge_per_kwh=ledger.network_tariff(ds)
+            )
             slot = facilitate(grid.model, grid.engine, inputs)
         with clock.phase("clearing: commit", orders=len(recorded)):
             commit(ledger, store, grid.model, slot)
@@ -179,6 +186,7 @@ def run_market_day(
             price_per_kwh=slot.clearing.ledger_price,
             shortfall_price_per_kwh=shortfall_price,
             surplus_price_per_kwh=surplus_price,
+            network_charge_per_kwh=slot.inputs.network_charge_per_kwh,
         )
         outcome = SlotOutcome(k, ds, orders, fills, slot.clearing, readings, settlement, slot.network, slot.report)
         result.slots.append(outcome)
