@@ -26,14 +26,12 @@ DAY, NOON = 173, 52
 
 
 def representative() -> list[str]:
-    chosen = []
-    for code in simbench_codes():
+    def wanted(code: str) -> bool:
         stem, scenario, switches = code.rsplit("-", 2)
-        if (scenario, switches) == ("0", "sw"):
-            chosen.append(code)
-        elif (scenario, switches) == ("2", "no_sw") and ("-all" in stem or stem.startswith(("1-HV-", "1-LV-rural1"))):
-            chosen.append(code)
-    return chosen
+        large = "-all" in stem or stem.startswith(("1-HV-", "1-LV-rural1"))
+        return (scenario, switches) == ("0", "sw") or ((scenario, switches) == ("2", "no_sw") and large)
+
+    return [code for code in simbench_codes() if wanted(code)]
 
 
 def check(code: str) -> str:
