@@ -231,6 +231,17 @@ class RadialTree:
         self.radial = not self.reason
         self.parent, self.parent_edge, self.tin, self.tout = walk.parent, walk.parent_edge, walk.tin, walk.tout
         self.euler = walk.euler
+        # The nodes below the sources, grouped by depth (1, 2, …): what a top-down pass takes at once.
+        depth = np.zeros(g, np.int64)
+        for node in walk.euler.tolist():  # parents come before their children
+            if walk.parent[node] >= 0:
+                depth[node] = depth[walk.parent[node]] + 1
+        below_sources = walk.euler[depth[walk.euler] > 0]
+        by_depth = below_sources[np.argsort(depth[below_sources], kind="stable")]
+        cuts = np.flatnonzero(np.diff(depth[by_depth])) + 1
+        self.levels: list[IntArray] = (
+            [np.asarray(a, np.int64) for a in np.split(by_depth, cuts)] if len(by_depth) else []
+        )
         self.edge_child, self.edge_parent = walk.edge_child, walk.edge_parent
         self.edge_members = [np.asarray(pairs[key], np.int64) for key in edge_ends]
         # Each branch row's member (−1: open, so never loaded by the market).
@@ -356,18 +367,15 @@ class Linearisation:
         lam, mu, gain = np.zeros(n), np.zeros(n), np.ones(n)
         vcum, wcum, xcum, ycum = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         parent, parent_edge = tree.parent, tree.parent_edge
-        for node in tree.euler.tolist():  # parents come before their children in DFS order
-            e = parent_edge[node]
-            if e < 0:
-                continue
-            top = parent[node]
-            lam[node] = lam[top] + edge_lam[e]
-            mu[node] = mu[top] + edge_mu[e]
-            gain[node] = gain[top] * edge_g[e]
-            vcum[node] = vcum[top] + c_p[e] / gain[node]
-            wcum[node] = wcum[top] + c_p[e] * lam[node] / gain[node]
-            xcum[node] = xcum[top] + c_q[e] / gain[node]
-            ycum[node] = ycum[top] + c_q[e] * mu[node] / gain[node]
+        for level in tree.levels:  # a depth at a time: the level above is done
+            e, top = parent_edge[level], parent[level]
+            lam[level] = lam[top] + edge_lam[e]
+            mu[level] = mu[top] + edge_mu[e]
+            gain[level] = gain[top] * edge_g[e]
+            vcum[level] = vcum[top] + c_p[e] / gain[level]
+            wcum[level] = wcum[top] + c_p[e] * lam[level] / gain[level]
+            xcum[level] = xcum[top] + c_q[e] / gain[level]
+            ycum[level] = ycum[top] + c_q[e] * mu[level] / gain[level]
 
         slope_p, slope_q = np.zeros(len(tree.member_kind)), np.zeros(len(tree.member_kind))
         member_lam, member_mu = np.zeros(len(tree.member_kind)), np.zeros(len(tree.member_kind))
