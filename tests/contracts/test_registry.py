@@ -11,7 +11,10 @@ from gridledger.errors import LedgerError
 def test_facilitator_registers_a_participant(ledger) -> None:
     account = Account.create().address
     ledger.register(account, meter_id=42, bus=17, capacity_w=11_000)
-    assert ledger.registry.functions.participant(account).call() == (42, 17, 11_000)
+    meter_id, bus, capacity_w, index = ledger.registry.functions.participant(account).call()
+    assert (meter_id, bus, capacity_w) == (42, 17, 11_000)
+    assert index == ledger.registry.functions.participantCount().call() - 1  # numbered from 0 in registration order
+    assert ledger.registry.functions.accountAt(index).call() == account
     assert ledger.registry.functions.accountOfMeter(42).call() == account
 
 

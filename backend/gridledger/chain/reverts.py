@@ -435,6 +435,14 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.LedgerError,
         lambda a: f"the value {a['value']} does not fit in {a['bits']} bits; it must be below 2^{a['bits']}",
     ),
+    "SafeCastOverflowedIntDowncast": (
+        errors.LedgerError,
+        lambda a: f"the value {a['value']} does not fit in a signed {a['bits']}-bit integer",
+    ),
+    "SafeCastOverflowedIntToUint": (
+        errors.LedgerError,
+        lambda a: f"the value {a['value']} is negative where only 0 or more is allowed",
+    ),
     "AccessControlUnauthorizedAccount": (
         errors.LedgerError,
         lambda a: f"{a['account']} lacks the role {_short(a['neededRole'])} this call requires",
