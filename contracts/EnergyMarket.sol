@@ -468,6 +468,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         uint256 boughtBefore,
         uint256 soldBefore,
         uint256 cancelledBefore,
+        bool last,
         Fill[] calldata fills
     ) external view returns (bytes32 nextReplay, uint256 boughtWh, uint256 soldWh, uint256 cancelled) {
         Slot storage slot = _slots[deliveryStart];
@@ -482,7 +483,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
             fills
         );
         uint256 end = firstPosition + fills.length;
-        if (end == recorded) _requireSealable(deliveryStart, slot.ordersHash, recorded, slot.cancelled, end, tally);
+        if (last) _requireSealable(deliveryStart, slot.ordersHash, recorded, slot.cancelled, end, tally);
+        else if (end >= recorded) revert IncompleteClearing(deliveryStart, end, recorded);
         return (tally.replay, tally.boughtWh, tally.soldWh, tally.cancelled);
     }
 

@@ -334,7 +334,7 @@ interface IEnergyMarket {
     /// @notice Checks a clearing chunk as `commitClearing` would, given where the chunks before
     /// it left off, without writing anything: the facilitator checks a whole clearing before it
     /// sends the first chunk. Reverts with the error the commit would raise, including the
-    /// sealing checks when the chunk reaches the slot's last order.
+    /// sealing checks for the `last` chunk (every order given, bought = sold).
     /// @return nextReplay the order chain after the chunk's orders
     /// @return boughtWh bought energy up to the chunk's end
     /// @return soldWh sold energy up to the chunk's end
@@ -347,6 +347,7 @@ interface IEnergyMarket {
         uint256 boughtBefore,
         uint256 soldBefore,
         uint256 cancelledBefore,
+        bool last,
         Fill[] calldata fills
     ) external view returns (bytes32 nextReplay, uint256 boughtWh, uint256 soldWh, uint256 cancelled);
 

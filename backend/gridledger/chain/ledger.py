@@ -23,7 +23,7 @@ from web3.types import TxReceipt
 from gridledger.chain.compile import Build, compile_contracts
 from gridledger.chain.connection import Chain, Roles, connect
 from gridledger.chain.deploy import Deployment, ensure_deployed
-from gridledger.chain.reverts import RevertDecoder
+from gridledger.chain.reverts import RevertDecoder, refusal
 from gridledger.chain.slots import (
     ZERO_HASH,
     ClearingItem,
@@ -35,6 +35,7 @@ from gridledger.chain.slots import (
     pack_readings,
     recorded_order,
     split,
+    unpack_readings,
 )
 from gridledger.chain.transactions import PreparedTx, Transactor
 from gridledger.config import Settings
@@ -244,8 +245,6 @@ class Ledger:
         through a dry run, so a result the contract would refuse raises here and sends nothing."""
         chunks = split(self.clearing_items(delivery_start, fills), chunk_size)
         action = f"clearing of slot {delivery_start}"
-        if len(chunks) > 1:
-            self._preview_clearing(delivery_start, price_per_kwh, chunks, action)
         calls = [
             self.market.functions.commitClearing(
                 delivery_start,
@@ -259,7 +258,11 @@ class Ledger:
             for k, chunk in enumerate(chunks)
         ]
         suffix = f", chunk 1 of {len(chunks)}" if len(chunks) > 1 else ""
+        # The first chunk's dry run checks the slot (status, gate, report, role) and its orders;
+        # the previews then check every chunk where the ones before it leave off.
         first = self.tx.prepare(self.roles.facilitator, calls[0], action=action + suffix)
+        if len(chunks) > 1:
+            self._preview_clearing(delivery_start, price_per_kwh, chunks, action)
         return ClearingPlan(self, first, calls[1:], action)
 
     def commit_chunk(
@@ -306,6 +309,7 @@ class Ledger:
                 bought,
                 sold,
                 cancelled,
+                k == len(chunks) - 1,
                 [item.as_fill() for item in chunk],
             )
             replay, bought, sold, cancelled = self.tx.view(
@@ -365,14 +369,44 @@ class Ledger:
         chunks = chunks_by_boundaries(items, counts) if counts else [items]
         state = self.slot_state(delivery_start)
         first = state.settled_chunks if state.status == "settling" else 0
-        return [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first, len(chunks))]
+        if len(chunks) - first <= 1:
+            return [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first, len(chunks))]
+        # Several transactions: the first one's dry run checks the slot, then the readings of every
+        # chunk are checked (one missing for a later chunk would stop the settlement half-way).
+        prepared = self.tx.prepare(
+            self.roles.facilitator,
+            self._settle_call(delivery_start, first, chunks[first]),
+            action=f"settlement of slot {delivery_start}, chunk {first + 1}",
+        )
+        self._require_readings(delivery_start, [i for c in chunks[first:] for i in c])
+        receipts = [self.tx.send_prepared(prepared)]
+        return receipts + [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first + 1, len(chunks))]
+
+    def _require_readings(self, delivery_start: int, items: Sequence[ClearingItem]) -> None:
+        traded = sorted({i.order.prosumer for i in items if i.filled_wh and not i.cancelled})
+        if not traded:
+            return
+        action = f"settlement of slot {delivery_start}"
+        (indexes,) = self.tx.view(self.registry.functions.indexesOf(traded), ("uint32[]",), action=action)
+        filters: dict[str, Any] = {"deliveryStart": delivery_start}
+        logs = self.market.events.MeterReadingsPosted.get_logs(
+            from_block=self.deployment.block, argument_filters=filters
+        )
+        posted = {index for log in logs for index, _ in unpack_readings(log["args"]["readings"])}
+        for account, index in zip(traded, indexes, strict=True):
+            if index not in posted:
+                args = {"deliveryStart": delivery_start, "account": account}
+                raise refusal("MeterReadingMissing", args, action=action)
 
     def settle_chunk(self, delivery_start: int, chunk: int, items: Sequence[ClearingItem]) -> TxReceipt:
         """Settles one chunk as given."""
-        call = self.market.functions.settle(delivery_start, chunk, [i.as_settlement_fill() for i in items])
+        call = self._settle_call(delivery_start, chunk, items)
         return self.tx.send(
             self.roles.facilitator, call, action=f"settlement of slot {delivery_start}, chunk {chunk + 1}"
         )
+
+    def _settle_call(self, delivery_start: int, chunk: int, items: Sequence[ClearingItem]) -> ContractFunction:
+        return self.market.functions.settle(delivery_start, chunk, [i.as_settlement_fill() for i in items])
 
     def clearing_chunk_sizes(self, delivery_start: int) -> list[int]:
         """How many orders each chunk of the slot's (last) clearing covered, in chunk order."""
