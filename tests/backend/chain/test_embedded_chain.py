@@ -169,6 +169,7 @@ def test_a_transaction_is_mined_in_its_own_block_with_receipt_and_logs(world: Wo
     assert first["status"] == 1 and 21_000 < first["gasUsed"] < 100_000
     block = w3.eth.get_block(first["blockNumber"])
     assert block["transactions"] == [first["transactionHash"]]
+    assert w3.eth.get_block(block["hash"])["number"] == first["blockNumber"]
     assert block["gasUsed"] == first["gasUsed"] == first["cumulativeGasUsed"]
     assert w3.eth.get_block(second["blockNumber"])["timestamp"] > block["timestamp"]
     (log,) = first["logs"]
