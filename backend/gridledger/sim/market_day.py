@@ -206,11 +206,22 @@ def run_market_day(
 
     result.flex = cycle.outcome if cycle else None
     with clock.phase("balances"):
-        result.final_available = {p.address: ledger.account_of(p.address)[0] for p in participants}
+        result.final_available = _available(ledger, [p.address for p in participants])
     result.gas = dict(ledger.tx.gas_used)
     result.seconds = time.perf_counter() - started
     result.phases = clock.figures
     return result
+
+
+def _available(ledger: Ledger, addresses: list[str], *, batch: int = 500) -> dict[str, int]:
+    """Each account's available balance in the market, read ``batch`` accounts a call
+    (``accountsOf``) rather than one call each: a thousand calls took 13 s on the embedded chain."""
+    available: dict[str, int] = {}
+    for start in range(0, len(addresses), batch):
+        chunk = addresses[start : start + batch]
+        accounts = ledger.market.functions.accountsOf(chunk).call()
+        available.update((a, int(account[0])) for a, account in zip(chunk, accounts, strict=True))
+    return available
 
 
 @contextmanager
