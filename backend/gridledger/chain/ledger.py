@@ -23,7 +23,7 @@ from web3.types import TxReceipt
 from gridledger.chain.compile import Build, compile_contracts
 from gridledger.chain.connection import Chain, Roles, connect
 from gridledger.chain.deploy import Deployment, ensure_deployed
-from gridledger.chain.reverts import RevertDecoder
+from gridledger.chain.reverts import RevertDecoder, refusal
 from gridledger.chain.slots import (
     ZERO_HASH,
     ClearingItem,
@@ -244,8 +244,6 @@ class Ledger:
         through a dry run, so a result the contract would refuse raises here and sends nothing."""
         chunks = split(self.clearing_items(delivery_start, fills), chunk_size)
         action = f"clearing of slot {delivery_start}"
-        if len(chunks) > 1:
-            self._preview_clearing(delivery_start, price_per_kwh, chunks, action)
         calls = [
             self.market.functions.commitClearing(
                 delivery_start,
@@ -259,7 +257,11 @@ class Ledger:
             for k, chunk in enumerate(chunks)
         ]
         suffix = f", chunk 1 of {len(chunks)}" if len(chunks) > 1 else ""
+        # The first chunk's dry run checks the slot (status, gate, report, role) and its orders;
+        # the previews then check every chunk where the ones before it leave off.
         first = self.tx.prepare(self.roles.facilitator, calls[0], action=action + suffix)
+        if len(chunks) > 1:
+            self._preview_clearing(delivery_start, price_per_kwh, chunks, action)
         return ClearingPlan(self, first, calls[1:], action)
 
     def commit_chunk(
@@ -306,6 +308,7 @@ class Ledger:
                 bought,
                 sold,
                 cancelled,
+                k == len(chunks) - 1,
                 [item.as_fill() for item in chunk],
             )
             replay, bought, sold, cancelled = self.tx.view(
@@ -365,30 +368,45 @@ class Ledger:
         chunks = chunks_by_boundaries(items, counts) if counts else [items]
         state = self.slot_state(delivery_start)
         first = state.settled_chunks if state.status == "settling" else 0
-        return [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first, len(chunks))]
+        if len(chunks) - first <= 1:
+            return [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first, len(chunks))]
+        # Several transactions: the first one's dry run checks the slot, then the readings of every
+        # chunk are checked (one missing for a later chunk would stop the settlement half-way).
+        prepared = self.tx.prepare(
+            self.roles.facilitator,
+            self._settle_call(delivery_start, first, chunks[first]),
+            action=f"settlement of slot {delivery_start}, chunk {first + 1}",
+        )
+        self._require_readings(delivery_start, [i for c in chunks[first:] for i in c])
+        receipts = [self.tx.send_prepared(prepared)]
+        return receipts + [self.settle_chunk(delivery_start, k, chunks[k]) for k in range(first + 1, len(chunks))]
+
+    def _require_readings(self, delivery_start: int, items: Sequence[ClearingItem]) -> None:
+        traded = sorted({i.order.prosumer for i in items if i.filled_wh and not i.cancelled})
+        action = f"settlement of slot {delivery_start}"
+        call = self.market.functions.meterReadings(delivery_start, traded)
+        posted, _ = self.tx.view(call, ("bool[]", "int64[]"), action=action)
+        for account, ok in zip(traded, posted, strict=True):
+            if not ok:
+                args = {"deliveryStart": delivery_start, "account": account}
+                raise refusal("MeterReadingMissing", args, action=action)
 
     def settle_chunk(self, delivery_start: int, chunk: int, items: Sequence[ClearingItem]) -> TxReceipt:
         """Settles one chunk as given."""
-        call = self.market.functions.settle(delivery_start, chunk, [i.as_settlement_fill() for i in items])
+        call = self._settle_call(delivery_start, chunk, items)
         return self.tx.send(
             self.roles.facilitator, call, action=f"settlement of slot {delivery_start}, chunk {chunk + 1}"
         )
 
+    def _settle_call(self, delivery_start: int, chunk: int, items: Sequence[ClearingItem]) -> ContractFunction:
+        return self.market.functions.settle(delivery_start, chunk, [i.as_settlement_fill() for i in items])
+
     def clearing_chunk_sizes(self, delivery_start: int) -> list[int]:
-        """How many orders each chunk of the slot's (last) clearing covered, in chunk order."""
-        start = self.deployment.block
-        filters: dict[str, Any] = {"deliveryStart": delivery_start}
-        logs = [
-            *self.market.events.ClearingStarted.get_logs(from_block=start, argument_filters=filters),
-            *self.market.events.ClearingChunkCommitted.get_logs(from_block=start, argument_filters=filters),
-        ]
-        sizes: list[int] = []
-        for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
-            if log["event"] == "ClearingStarted":
-                sizes = []
-            else:
-                sizes.append(int(log["args"]["count"]))
-        return sizes
+        """How many orders each chunk of the slot's clearing covered, in chunk order (the chunks
+        committed so far, if the clearing is unfinished)."""
+        chunks = self.slot_state(delivery_start).chunks
+        ends = [int(self.market.functions.clearingChunk(delivery_start, k).call()[1]) for k in range(chunks)]
+        return [end - start for start, end in zip([0, *ends], ends, strict=False)]
 
     # ─────────────── flexibility market ───────────────
 

@@ -470,6 +470,14 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
 }
 
 
+def refusal(name: str, args: Args, *, action: str) -> errors.LedgerError:
+    """The domain exception a contract's custom error ``name`` with ``args`` decodes to: for a
+    refusal the backend finds before it sends (the same class and message as the contract's)."""
+    cls, message = _MESSAGES.get(name, (errors.LedgerError, lambda a: f"{name}({a})"))
+    exception: errors.LedgerError = cls(f"{action} rejected: {message(args)}", error=name, args_=args)
+    return exception
+
+
 class RevertDecoder:
     """Maps revert data to domain exceptions, using the custom errors of the given ABIs."""
 
@@ -500,9 +508,7 @@ class RevertDecoder:
         if decoded is None:
             return errors.LedgerError(f"{action} reverted with unknown data 0x{raw.hex()}")
         name, args = decoded
-        cls, message = _MESSAGES.get(name, (errors.LedgerError, lambda a: f"{name}({a})"))
-        exception: errors.LedgerError = cls(f"{action} rejected: {message(args)}", error=name, args_=args)
-        return exception
+        return refusal(name, args, action=action)
 
 
 def _abi_type(item: dict[str, Any]) -> str:

@@ -75,8 +75,9 @@ def test_roles_are_granted(ledger) -> None:
     m = ledger.market.functions
     assert m.hasRole(m.FACILITATOR_ROLE().call(), ledger.roles.facilitator.address).call()
     assert m.hasRole(m.METER_ROLE().call(), ledger.roles.meter.address).call()
-    # The energy market checks no DSO role (the DSO acts on the flexibility market only).
-    assert "DSO_ROLE" not in {item.get("name") for item in ledger.market.abi}
+    # The DSO sets the energy market's network tariffs, and its account there receives them.
+    assert m.hasRole(m.DSO_ROLE().call(), ledger.roles.dso.address).call()
+    assert m.DSO_ACCOUNT().call() == ledger.roles.dso.address
     f = ledger.flex.functions
     assert f.hasRole(f.DSO_ROLE().call(), ledger.roles.dso.address).call()
     assert f.hasRole(f.FACILITATOR_ROLE().call(), ledger.roles.facilitator.address).call()
