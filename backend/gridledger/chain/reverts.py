@@ -435,6 +435,17 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.LedgerError,
         lambda a: f"the value {a['value']} does not fit in {a['bits']} bits; it must be below 2^{a['bits']}",
     ),
+    "SafeCastOverflowedIntDowncast": (
+        errors.LedgerError,
+        lambda a: (
+            f"the value {a['value']} does not fit in a signed {a['bits']}-bit number; it must lie within "
+            f"±2^{a['bits'] - 1}"
+        ),
+    ),
+    "SafeCastOverflowedIntToUint": (
+        errors.LedgerError,
+        lambda a: f"the value {a['value']} is negative where only a non-negative amount is possible",
+    ),
     "AccessControlUnauthorizedAccount": (
         errors.LedgerError,
         lambda a: f"{a['account']} lacks the role {_short(a['neededRole'])} this call requires",
