@@ -187,7 +187,8 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     mapping(address account => uint256 word) private _accounts;
     mapping(uint40 deliveryStart => Slot) private _slots;
     mapping(uint40 deliveryStart => mapping(uint256 k => bytes32 chain)) private _checkpoints;
-    mapping(uint40 deliveryStart => mapping(uint256 chunk => bytes32 hash)) private _chunkHashes;
+    // A committed chunk: its hash's first 28 bytes, and (in the last 4) the position after its last order.
+    mapping(uint40 deliveryStart => mapping(uint256 chunk => uint256 word)) private _chunks;
     mapping(bytes32 orderHash => bool) private _cancelled;
     // Written in postMeterReadings through a storage reference, which Slither does not follow:
     // uninitialized-state is a false positive.
@@ -441,7 +442,7 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         slot.boughtWh = uint64(tally.boughtWh);
         slot.soldWh = uint64(tally.soldWh);
         slot.committedChunks = chunk + 1;
-        _chunkHashes[deliveryStart][chunk] = tally.chunkHash;
+        _chunks[deliveryStart][chunk] = (uint256(tally.chunkHash) & ~MASK_32) | end;
         // Fits: position < end <= recorded, a uint32.
         emit ClearingChunkCommitted(deliveryStart, chunk, uint32(position), uint32(fills.length), tally.chunkHash);
         _emitFills(deliveryStart, clearingPricePerKWh, tariff, fills);
@@ -553,8 +554,10 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
         bool concurrent = _settlementsUnderWay > (chunk == 0 ? 0 : 1);
         bytes memory outcomes = new bytes(fills.length * 32);
         _settleFills(deliveryStart, slot, fills, outcomes, totals, concurrent);
-        bytes32 committed = _chunkHashes[deliveryStart][chunk];
-        if (totals.chunkHash != committed) revert FillsMismatch(deliveryStart, chunk, committed, totals.chunkHash);
+        // The chunk's hash (first 28 bytes) and where it ends must be the committed ones.
+        uint256 committed = _chunks[deliveryStart][chunk];
+        uint256 given = (uint256(totals.chunkHash) & ~MASK_32) | (position + fills.length);
+        if (given != committed) revert FillsMismatch(deliveryStart, chunk, bytes32(committed), bytes32(given));
         if (totals.chunkNetworkCharges != 0) {
             _accounts[DSO_ACCOUNT] = _credit(_accounts[DSO_ACCOUNT], totals.chunkNetworkCharges);
         }
@@ -627,8 +630,9 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IEnergyMarket
-    function chunkHash(uint40 deliveryStart, uint256 chunk) external view returns (bytes32) {
-        return _chunkHashes[deliveryStart][chunk];
+    function clearingChunk(uint40 deliveryStart, uint256 chunk) external view returns (bytes32 hash, uint32 end) {
+        uint256 word = _chunks[deliveryStart][chunk];
+        return (bytes32(word & ~MASK_32), uint32(word)); // the low 32 bits hold the end
     }
 
     /// @inheritdoc IEnergyMarket
@@ -657,11 +661,24 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IEnergyMarket
-    function meterReading(uint40 deliveryStart, address account) external view returns (bool posted, int64 netWh) {
+    function meterReading(uint40 deliveryStart, address account) public view returns (bool posted, int64 netWh) {
         uint256 index = REGISTRY.participant(account).index;
         uint256 value = (_readings[deliveryStart][index >> 3] >> ((index & 7) * 32)) & READING_MASK;
         // A 32-bit field minus 2^31: the int32 reading, which fits an int64.
         return (value != 0, int64(int256(value) - int256(READING_OFFSET)));
+    }
+
+    /// @inheritdoc IEnergyMarket
+    function meterReadings(uint40 deliveryStart, address[] calldata accounts)
+        external
+        view
+        returns (bool[] memory posted, int64[] memory netWh)
+    {
+        posted = new bool[](accounts.length);
+        netWh = new int64[](accounts.length);
+        for (uint256 i; i < accounts.length; ++i) {
+            (posted[i], netWh[i]) = meterReading(deliveryStart, accounts[i]);
+        }
     }
 
     /// @inheritdoc IEnergyMarket

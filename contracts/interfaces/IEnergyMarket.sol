@@ -254,7 +254,8 @@ interface IEnergyMarket {
     /// @notice Readings are 8-byte records (uint32 participant, int32 Wh); `length` bytes is not a
     /// whole number of them, or a reading is −2,147,483,648 Wh (the lowest int32, not allowed).
     error MalformedReadings(uint256 length);
-    /// @notice The fills given for settlement chunk `chunk` are not the committed ones.
+    /// @notice The fills given for settlement chunk `chunk` are not the committed ones (`committed`
+    /// and `given`: the chunk's hash, its first 28 bytes, and where it ends, in the last 4).
     error FillsMismatch(uint40 deliveryStart, uint256 chunk, bytes32 committed, bytes32 given);
     /// @notice `account`'s metered energy is still being allocated to its fills of slot
     /// `otherSlot`, whose settlement is under way: finish that settlement first.
@@ -375,8 +376,10 @@ interface IEnergyMarket {
     /// @notice The order chain after the first 256·k recorded orders of the slot (k ≥ 1).
     function orderCheckpoint(uint40 deliveryStart, uint256 k) external view returns (bytes32);
 
-    /// @notice The hash of committed clearing chunk `chunk` of the slot.
-    function chunkHash(uint40 deliveryStart, uint256 chunk) external view returns (bytes32);
+    /// @notice Committed clearing chunk `chunk` of the slot: its hash's first 28 bytes (the rest
+    /// zero), and the position after its last order (its orders are the ones from the previous
+    /// chunk's end up to this one).
+    function clearingChunk(uint40 deliveryStart, uint256 chunk) external view returns (bytes32 hash, uint32 end);
 
     /// @notice The market account of `account`.
     function accountOf(address account) external view returns (Account memory);
@@ -392,6 +395,12 @@ interface IEnergyMarket {
 
     /// @notice The meter reading of `account` for the slot; `posted` is false if there is none.
     function meterReading(uint40 deliveryStart, address account) external view returns (bool posted, int64 netWh);
+
+    /// @notice The meter readings of several accounts for the slot, as `meterReading` gives each.
+    function meterReadings(uint40 deliveryStart, address[] calldata accounts)
+        external
+        view
+        returns (bool[] memory posted, int64[] memory netWh);
 
     /// @notice The network tariff of the slot, token base units per kWh (0 when none was set).
     function networkTariff(uint40 deliveryStart) external view returns (uint64);

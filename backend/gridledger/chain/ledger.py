@@ -35,7 +35,6 @@ from gridledger.chain.slots import (
     pack_readings,
     recorded_order,
     split,
-    unpack_readings,
 )
 from gridledger.chain.transactions import PreparedTx, Transactor
 from gridledger.config import Settings
@@ -384,17 +383,11 @@ class Ledger:
 
     def _require_readings(self, delivery_start: int, items: Sequence[ClearingItem]) -> None:
         traded = sorted({i.order.prosumer for i in items if i.filled_wh and not i.cancelled})
-        if not traded:
-            return
         action = f"settlement of slot {delivery_start}"
-        (indexes,) = self.tx.view(self.registry.functions.indexesOf(traded), ("uint32[]",), action=action)
-        filters: dict[str, Any] = {"deliveryStart": delivery_start}
-        logs = self.market.events.MeterReadingsPosted.get_logs(
-            from_block=self.deployment.block, argument_filters=filters
-        )
-        posted = {index for log in logs for index, _ in unpack_readings(log["args"]["readings"])}
-        for account, index in zip(traded, indexes, strict=True):
-            if index not in posted:
+        call = self.market.functions.meterReadings(delivery_start, traded)
+        posted, _ = self.tx.view(call, ("bool[]", "int64[]"), action=action)
+        for account, ok in zip(traded, posted, strict=True):
+            if not ok:
                 args = {"deliveryStart": delivery_start, "account": account}
                 raise refusal("MeterReadingMissing", args, action=action)
 
@@ -409,20 +402,11 @@ class Ledger:
         return self.market.functions.settle(delivery_start, chunk, [i.as_settlement_fill() for i in items])
 
     def clearing_chunk_sizes(self, delivery_start: int) -> list[int]:
-        """How many orders each chunk of the slot's (last) clearing covered, in chunk order."""
-        start = self.deployment.block
-        filters: dict[str, Any] = {"deliveryStart": delivery_start}
-        logs = [
-            *self.market.events.ClearingStarted.get_logs(from_block=start, argument_filters=filters),
-            *self.market.events.ClearingChunkCommitted.get_logs(from_block=start, argument_filters=filters),
-        ]
-        sizes: list[int] = []
-        for log in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
-            if log["event"] == "ClearingStarted":
-                sizes = []
-            else:
-                sizes.append(int(log["args"]["count"]))
-        return sizes
+        """How many orders each chunk of the slot's clearing covered, in chunk order (the chunks
+        committed so far, if the clearing is unfinished)."""
+        chunks = self.slot_state(delivery_start).chunks
+        ends = [int(self.market.functions.clearingChunk(delivery_start, k).call()[1]) for k in range(chunks)]
+        return [end - start for start, end in zip([0, *ends], ends, strict=False)]
 
     # ─────────────── flexibility market ───────────────
 

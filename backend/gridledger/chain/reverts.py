@@ -437,11 +437,14 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
     ),
     "SafeCastOverflowedIntDowncast": (
         errors.LedgerError,
-        lambda a: f"the value {a['value']} does not fit in a signed {a['bits']}-bit integer",
+        lambda a: (
+            f"the value {a['value']} does not fit in a signed {a['bits']}-bit number; it must lie within "
+            f"±2^{a['bits'] - 1}"
+        ),
     ),
     "SafeCastOverflowedIntToUint": (
         errors.LedgerError,
-        lambda a: f"the value {a['value']} is negative where only 0 or more is allowed",
+        lambda a: f"the value {a['value']} is negative where only a non-negative amount is possible",
     ),
     "AccessControlUnauthorizedAccount": (
         errors.LedgerError,

@@ -78,6 +78,7 @@ def test_roles_are_granted(ledger) -> None:
     # The DSO sets the energy market's network tariff, and only the DSO may.
     assert m.hasRole(m.DSO_ROLE().call(), ledger.roles.dso.address).call()
     assert not m.hasRole(m.DSO_ROLE().call(), ledger.roles.facilitator.address).call()
+    assert m.DSO_ACCOUNT().call() == ledger.roles.dso.address
     f = ledger.flex.functions
     assert f.hasRole(f.DSO_ROLE().call(), ledger.roles.dso.address).call()
     assert f.hasRole(f.FACILITATOR_ROLE().call(), ledger.roles.facilitator.address).call()
