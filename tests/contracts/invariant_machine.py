@@ -283,6 +283,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
                     "market_tokens": led.token_balance(led.market.address),
                     "slots": {s.start: led.slot_state(s.start) for s in self.slots},
                     "flex_tokens": led.token_balance(led.flex.address),
+                    "nonces": {a: led.next_nonce(a) for a in self.addresses},
                 },
             )
         return self._reads[1]
@@ -959,8 +960,9 @@ class GridLedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def nonces_only_go_up(self) -> None:
+        r = self.reads()
         for a in self.addresses:
-            assert self.ledger.next_nonce(a) == self.next_nonce[a]
+            assert r["nonces"][a] == self.next_nonce[a]
         CHECKS["next nonce = model"] += 1
 
     @invariant()
