@@ -151,7 +151,8 @@ class OrderCreate(Body):
     delivery_start: SlotStart
     energy_wh: Annotated[int, Field(ge=1, le=UINT32_MAX)]
     price_per_kwh: Annotated[Uint64, Field(description=f"token base units per kWh; {UINT64_NOTE}")]
-    nonce: Uint64
+    # Signed as uint64, but the ledger keeps a prosumer's next nonce in 32 bits (NonceTooLarge).
+    nonce: Annotated[int, Field(ge=0, lt=UINT32_MAX, description="the order's nonce: above every earlier one")]
     expiry: Annotated[int, Field(ge=0, le=UINT40_MAX, description="unix time after which the order is void")]
     signature: Signature
 

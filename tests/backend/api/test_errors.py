@@ -47,6 +47,8 @@ def test_malformed_orders_get_422_naming_the_field_and_the_range(api, order_body
         "side": ("hold", "'buy' or 'sell'"),
         "prosumer": ("0x1234", "match pattern"),
         "signature": ("0xabcd", "match pattern"),
+        # The ledger keeps a prosumer's next nonce in 32 bits: a larger one could never be relayed.
+        "nonce": (2**32 - 1, "less than 4294967295"),
     }
     for field, (value, allowed) in cases.items():
         body = refused(lambda f=field, v=value: api.client.request("POST", "/orders", body={**order_body, f: v}), 422)
