@@ -56,6 +56,7 @@ SLOT_COLUMNS = {
 }
 PLOTTED_PARTICIPANTS = 60
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+SHAPE_COLOURS = {"none": "#7f7f7f", "flat": "#1f77b4", "tou": "#ff7f0e", "cpp": "#2ca02c"}
 COLOURS = {"a": "#7f7f7f", "b": "#d62728", "c": "#ff7f0e", "d": "#2ca02c", "e": "#1f77b4"}
 
 
@@ -253,11 +254,20 @@ def _tariff_hours(result: StudyResult, path: Path) -> Path:
         bought = np.clip(run.fill_wh, 0, None).sum(axis=1)
         by_hour[t.tariff.shape] = np.bincount(hour, weights=bought, minlength=24) / 1000
         mean_rate = np.bincount(hour, weights=run.tariff, minlength=24) / np.bincount(hour, minlength=24)
-        rates.step(np.arange(25), np.append(mean_rate, mean_rate[-1]) / 1e6, where="post", label=t.tariff.shape)
+        shape = t.tariff.shape
+        rates.step(
+            np.arange(25),
+            np.append(mean_rate, mean_rate[-1]) / 1e6,
+            where="post",
+            label=shape,
+            color=SHAPE_COLOURS[shape],
+        )
     none = by_hour.get("none", np.zeros(24))
     for shape, traded in by_hour.items():
         if shape != "none":
-            ax.step(np.arange(25), np.append(traded - none, (traded - none)[-1]), where="post", label=shape)
+            change = np.append(traded - none, (traded - none)[-1])
+            style = "--" if shape == "flat" else "-"  # flat lies under tou by day: dashed to stay visible
+            ax.step(np.arange(25), change, where="post", label=shape, color=SHAPE_COLOURS[shape], linestyle=style)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_ylabel("traded locally vs no charge (kWh)")
     ax.set_title("When the network charge's shape moves trades (design (b))")
