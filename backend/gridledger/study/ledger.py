@@ -31,7 +31,7 @@ from gridledger.chain.connection import FIRST_PROSUMER_INDEX, derive_account
 from gridledger.chain.ledger import Ledger
 from gridledger.config import Settings
 from gridledger.errors import ConfigurationError
-from gridledger.facilitation import SlotInputs, commit, facilitate, register_participant
+from gridledger.facilitation import FacilitatedSlot, SlotInputs, commit, facilitate, register_participant
 from gridledger.flex.coordination import FlexUnit
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
 from gridledger.market.book import clear_recorded
@@ -137,31 +137,12 @@ def run_on_ledger(
         result = facilitate(grid.model, grid.engine, inputs)
         commit(ledger, store, grid.model, result)  # activates what the joint clearing chose
         ledger.chain.move_time_to(ds + SLOT_SECONDS)
-        fills: dict[int, int] = {}
-        curtailed: dict[int, int] = {}
-        flex: dict[int, int] = {}
-        metered = order_wh.copy()
-        for r, kept in result.fills:
-            i = participant_of[r.order.prosumer]
-            sign = 1 if r.order.side is Side.BUY else -1
-            cut = result.clearing.fills[r.order_hash] - kept
-            if kept:
-                fills[i] = sign * kept
-            if cut:
-                curtailed[i] = cut
-                metered[i] -= sign * cut
-        activated = result.activations
-        for oid, wh in activated.items():
-            assert standing is not None  # activations come only from offered units
-            i, direction = standing.provider[oid]
-            flex[i] = flex.get(i, 0) + (-wh if direction is Direction.UP else wh)
-        for i, wh in flex.items():
-            metered[i] += wh
+        fills, curtailed, flex, metered = _outcome(result, order_wh, participant_of, standing)
         readings = {address[int(j)]: int(metered[j]) for j in np.flatnonzero(order_wh | metered)}
         ledger.post_meter_readings(ds, readings)
         ledger.settle(ds, result.order_fills)
-        for oid in activated:
-            assert standing is not None
+        for oid in result.activations:
+            assert standing is not None  # activations come only from offered units
             i, _ = standing.provider[oid]
             actual = int(metered[i])
             ledger.record_flex_measurement(oid, ds, baseline_wh=actual - flex[i], actual_wh=actual)
@@ -189,6 +170,34 @@ def run_on_ledger(
     out.dso_network_charges = ledger.account_of(dso_account)[0] - dso_before
     out.seconds = time.perf_counter() - started
     return out
+
+
+def _outcome(
+    result: FacilitatedSlot, order_wh: np.ndarray, participant_of: dict[str, int], standing: StandingOffers | None
+) -> tuple[dict[int, int], dict[int, int], dict[int, int], np.ndarray]:
+    """A facilitated slot per participant: fills after the network check (signed), Wh curtailed,
+    flexibility activated (signed: + Down) and what each meter reads (perfect forecasts: the
+    order, less what was curtailed, plus what was activated)."""
+    fills: dict[int, int] = {}
+    curtailed: dict[int, int] = {}
+    flex: dict[int, int] = {}
+    metered = order_wh.copy()
+    for r, kept in result.fills:
+        i = participant_of[r.order.prosumer]
+        sign = 1 if r.order.side is Side.BUY else -1
+        cut = result.clearing.fills[r.order_hash] - kept
+        if kept:
+            fills[i] = sign * kept
+        if cut:
+            curtailed[i] = cut
+            metered[i] -= sign * cut
+    for oid, wh in result.activations.items():
+        assert standing is not None  # activations come only from offered units
+        i, direction = standing.provider[oid]
+        flex[i] = flex.get(i, 0) + (-wh if direction is Direction.UP else wh)
+    for i, wh in flex.items():
+        metered[i] += wh
+    return fills, curtailed, flex, metered
 
 
 class StandingOffers:
