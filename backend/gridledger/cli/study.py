@@ -13,6 +13,7 @@ from gridledger.errors import GridLedgerError
 
 if TYPE_CHECKING:
     from gridledger.study.market import MarketStudy
+    from gridledger.study.records import DesignRun
 
 
 def study(
@@ -25,19 +26,26 @@ def study(
     local_discount: Annotated[float, typer.Option(min=0.0, max=1.0, help="fraction off the network charge")] = 0.0,
     out: Annotated[Path | None, typer.Option(help="directory for study.html, its plots and the CSV files")] = None,
     serial: Annotated[bool, typer.Option("--serial", help="run every design in this process")] = False,
-    ledger_slots: Annotated[
+    ledger_days: Annotated[
         int,
         typer.Option(
             min=0,
-            help="then run this many slots from the first day on the configured chain (embedded by default) "
-            "and compare them with the fast path",
+            help="then run this many days from the first day on the configured chain (embedded by default), "
+            "with the network tariff and the design's flexibility, and compare them with the fast path",
         ),
     ] = 0,
+    ledger_design: Annotated[str, typer.Option(help="the design the ledger runs: c or d")] = "d",
 ) -> None:
     """Compare market designs (no market, P2P, P2P then curtailment, joint, optimum) on one grid."""
     from gridledger.study.config import StudyConfig
+    from gridledger.study.ledger import LEDGER_DESIGNS
     from gridledger.study.tariffs import Tariff, TariffShape
 
+    on_ledger = {d.value: d for d in LEDGER_DESIGNS}
+    if ledger_design not in on_ledger:
+        raise GridLedgerError(f"design {ledger_design!r} does not run on the ledger; allowed: {', '.join(on_ledger)}")
+    if ledger_days > days:
+        raise GridLedgerError(f"--ledger-days ({ledger_days}) must be at most --days ({days})")
     shape = cast(TariffShape, tariff)  # Tariff refuses a shape it does not know, naming the allowed ones
     config = StudyConfig(first_day=first_day, days=days, tariff=Tariff(shape=shape, local_discount=local_discount))
 
@@ -73,36 +81,54 @@ def study(
         soft_wrap=True,
     )
     console.print(f"report: {files['study.html']}; per-slot results: {files['slots.csv']}")
-    if ledger_slots:
-        _on_ledger(result.study, ledger_slots)
+    if ledger_days:
+        _on_ledger(result.study, result.runs[on_ledger[ledger_design]], ledger_days)
 
 
-def _on_ledger(study: MarketStudy, slots: int) -> None:
-    """The first ``slots`` slots again, on the ledger, slot by slot against the fast path."""
+def _on_ledger(study: MarketStudy, run: DesignRun, days: int) -> None:
+    """The first ``days`` days of ``run`` again, on the ledger, slot by slot against the fast path."""
     from gridledger.chain.ledger import Ledger
     from gridledger.config import Settings
-    from gridledger.study.devices import Batteries
-    from gridledger.study.ledger import compare, reference_run, run_on_ledger
+    from gridledger.study.ledger import compare, flex_money, market_money, reference_run, run_on_ledger
 
     settings = Settings()
-    first = (study.config.first_day - 1) * 96
-    soc = Batteries(study.grid.batteries).soc_wh
-    with console.status("the fast path of the same slots (design c without flexibility, no network charge)…"):
-        reference = reference_run(study, first_slot=first, slots=slots, soc_wh=soc)
+    slots = days * 96
+    first, soc, tariff = run.first_slot, run.soc_wh[0], run.tariff[:slots]
+    reference = reference_run(study, design=run.design, first_slot=first, days=days, soc_wh=soc, tariff=tariff)
     with console.status(f"compiling, deploying on {settings.chain} and onboarding the participants…"):
         ledger, _ = Ledger.open(settings, record=settings.chain != "embedded")
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as bar:
-        task = bar.add_task("slots on the ledger", total=slots)
+        task = bar.add_task(f"{run.design.title} on the ledger", total=slots)
         on_chain = run_on_ledger(
-            ledger, study, first_slot=first, slots=slots, soc_wh=soc, on_slot=lambda _: bar.advance(task)
+            ledger,
+            study,
+            design=run.design,
+            first_slot=first,
+            days=days,
+            soc_wh=soc,
+            tariff=tariff,
+            on_slot=lambda _: bar.advance(task),
         )
     differ = compare(study, reference, on_chain)
+    shortfall, surplus = ledger.market.functions.imbalancePrices().call()
+    money: dict[int, int] = {}
+    for record, metered in zip(on_chain.records, on_chain.metered_wh, strict=True):
+        for i, amount in market_money(record, metered, shortfall=shortfall, surplus=surplus).items():
+            money[i] = money.get(i, 0) + amount
+    balances = {i: v for i, v in on_chain.balance_change.items() if v} == {i: v for i, v in money.items() if v}
+    charges = int(reference.network_charges().sum())
+    flex_ok = on_chain.flex_paid == flex_money(study, reference)
     gas = sum(on_chain.gas_per_slot) / slots
     console.print(
         f"on the ledger: {slots - len(differ)} of {slots} slots identical to the fast path (fills after the network "
-        f"check, price, curtailment, state of charge); measured gas {gas:,.0f} per slot; {on_chain.seconds:,.0f} s"
+        f"check, price, network charges, curtailment, flexibility, meter readings, state of charge); market balances "
+        f"{'equal' if balances else 'DIFFERENT'}; DSO's network charges {on_chain.dso_network_charges:,} base units "
+        f"(fast path {charges:,}); flexibility payments {'equal' if flex_ok else 'DIFFERENT'} "
+        f"({sum(on_chain.flex_paid.values()):,} base units); measured gas {gas:,.0f} per slot; "
+        f"{on_chain.seconds:,.0f} s",
+        soft_wrap=True,
     )
-    if differ:
-        raise GridLedgerError(f"slots {differ[:10]} differ between the ledger and the fast path")
+    if differ or not balances or not flex_ok or on_chain.dso_network_charges != charges:
+        raise GridLedgerError(f"the ledger and the fast path differ (slots {differ[:10]})")

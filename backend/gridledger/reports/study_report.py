@@ -7,7 +7,7 @@ Files written to the output directory:
     slots.csv             one row per slot and design (data dictionary in the page)
     participants.csv      one row per participant: cost and benefit per design
     loading_duration.png, monthly_welfare.png, price_duration.png, participants.png,
-    flexibility_heatmap.png
+    flexibility_heatmap.png, tariff_hours.png
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ SLOT_COLUMNS = {
 }
 PLOTTED_PARTICIPANTS = 60
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+SHAPE_COLOURS = {"none": "#7f7f7f", "flat": "#1f77b4", "tou": "#ff7f0e", "cpp": "#2ca02c"}
 COLOURS = {"a": "#7f7f7f", "b": "#d62728", "c": "#ff7f0e", "d": "#2ca02c", "e": "#1f77b4"}
 
 
@@ -73,6 +74,7 @@ def write_report(result: StudyResult, out_dir: Path) -> dict[str, Path]:
         "price_duration.png": _price_duration(result, out_dir / "price_duration.png"),
         "participants.png": _participants(result, out_dir / "participants.png"),
         "flexibility_heatmap.png": _heatmap(result, out_dir / "flexibility_heatmap.png"),
+        "tariff_hours.png": _tariff_hours(result, out_dir / "tariff_hours.png"),
     }
     paths["study.html"] = _page(result, out_dir / "study.html")
     return paths
@@ -239,6 +241,46 @@ def _heatmap(result: StudyResult, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _tariff_hours(result: StudyResult, path: Path) -> Path:
+    """When each network charge shape moves trades: design (b)'s energy traded locally per hour
+    of the day, less what trades with no charge, per shape (and the charge itself)."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax, rates) = plt.subplots(2, 1, figsize=(8, 6), dpi=110, sharex=True, height_ratios=(2, 1))
+    by_hour = {}
+    for t in result.tariffs:
+        run = t.run
+        hour = (np.arange(run.first_slot, run.first_slot + run.slots) % SLOTS_PER_DAY) // SLOTS_PER_HOUR
+        bought = np.clip(run.fill_wh, 0, None).sum(axis=1)
+        by_hour[t.tariff.shape] = np.bincount(hour, weights=bought, minlength=24) / 1000
+        mean_rate = np.bincount(hour, weights=run.tariff, minlength=24) / np.bincount(hour, minlength=24)
+        shape = t.tariff.shape
+        rates.step(
+            np.arange(25),
+            np.append(mean_rate, mean_rate[-1]) / 1e6,
+            where="post",
+            label=shape,
+            color=SHAPE_COLOURS[shape],
+        )
+    none = by_hour.get("none", np.zeros(24))
+    for shape, traded in by_hour.items():
+        if shape != "none":
+            change = np.append(traded - none, (traded - none)[-1])
+            style = "--" if shape == "flat" else "-"  # flat lies under tou by day: dashed to stay visible
+            ax.step(np.arange(25), change, where="post", label=shape, color=SHAPE_COLOURS[shape], linestyle=style)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_ylabel("traded locally vs no charge (kWh)")
+    ax.set_title("When the network charge's shape moves trades (design (b))")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    rates.set_ylabel("mean charge (tokens/kWh)")
+    rates.set_xlabel("hour of the day")
+    rates.set_xticks(range(0, 25, 3))
+    rates.legend(fontsize=7)
+    rates.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def _html_table(rows: list[dict[str, Any]], *, transpose: bool = False) -> str:
     def cell(v: Any) -> str:
         return html.escape(f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
@@ -284,6 +326,7 @@ def _page(result: StudyResult, path: Path) -> Path:
         "<h2>Prices and flexibility</h2><img src='price_duration.png'><img src='flexibility_heatmap.png'>",
         "<h2>How the network charge's shape moves trades (design (b))</h2>",
         _html_table(tariff_rows(result)),
+        "<img src='tariff_hours.png'>",
         "<h2>Assumptions</h2>",
         _html_table([{"assumption": k, "value": v} for k, v in assumptions.items()]),
         "<h2>Data: slots.csv</h2>",

@@ -173,7 +173,7 @@ class MarketStudy:
             self._store_screen(run, 0, run.slots, self.screen(run, 0, run.slots))
         else:
             for day in range(run.slots // SLOTS_PER_DAY):
-                self._relieved_day(run, day)
+                self.relieve_day(run, day)
                 if progress:
                     progress(SLOTS_PER_DAY)
         run.seconds = time.perf_counter() - started
@@ -239,9 +239,10 @@ class MarketStudy:
         run.violations[k0:k1] = screen.violations
         run.checked_by[k0:k1] = Check.SCREEN.value
 
-    def _relieved_day(self, run: DesignRun, day: int) -> None:
+    def relieve_day(self, run: DesignRun, day: int) -> None:
+        """Day ``day`` of ``run`` (c or d), from the state of charge before it."""
         d0, d1 = day * SLOTS_PER_DAY, (day + 1) * SLOTS_PER_DAY
-        self.relieve(run, d0, d1, self._reserve(run, day) if run.design is Design.JOINT else None)
+        self.relieve(run, d0, d1, self.reserve(run, day) if run.design is Design.JOINT else None)
 
     def relieve(self, run: DesignRun, k0: int, k1: int, reserve: np.ndarray | None = None) -> None:
         """Slots ``k0`` to ``k1`` (within one day) of ``run`` from the state of charge before
@@ -279,7 +280,7 @@ class MarketStudy:
             cached[key] = np.where(export, over, 0.0)
         return np.asarray(cached[key])
 
-    def _reserve(self, run: DesignRun, day: int) -> np.ndarray:
+    def reserve(self, run: DesignRun, day: int) -> np.ndarray:
         """The DSO's day-ahead reservation: room (Wh per battery) the batteries keep free for
         the day's forecast export overloads, slot by slot. The need is the forecast excess with a
         margin, shared by capacity; a battery holds its share from the start of the day and lets
@@ -336,28 +337,36 @@ class MarketStudy:
 
     def flex_units(self, run: DesignRun, k: int, batteries: Batteries) -> list[FlexUnit]:
         """PV curtailment (designs c and d) and the batteries' flexibility (design d) for slot ``k``."""
-        slot, c = run.first_slot + k, self.config
-        units: list[FlexUnit] = []
         if not run.flexibility:
-            return units
+            return []
+        slot = run.first_slot + k
+        return [
+            FlexUnit(offer_id(kind, i, slot), self.grid.participants[i].bus, direction, max_wh, price)
+            for kind, i, direction, max_wh, price in self.flex_offers(
+                run.design, run.order_wh[k], run.fill_wh[k], batteries
+            )
+        ]
+
+    def flex_offers(
+        self, design: Design, order: np.ndarray, fill: np.ndarray, batteries: Batteries
+    ) -> list[tuple[int, int, Direction, int, int]]:
+        """What a slot's participants offer the DSO, in the order ``facilitate`` gets it: (kind,
+        participant, direction, most Wh, utilisation price per kWh). PV offers to generate less
+        of what it exports to its supplier (designs c and d); in (d) each battery offers to charge
+        more (Down) or discharge more (Up) than its order, within its power and state of charge.
+        The ledger path (``study.ledger``) offers the same on the FlexibilityMarket."""
+        c = self.config
+        offers: list[tuple[int, int, Direction, int, int]] = []
         for i in self.pvs:
-            residual = int(-run.order_wh[k][i] - -run.fill_wh[k][i])  # exported to the supplier
+            residual = int(-order[i] - -fill[i])  # exported to the supplier
             if residual > 0:
-                bus = self.grid.participants[i].bus
-                units.append(
-                    FlexUnit(
-                        offer_id(PV_CURTAILMENT, int(i), slot), bus, Direction.DOWN, residual, c.pv_curtailment_per_kwh
-                    )
-                )
-        if run.design is Design.JOINT and len(self.bats):
-            down, up = batteries.flex_room_wh(run.order_wh[k][self.bats].astype(float))
+                offers.append((PV_CURTAILMENT, int(i), Direction.DOWN, residual, c.pv_curtailment_per_kwh))
+        if design is Design.JOINT and len(self.bats):
+            down, up = batteries.flex_room_wh(order[self.bats].astype(float))
+            price = c.battery_utilisation_per_kwh
             for b, i in enumerate(self.bats):
-                bus = self.grid.participants[i].bus
-                price = c.battery_utilisation_per_kwh
                 if down[b] > 0:
-                    units.append(
-                        FlexUnit(offer_id(BATTERY_DOWN, int(i), slot), bus, Direction.DOWN, int(down[b]), price)
-                    )
+                    offers.append((BATTERY_DOWN, int(i), Direction.DOWN, int(down[b]), price))
                 if up[b] > 0:
-                    units.append(FlexUnit(offer_id(BATTERY_UP, int(i), slot), bus, Direction.UP, int(up[b]), price))
-        return units
+                    offers.append((BATTERY_UP, int(i), Direction.UP, int(up[b]), price))
+        return offers
