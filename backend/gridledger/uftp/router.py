@@ -5,13 +5,18 @@ behaviour of USEF's own service): a message that cannot be read answers 400, one
 sender's registered key 401; a verified message answers 200 at once and is then processed, its
 response message (Accepted, or Rejected with UFTP's reason) sent to the aggregator's endpoint.
 ``GET /uftp/messages/{hash}`` serves a kept message by the keccak-256 the ledger records.
+The DSO's operator routes (``POST /uftp/requests/{id}/announce|orders|settlement``) send the
+FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator`` guards them
+(``gridledger serve`` passes the DSO's signed-request check).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from gridledger.errors import NotFoundError
 from gridledger.uftp.codec import UftpTransportError
@@ -21,7 +26,7 @@ MESSAGE_PATH = "/shapeshifter/api/v3/message"
 HashPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="keccak-256 of the sealed message, 0x hex")]
 
 
-def make_router(gateway: UftpGateway) -> APIRouter:
+def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRouter:
     router = APIRouter(tags=["uftp"])
 
     @router.post(MESSAGE_PATH, response_class=Response, responses={400: {}, 401: {}})
@@ -46,5 +51,20 @@ def make_router(gateway: UftpGateway) -> APIRouter:
             media_type="application/octet-stream",
             headers={"X-UFTP-Sender": row["sender_domain"], "X-UFTP-Type": row["type"]},
         )
+
+    @router.post("/uftp/requests/{request_id}/announce", dependencies=list(operator))
+    async def announce(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+        """Sends the on-chain request as a FlexRequest to each aggregator of its congestion point."""
+        return {"request_id": request_id, "flex_requests": await run_in_threadpool(gateway.announce, request_id)}
+
+    @router.post("/uftp/requests/{request_id}/orders", dependencies=list(operator))
+    async def orders(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+        """After the award: activates the awarded UFTP offers and sends their FlexOrders."""
+        return {"request_id": request_id, "flex_orders": await run_in_threadpool(gateway.order, request_id)}
+
+    @router.post("/uftp/requests/{request_id}/settlement", dependencies=list(operator))
+    async def settlement(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+        """After the on-chain settlement: sends each aggregator its FlexSettlement."""
+        return {"request_id": request_id, "flex_settlements": await run_in_threadpool(gateway.settle, request_id)}
 
     return router
