@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from uuid import uuid4
 
 from eth_utils.crypto import keccak
 from shapeshifter_uftp import ShapeshifterDsoAgrClient, transport
@@ -216,10 +217,12 @@ class UftpGateway:
             message = mapping.flex_request(
                 request_id, request, ean=ean, tz=self.registry.dso.time_zone, recipient=aggregator.domain
             )
-            self.send(aggregator, message)
+            # Recorded before it is sent: the aggregator may answer with an offer before the send returns.
+            message.message_id = str(uuid4())
             self.store.execute(
                 "insert into uftp_flex_requests values (?, ?, ?)", message.message_id, request_id, aggregator.domain
             )
+            self.send(aggregator, message)
             sent.append(str(message.message_id))
         return sent
 

@@ -178,11 +178,11 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
         isp_duration=XmlDuration("PT15M"),
         time_zone=TZ,
         period=XmlDate(period.year, period.month, period.day),
-        ean="ean.871685900000000777",
+        ean="E871685900000000777",
         profiles=[
             MeteringProfile(
                 profile_type=MeteringProfileEnum.POWER,
-                unit=MeteringUnit.KW,
+                unit=MeteringUnit.K_W,
                 isps=[MeteringISP(start=first + k, value=Decimal(wh * 4) / 1000) for k, wh in enumerate(actual)],
             )
         ],

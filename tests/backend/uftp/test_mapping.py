@@ -17,7 +17,7 @@ from gridledger.uftp.mapping import flex_request, isp_of, offer_from_uftp, slot_
 from gridledger.uftp.registry import UftpRegistry
 
 TZ = "Europe/Amsterdam"
-EAN = "ean.1"
+EAN = "ean.871685900000000001"
 PROVIDER = "0x" + "11" * 20
 
 
@@ -88,7 +88,7 @@ def test_a_fitting_offer_maps_to_the_on_chain_offer() -> None:
     [
         ({"isp_duration": XmlDuration("PT5M")}, "ISP Duration Rejected"),
         ({"time_zone": "Europe/London"}, "TimeZone Rejected"),
-        ({"congestion_point": "ean.2"}, "Invalid Congestion Point"),
+        ({"congestion_point": "ean.871685900000000002"}, "Invalid Congestion Point"),
         ({"currency": "GBP"}, "Invalid Message: prices are in EUR"),
         ({"period": XmlDate(2026, 6, 2)}, "Reference Period Mismatch"),
         ({"options": 2}, "Invalid Message: GridLedger takes one OfferOption"),
@@ -124,8 +124,8 @@ def test_the_register_refuses_what_it_cannot_use() -> None:
         UftpRegistry.from_dict({**base, "dso": {**base["dso"], "signing_key": "abc"}})
     with pytest.raises(ConfigurationError, match="not an IANA time zone"):
         UftpRegistry.from_dict({**base, "dso": {**base["dso"], "time_zone": "Mars/Olympus"}})
-    bad_agr = {**base["aggregators"][0], "congestion_points": ["ean.9"]}
-    with pytest.raises(ConfigurationError, match=r"names congestion points \['ean.9'\]"):
+    bad_agr = {**base["aggregators"][0], "congestion_points": ["ean.871685900000000009"]}
+    with pytest.raises(ConfigurationError, match=r"names congestion points \[.ean.871685900000000009.\]"):
         UftpRegistry.from_dict({**base, "aggregators": [bad_agr]})
     with pytest.raises(ConfigurationError, match="missing or wrong"):
         UftpRegistry.from_dict({"dso": {}})
