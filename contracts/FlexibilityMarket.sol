@@ -169,8 +169,9 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         bytes32 publicKey = _uftpKeys[o.provider];
         if (publicKey == bytes32(0)) revert UftpKeyNotBound(o.provider);
         offerId = _hashOffer(o);
-        _recordOffer(o, offerId);
+        // Written first: _recordOffer reads the registry (a view call) and must be the last step.
         _offerSources[offerId] = sourceMessage;
+        _recordOffer(o, offerId);
         emit OfferSourced(offerId, o.provider, publicKey, sourceMessage);
     }
 
