@@ -152,7 +152,7 @@ def offer_from_uftp(
     values = set(powers.values())
     sign = -1 if request.direction is Direction.UP else 1
     if len(values) != 1 or (power := values.pop()) * sign <= 0:
-        want = "a negative power (less consumption)" if sign < 0 else "a positive power (more consumption)"
+        want = "negative power (less consumption)" if sign < 0 else "positive power (more consumption)"
         raise UftpRejection(f"Invalid Message: every ISP must offer the same {want} in W; got {sorted(set(powers.values()))}")
     power_w = abs(power)
     try:

@@ -58,6 +58,7 @@ def offer_for(request: FlexRequest, *, powers: list[int] | None = None, options:
         "congestion_point": EAN,
         "expiration_date_time": "2030-01-01T00:00:00+00:00",
         "currency": "EUR",
+        "flex_request_message_id": "6f0c1a4e-0000-4000-8000-000000000003",
         "offer_options": [option] * options,
     }
     return FlexOffer(**{**base, **fields})
