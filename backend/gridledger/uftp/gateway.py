@@ -294,6 +294,8 @@ class UftpGateway:
             by_agr.setdefault(row["agr_domain"], []).append(
                 {
                     "offer_id": offer_id,
+                    "request_id": request_id,
+                    "power_w": int(state[2]),
                     "request": request,
                     "ean": ean,
                     "deliveries": deliveries,

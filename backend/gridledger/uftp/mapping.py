@@ -21,6 +21,9 @@ from zoneinfo import ZoneInfo
 
 from shapeshifter_uftp.uftp import (
     AvailableRequested,
+    ContractSettlement,
+    ContractSettlementISP,
+    ContractSettlementPeriod,
     FlexOffer,
     FlexOrder,
     FlexOrderISP,
@@ -217,9 +220,10 @@ def flex_settlement(
     currency: str,
 ) -> FlexSettlement:
     """A FlexSettlement of one request's orders to one aggregator. Each order: ``offer_id``,
-    ``request`` (LedgerRequest), ``ean``, ``deliveries`` ({slot: delivery dict}), ``paid`` and
-    ``ordered_price`` (base units)."""
+    ``request_id``, ``request`` (LedgerRequest), ``power_w`` (awarded), ``ean``, ``deliveries``
+    ({slot: delivery dict}), ``paid`` and ``ordered_price`` (base units)."""
     settlements = []
+    contracts = []
     periods = []
     for o in orders:
         request: LedgerRequest = o["request"]
@@ -242,6 +246,28 @@ def flex_settlement(
                     * SLOTS_PER_HOUR,
                 )
             )
+        # The award is the contract: reserved = the awarded power, ordered = what was activated.
+        contracts.append(
+            ContractSettlement(
+                contract_id=f"gridledger-request-{o['request_id']}",
+                periods=[
+                    ContractSettlementPeriod(
+                        period=_xml_date(period),
+                        isps=[
+                            ContractSettlementISP(
+                                start=n,
+                                duration=1,
+                                reserved_power=sign * o["power_w"],
+                                requested_power=sign * request.power_w,
+                                offered_power=sign * o["power_w"],
+                                ordered_power=sign * int(o["deliveries"][slot]["ordered_wh"]) * SLOTS_PER_HOUR,
+                            )
+                            for slot, n in zip(request.slots, isps, strict=True)
+                        ],
+                    )
+                ],
+            )
+        )
         settlements.append(
             FlexOrderSettlement(
                 isps=rows,
@@ -256,6 +282,7 @@ def flex_settlement(
     return FlexSettlement(
         recipient_domain=recipient,
         flex_order_settlements=settlements,
+        contract_settlements=contracts,
         period_start=_xml_date(min(periods)),
         period_end=_xml_date(max(periods)),
         currency=currency,

@@ -4,7 +4,7 @@ the on-chain records and token movements checked; and every refusal UFTP defines
 
 from __future__ import annotations
 
-from datetime import date
+import re
 from decimal import Decimal
 
 import pytest
@@ -24,7 +24,7 @@ from shapeshifter_uftp import (
     TestMessage,
     UsefRole,
 )
-from shapeshifter_uftp.exceptions import ClientTransportException
+from shapeshifter_uftp.exceptions import ClientTransportException, InvalidSignatureException
 from shapeshifter_uftp.transport import from_xml, seal_message, to_xml
 from xsdata.models.datatype import XmlDate, XmlDuration
 
@@ -124,7 +124,7 @@ def test_functional_refusal_is_a_rejected_response_and_changes_nothing(exchange:
     response = wait_until(lambda: ex.agr_messages("FlexOfferResponse"), "the FlexOfferResponse")[0]
     parsed = from_xml(response["xml"])
     assert parsed.flex_offer_message_id == offer.message_id
-    assert parsed.result.value == "Rejected" and parsed.rejection_reason.startswith("Unknown Reference")
+    assert parsed.result == "Rejected" and parsed.rejection_reason.startswith("Unknown Reference")
     assert ledger_state(ex) == before
 
 
@@ -143,7 +143,7 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     assert received.period.to_date() == period and [i.start for i in received.isps] == [first + k for k in range(4)]
     assert {(i.min_power, i.max_power) for i in received.isps} == {(-8_000, 0)}  # Up: consume up to 8 kW less
     responses = wait_until(lambda: ex.agr_messages("FlexOfferResponse")[seen:], "the offer's FlexOfferResponse")
-    assert from_xml(responses[0]["xml"]).result.value == "Accepted"
+    assert from_xml(responses[0]["xml"]).result == "Accepted"
 
     (row,) = ex.gateway.store.rows("select * from uftp_offers where request_id = ?", rid)
     offer_id, source = bytes.fromhex(row["offer_id"][2:]), bytes.fromhex(row["message_hash"][2:])
@@ -189,7 +189,7 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     )
     agr_client(ex).send_metering(metering)
     wait_until(lambda: ex.agr_messages("MeteringResponse"), "the MeteringResponse")
-    assert from_xml(ex.agr_messages("MeteringResponse")[0]["xml"]).result.value == "Accepted"
+    assert from_xml(ex.agr_messages("MeteringResponse")[0]["xml"]).result == "Accepted"
 
     # 4. Settlement on-chain, then the FlexSettlement; the provider claims its payment.
     ex.chain(lambda: ledger.settle_flex(rid))
@@ -210,7 +210,17 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     # 5. The audit traces the offer to the signed message; a tampered copy is caught.
     (checked,) = audit(ex, lambda h: served(ex, h))
     assert checked.confirmed and checked.offer_id == offer_id, checked.differences
-    tampered = sealed.replace(b'Price="6.00"', b'Price="5.00"')
+    tampered = re.sub(rb'Price="[0-9.]+"', b'Price="5.0000"', sealed, count=1)
     assert tampered != sealed
     (caught,) = audit(ex, lambda h: tampered)
     assert caught.differences and "hashes to" in caught.differences[0]
+    # Served under its own hash, the tampered copy still fails: its seal does not verify.
+    assert not ex.chain(lambda: _unsealable(tampered, ex.agr_public))
+
+
+def _unsealable(sealed: bytes, key: bytes) -> bool:
+    try:
+        verify_sealed(sealed, key)
+    except InvalidSignatureException:
+        return False
+    return True
