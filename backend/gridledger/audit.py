@@ -21,9 +21,9 @@ Every mismatch is named; a slot is confirmed only if there is none.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from collections.abc import Callable
 from typing import Any
 
 from eth_utils.crypto import keccak
@@ -298,9 +298,13 @@ def audit_uftp_offers(
         offer_id, provider = bytes(args["offerId"]), args["provider"]
         audit = UftpOfferAudit(offer_id, bytes(args["sourceMessage"]))
         audits.append(audit)
-        audit.differences.extend(_uftp_differences(ledger, fetch, event, bindings, congestion_points, time_zone, currency))
+        audit.differences.extend(
+            _uftp_differences(ledger, fetch, event, bindings, congestion_points, time_zone, currency)
+        )
         if bytes(flex.functions.offerSource(offer_id).call()) != audit.source_message:
-            audit.differences.append(f"offer {short_hex(offer_id)} of {provider}: its recorded source differs from its event")
+            audit.differences.append(
+                f"offer {short_hex(offer_id)} of {provider}: its recorded source differs from its event"
+            )
     return audits
 
 
@@ -341,8 +345,10 @@ def _uftp_differences(
     request = request_from_chain(ledger.flex.functions.request(request_id).call())
     eans = [ean for ean, bus in congestion_points.items() if bus == request.congestion_bus]
     if payload.congestion_point not in eans:
-        return [f"the message names congestion point {payload.congestion_point}; request {request_id} is at bus "
-                f"{request.congestion_bus} ({eans or 'no published EAN'})"]
+        return [
+            f"the message names congestion point {payload.congestion_point}; request {request_id} is at bus "
+            f"{request.congestion_bus} ({eans or 'no published EAN'})"
+        ]
     try:
         mapped = offer_from_uftp(
             payload,
@@ -361,4 +367,3 @@ def _uftp_differences(
     if mapped_id != offer_id:
         return [f"the message maps to offer {to_hex(mapped_id)} ({mapped}), the ledger recorded {to_hex(offer_id)}"]
     return []
-

@@ -22,9 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridledger import __version__
 from gridledger.api import errors as api_errors
+from gridledger.api.deps import SignedByDso
 from gridledger.api.limits import BodySizeLimit
 from gridledger.api.openapi import document
-from gridledger.api.deps import SignedByDso
 from gridledger.api.routes import ROUTERS
 from gridledger.errors import GridLedgerError
 from gridledger.service.facilitator import Facilitator

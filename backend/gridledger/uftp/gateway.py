@@ -173,7 +173,8 @@ class UftpGateway:
         except LedgerError as exc:
             raise UftpRejection(f"Invalid Message: the ledger refused the offer: {exc}") from None
         self.store.execute(
-            "insert into uftp_offers (offer_id, message_id, message_hash, agr_domain, request_id) values (?, ?, ?, ?, ?)",
+            "insert into uftp_offers (offer_id, message_id, message_hash, agr_domain, request_id) "
+            "values (?, ?, ?, ?, ?)",
             to_hex(offer_id),
             offer.message_id,
             to_hex(opened.hash),
@@ -181,7 +182,9 @@ class UftpGateway:
             request_id,
         )
 
-    def _reply(self, aggregator: Aggregator, message: PayloadMessage, result: AcceptedRejected, reason: str | None) -> None:
+    def _reply(
+        self, aggregator: Aggregator, message: PayloadMessage, result: AcceptedRejected, reason: str | None
+    ) -> None:
         fields: dict[str, Any] = {
             "recipient_domain": aggregator.domain,
             "conversation_id": message.conversation_id,
@@ -269,7 +272,9 @@ class UftpGateway:
         for aggregator, message in settlements:
             self.send(aggregator, message)
             self.store.execute(
-                "update uftp_offers set settled = 1 where request_id = ? and agr_domain = ?", request_id, aggregator.domain
+                "update uftp_offers set settled = 1 where request_id = ? and agr_domain = ?",
+                request_id,
+                aggregator.domain,
             )
         return [str(m.message_id) for _, m in settlements]
 
@@ -308,7 +313,9 @@ class UftpGateway:
             aggregator = self.registry.aggregator(domain)
             assert aggregator is not None
             tz, currency = self.registry.dso.time_zone, self.registry.dso.currency
-            settlements.append((aggregator, mapping.flex_settlement(recipient=domain, orders=orders, tz=tz, currency=currency)))
+            settlements.append(
+                (aggregator, mapping.flex_settlement(recipient=domain, orders=orders, tz=tz, currency=currency))
+            )
         return settlements
 
     def send(self, aggregator: Aggregator, message: PayloadMessage) -> None:
@@ -351,4 +358,3 @@ class UftpGateway:
         payload = transport.from_xml(bytes(row["body"])[64:])
         assert isinstance(payload, PayloadMessage)
         return payload
-

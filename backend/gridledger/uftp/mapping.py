@@ -156,7 +156,9 @@ def offer_from_uftp(
     sign = -1 if request.direction is Direction.UP else 1
     if len(values) != 1 or (power := values.pop()) * sign <= 0:
         want = "negative power (less consumption)" if sign < 0 else "positive power (more consumption)"
-        raise UftpRejection(f"Invalid Message: every ISP must offer the same {want} in W; got {sorted(set(powers.values()))}")
+        raise UftpRejection(
+            f"Invalid Message: every ISP must offer the same {want} in W; got {sorted(set(powers.values()))}"
+        )
     power_w = abs(power)
     try:
         price = Decimal(option.price)
@@ -241,9 +243,7 @@ def flex_settlement(
                     ordered_flex_power=sign * int(d["ordered_wh"]) * SLOTS_PER_HOUR,
                     actual_power=int(d["actual_wh"]) * SLOTS_PER_HOUR,
                     delivered_flex_power=sign * int(d["delivered_wh"]) * SLOTS_PER_HOUR,
-                    power_deficiency=sign
-                    * max(0, int(d["ordered_wh"]) - int(d["delivered_wh"]))
-                    * SLOTS_PER_HOUR,
+                    power_deficiency=sign * max(0, int(d["ordered_wh"]) - int(d["delivered_wh"])) * SLOTS_PER_HOUR,
                 )
             )
         # The award is the contract: reserved = the awarded power, ordered = what was activated.
@@ -287,7 +287,6 @@ def flex_settlement(
         period_end=_xml_date(max(periods)),
         currency=currency,
     )
-
 
 
 def request_from_chain(r: Any) -> LedgerRequest:

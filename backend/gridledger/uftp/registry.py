@@ -74,9 +74,7 @@ class UftpRegistry:
             dso = Dso(d["domain"], d["signing_key"], d.get("time_zone", "Europe/Amsterdam"), d.get("currency", "EUR"))
             points = {str(ean): int(bus) for ean, bus in raw["congestion_points"].items()}
             aggregators = tuple(
-                Aggregator(
-                    a["domain"], a["public_key"], a["endpoint"], a["provider"], tuple(a["congestion_points"])
-                )
+                Aggregator(a["domain"], a["public_key"], a["endpoint"], a["provider"], tuple(a["congestion_points"]))
                 for a in raw.get("aggregators", [])
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

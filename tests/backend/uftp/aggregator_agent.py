@@ -26,7 +26,8 @@ from shapeshifter_uftp import (
 from shapeshifter_uftp.transport import to_xml
 from shapeshifter_uftp.uftp.enums import AcceptedDisputed
 
-config = json.load(open(sys.argv[1]))
+with open(sys.argv[1]) as f:
+    config = json.load(f)
 lock = threading.Lock()
 
 
@@ -47,7 +48,9 @@ class Aggregator(ShapeshifterAgrService):
             )
         )
         isps = [
-            FlexOfferOptionISP(power=i.min_power if i.min_power < 0 else i.max_power, start=i.start, duration=i.duration)
+            FlexOfferOptionISP(
+                power=i.min_power if i.min_power < 0 else i.max_power, start=i.start, duration=i.duration
+            )
             for i in message.isps
         ]
         client.send_flex_offer(

@@ -25,6 +25,7 @@ import uvicorn
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
 from nacl.signing import SigningKey
+from tests.conftest import open_ledger
 
 from gridledger.chain.ledger import Ledger
 from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
@@ -34,7 +35,6 @@ from gridledger.uftp.mapping import isp_of
 from gridledger.uftp.registry import UftpRegistry
 from gridledger.uftp.router import MESSAGE_PATH, make_router
 from gridledger.uftp.store import MessageStore
-from tests.conftest import open_ledger
 
 ROOT = Path(__file__).resolve().parents[3]
 AGR_VENV = ROOT / ".build" / "uftp-agr-venv"
@@ -194,10 +194,11 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
             }
         )
     )
+    stderr = (tmp / "agr.stderr").open("w")  # the library's log, for a failing test's reader
     agent = subprocess.Popen(
         [str(python), str(Path(__file__).with_name("aggregator_agent.py")), str(config)],
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "agr.stderr", "w"),
+        stderr=stderr,
         env={**os.environ, "PYTHONPATH": ""},
     )
     try:
@@ -219,5 +220,6 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     finally:
         agent.terminate()
         agent.wait(timeout=30)
+        stderr.close()
         server.should_exit = True
         thread.join(timeout=30)

@@ -10,13 +10,13 @@ import pytest
 from eth_utils.crypto import keccak
 from shapeshifter_uftp import FlexOffer, FlexOfferOption, FlexOfferOptionISP
 from shapeshifter_uftp.transport import from_xml, seal_message
+from tests.backend.uftp.conftest import EAN, TZ, keypair, window_start
 from xsdata.models.datatype import XmlDate, XmlDuration
 
 from gridledger.audit import audit_uftp_offers
 from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
 from gridledger.sim.participants import make_prosumers
 from gridledger.uftp.mapping import isp_of, nonce_of, offer_from_uftp
-from tests.backend.uftp.conftest import EAN, TZ, keypair, window_start
 
 
 @pytest.fixture
@@ -64,8 +64,15 @@ def signed_offer(request: FlexRequest, secret: str, price: str = "6.00") -> byte
 
 def record(ledger, provider, bus, request, rid, sealed: bytes, *, utilisation: int | None = None):
     offer = offer_from_uftp(
-        from_xml(sealed[64:]), request_id=rid, request=request, ean=EAN, tz=TZ, currency="EUR",
-        provider=provider.address, bus=bus, nonce=nonce_of(keccak(sealed)),
+        from_xml(sealed[64:]),
+        request_id=rid,
+        request=request,
+        ean=EAN,
+        tz=TZ,
+        currency="EUR",
+        provider=provider.address,
+        bus=bus,
+        nonce=nonce_of(keccak(sealed)),
     )
     if utilisation is not None:
         offer = dataclasses.replace(offer, utilisation_price_per_kwh=utilisation)

@@ -47,7 +47,11 @@ def test_a_bound_key_lets_the_facilitator_record_an_offer_with_its_source(market
     (sourced,) = ledger.flex.events.OfferSourced().process_receipt(receipt, errors=DISCARD)
     offer_id = bytes(ledger.flex.functions.offerHash(offer.as_abi()).call())
     assert bytes(submitted["args"]["offerId"]) == bytes(sourced["args"]["offerId"]) == offer_id
-    assert (sourced["args"]["provider"], bytes(sourced["args"]["publicKey"]), bytes(sourced["args"]["sourceMessage"])) == (
+    assert (
+        sourced["args"]["provider"],
+        bytes(sourced["args"]["publicKey"]),
+        bytes(sourced["args"]["sourceMessage"]),
+    ) == (
         provider.address,
         KEY,
         SOURCE,

@@ -25,7 +25,8 @@ from shapeshifter_uftp import (
     UsefRole,
 )
 from shapeshifter_uftp.exceptions import ClientTransportException, InvalidSignatureException
-from shapeshifter_uftp.transport import from_xml, seal_message, to_xml
+from shapeshifter_uftp.transport import from_xml, to_xml
+from tests.backend.uftp.conftest import AGR_DOMAIN, DSO_DOMAIN, EAN, TZ, Exchange, keypair, wait_until
 from xsdata.models.datatype import XmlDate, XmlDuration
 
 from gridledger.audit import audit_uftp_offers
@@ -33,7 +34,6 @@ from gridledger.encoding import to_hex
 from gridledger.uftp.codec import verify_sealed
 from gridledger.uftp.mapping import isp_of
 from gridledger.uftp.router import MESSAGE_PATH
-from tests.backend.uftp.conftest import AGR_DOMAIN, DSO_DOMAIN, EAN, OFFER_PRICE, TZ, Exchange, keypair, wait_until
 
 
 def agr_client(ex: Exchange, *, secret: str | None = None, domain: str = AGR_DOMAIN) -> ShapeshifterAgrDsoClient:
@@ -59,7 +59,9 @@ def ledger_state(ex: Exchange) -> tuple[int, int, int]:
 
 def audit(ex: Exchange, fetch):  # type: ignore[no-untyped-def]
     return ex.chain(
-        lambda: audit_uftp_offers(ex.ledger, fetch, congestion_points={EAN: ex.request.congestion_bus}, time_zone=TZ, currency="EUR")
+        lambda: audit_uftp_offers(
+            ex.ledger, fetch, congestion_points={EAN: ex.request.congestion_bus}, time_zone=TZ, currency="EUR"
+        )
     )
 
 
@@ -77,9 +79,14 @@ def test_transport_refusals_answer_http_errors_and_change_nothing(exchange: Exch
     assert malformed.status_code == 400 and "not a UFTP SignedMessage" in malformed.text
 
     # Unsigned: the payload XML itself as the Body, without libsodium's seal.
-    payload = TestMessage(version="3.1.0", sender_domain=AGR_DOMAIN, recipient_domain=DSO_DOMAIN,
-                          time_stamp="2026-01-01T00:00:00+00:00", message_id="6f0c1a4e-0000-4000-8000-000000000001",
-                          conversation_id="6f0c1a4e-0000-4000-8000-000000000002")
+    payload = TestMessage(
+        version="3.1.0",
+        sender_domain=AGR_DOMAIN,
+        recipient_domain=DSO_DOMAIN,
+        time_stamp="2026-01-01T00:00:00+00:00",
+        message_id="6f0c1a4e-0000-4000-8000-000000000001",
+        conversation_id="6f0c1a4e-0000-4000-8000-000000000002",
+    )
     unsigned = to_xml(SignedMessage(sender_domain=AGR_DOMAIN, sender_role=UsefRole.AGR, body=to_xml(payload).encode()))
     r = requests.post(url, data=unsigned.encode(), headers={"Content-Type": "text/xml"}, timeout=10)
     assert r.status_code == 401 and "not sealed with agr.gridledger.test's registered key" in r.text
@@ -166,13 +173,18 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     assert order_message.order_reference == to_hex(offer_id) and order_message.price == Decimal("6.000000")
     assert [(i.start, i.power) for i in order_message.isps] == [(first + k, -8_000) for k in range(4)]
     assert all(ex.chain(lambda s=s: ledger.flex_delivery(offer_id, s))["ordered_wh"] == 2_000 for s in request.slots)
-    wait_until(lambda: ex.gateway.store.rows("select * from uftp_messages where type = 'FlexOrderResponse'"), "FlexOrderResponse")
+    wait_until(
+        lambda: ex.gateway.store.rows("select * from uftp_messages where type = 'FlexOrderResponse'"),
+        "FlexOrderResponse",
+    )
 
     # 3. After the window: the meter operator measures; the aggregator sends its own Metering.
     ex.chain(lambda: ledger.chain.move_time_to(request.window_end))
     actual = [1_000, 1_000, 1_000, 2_500]  # baseline 3,000 Wh: 2,000 delivered ×3, 500 (25 %) in the last
     for slot, wh in zip(request.slots, actual, strict=True):
-        ex.chain(lambda slot=slot, wh=wh: ledger.record_flex_measurement(offer_id, slot, baseline_wh=3_000, actual_wh=wh))
+        ex.chain(
+            lambda slot=slot, wh=wh: ledger.record_flex_measurement(offer_id, slot, baseline_wh=3_000, actual_wh=wh)
+        )
     metering = Metering(
         revision=1,
         isp_duration=XmlDuration("PT15M"),

@@ -39,7 +39,9 @@ def test_price_is_the_total_spread_over_the_offered_kwh() -> None:
 
 
 def request_at(start: int, direction: Direction = Direction.UP) -> FlexRequest:
-    return FlexRequest(ServiceType.SECURE, direction, BaselineMethod.NOMINATED, 5, 8_000, start, 4, start - 3_600, 0, 10**6)
+    return FlexRequest(
+        ServiceType.SECURE, direction, BaselineMethod.NOMINATED, 5, 8_000, start, 4, start - 3_600, 0, 10**6
+    )
 
 
 def offer_for(request: FlexRequest, *, powers: list[int] | None = None, options: int = 1, **fields) -> FlexOffer:
@@ -116,12 +118,19 @@ def test_the_register_refuses_what_it_cannot_use() -> None:
     base = {
         "dso": {"domain": "dso", "signing_key": good_key, "time_zone": TZ},
         "congestion_points": {EAN: 5},
-        "aggregators": [{"domain": "agr", "public_key": "A" * 43 + "=", "endpoint": "http://x", "provider": PROVIDER,
-                         "congestion_points": [EAN]}],
+        "aggregators": [
+            {
+                "domain": "agr",
+                "public_key": "A" * 43 + "=",
+                "endpoint": "http://x",
+                "provider": PROVIDER,
+                "congestion_points": [EAN],
+            }
+        ],
     }
     registry = UftpRegistry.from_dict(base)
     assert registry.serving(EAN)[0].domain == "agr" and registry.congestion_point_of(5) == EAN
-    with pytest.raises(ConfigurationError, match="dso.signing_key must be base64 of 64 bytes"):
+    with pytest.raises(ConfigurationError, match=r"dso\.signing_key must be base64 of 64 bytes"):
         UftpRegistry.from_dict({**base, "dso": {**base["dso"], "signing_key": "abc"}})
     with pytest.raises(ConfigurationError, match="not an IANA time zone"):
         UftpRegistry.from_dict({**base, "dso": {**base["dso"], "time_zone": "Mars/Olympus"}})
