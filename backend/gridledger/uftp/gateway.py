@@ -11,11 +11,14 @@ responses UFTP requires.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import uuid4
 
+import requests
 from eth_utils.crypto import keccak
 from shapeshifter_uftp import ShapeshifterDsoAgrClient, transport
+from shapeshifter_uftp.exceptions import ClientTransportException
 from shapeshifter_uftp.uftp import (
     AcceptedRejected,
     FlexOffer,
@@ -52,6 +55,23 @@ ACKNOWLEDGEMENTS = (FlexRequestResponse, FlexOrderResponse, FlexSettlementRespon
 
 def _direct(fn: Callable[[], T]) -> T:
     return fn()
+
+
+@dataclass
+class Delivery:
+    """What an outgoing round reached: MessageIDs sent, and why each undelivered one failed."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # aggregator domain → what went wrong
+
+    def attempt(self, gateway: UftpGateway, aggregator: Aggregator, message: PayloadMessage) -> bool:
+        try:
+            gateway.send(aggregator, message)
+        except (ClientTransportException, requests.RequestException) as exc:
+            self.failed[aggregator.domain] = f"{type(exc).__name__}: {exc}"
+            return False
+        self.sent.append(str(message.message_id))
+        return True
 
 
 class UftpGateway:
@@ -205,9 +225,9 @@ class UftpGateway:
 
     # ─────────────── outgoing ───────────────
 
-    def announce(self, request_id: int) -> list[str]:
+    def announce(self, request_id: int) -> Delivery:
         """Sends on-chain request ``request_id`` as a FlexRequest to every aggregator registered for
-        its congestion point; returns their MessageIDs."""
+        its congestion point."""
         request: LedgerRequest = self.on_chain(lambda: self.ledger_request(request_id))
         ean = self.registry.congestion_point_of(request.congestion_bus)
         if ean is None:
@@ -215,7 +235,7 @@ class UftpGateway:
                 f"request {request_id}'s congestion bus {request.congestion_bus} is no congestion point of the UFTP "
                 f"register (known: {self.registry.congestion_points})"
             )
-        sent = []
+        delivery = Delivery()
         for aggregator in self.registry.serving(ean):
             message = mapping.flex_request(
                 request_id, request, ean=ean, tz=self.registry.dso.time_zone, recipient=aggregator.domain
@@ -225,18 +245,20 @@ class UftpGateway:
             self.store.execute(
                 "insert into uftp_flex_requests values (?, ?, ?)", message.message_id, request_id, aggregator.domain
             )
-            self.send(aggregator, message)
-            sent.append(str(message.message_id))
-        return sent
+            if not delivery.attempt(self, aggregator, message):
+                self.store.execute("delete from uftp_flex_requests where message_id = ?", message.message_id)
+        return delivery
 
-    def order(self, request_id: int) -> list[str]:
+    def order(self, request_id: int) -> Delivery:
         """After the award: activates every awarded UFTP offer of ``request_id`` at its contracted
-        power in each slot of the window (the DSO's order) and sends each aggregator its FlexOrder."""
+        power in each slot of the window (the DSO's order) and sends each aggregator its FlexOrder.
+        An order that could not be delivered is sent again by the next call (its activations stand)."""
         orders: list[tuple[Aggregator, FlexOrder, str]] = self.on_chain(lambda: self._activate(request_id))
+        delivery = Delivery()
         for aggregator, message, offer_id in orders:
-            self.send(aggregator, message)
-            self.store.execute("update uftp_offers set ordered = 1 where offer_id = ?", offer_id)
-        return [str(m.message_id) for _, m, _ in orders]
+            if delivery.attempt(self, aggregator, message):
+                self.store.execute("update uftp_offers set ordered = 1 where offer_id = ?", offer_id)
+        return delivery
 
     def _activate(self, request_id: int) -> list[tuple[Aggregator, FlexOrder, str]]:
         request = self.ledger_request(request_id)
@@ -266,17 +288,18 @@ class UftpGateway:
             orders.append((aggregator, message, str(row["offer_id"])))
         return orders
 
-    def settle(self, request_id: int) -> list[str]:
-        """After the on-chain settlement: a FlexSettlement to each aggregator with ordered UFTP offers."""
+    def settle(self, request_id: int) -> Delivery:
+        """After the on-chain settlement: a FlexSettlement to each aggregator with activated UFTP offers."""
         settlements: list[tuple[Aggregator, FlexSettlement]] = self.on_chain(lambda: self._settlements(request_id))
+        delivery = Delivery()
         for aggregator, message in settlements:
-            self.send(aggregator, message)
-            self.store.execute(
-                "update uftp_offers set settled = 1 where request_id = ? and agr_domain = ?",
-                request_id,
-                aggregator.domain,
-            )
-        return [str(m.message_id) for _, m in settlements]
+            if delivery.attempt(self, aggregator, message):
+                self.store.execute(
+                    "update uftp_offers set settled = 1 where request_id = ? and agr_domain = ?",
+                    request_id,
+                    aggregator.domain,
+                )
+        return delivery
 
     def _settlements(self, request_id: int) -> list[tuple[Aggregator, FlexSettlement]]:
         request = self.ledger_request(request_id)
@@ -291,11 +314,13 @@ class UftpGateway:
         if self.ledger.flex_request_status(request_id) != "settled":
             raise NotFoundError(f"request {request_id} has not been settled on the ledger")
         by_agr: dict[str, list[dict[str, Any]]] = {}
-        for row in self.store.rows("select * from uftp_offers where request_id = ? and ordered = 1", request_id):
+        for row in self.store.rows("select * from uftp_offers where request_id = ?", request_id):
             offer_id = bytes.fromhex(row["offer_id"][2:])
             state = self.ledger.flex.functions.offer(offer_id).call()
             deliveries = {s: self.ledger.flex_delivery(offer_id, s) for s in request.slots}
             ordered_wh = sum(int(d["ordered_wh"]) for d in deliveries.values())
+            if ordered_wh == 0:  # not awarded, or never activated: nothing to settle
+                continue
             by_agr.setdefault(row["agr_domain"], []).append(
                 {
                     "offer_id": offer_id,

@@ -13,6 +13,7 @@ FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
@@ -55,16 +56,16 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
     @router.post("/uftp/requests/{request_id}/announce", dependencies=list(operator))
     async def announce(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
         """Sends the on-chain request as a FlexRequest to each aggregator of its congestion point."""
-        return {"request_id": request_id, "flex_requests": await run_in_threadpool(gateway.announce, request_id)}
+        return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.announce, request_id))}
 
     @router.post("/uftp/requests/{request_id}/orders", dependencies=list(operator))
     async def orders(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
         """After the award: activates the awarded UFTP offers and sends their FlexOrders."""
-        return {"request_id": request_id, "flex_orders": await run_in_threadpool(gateway.order, request_id)}
+        return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.order, request_id))}
 
     @router.post("/uftp/requests/{request_id}/settlement", dependencies=list(operator))
     async def settlement(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
         """After the on-chain settlement: sends each aggregator its FlexSettlement."""
-        return {"request_id": request_id, "flex_settlements": await run_in_threadpool(gateway.settle, request_id)}
+        return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.settle, request_id))}
 
     return router

@@ -142,7 +142,9 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     seen = len(ex.agr_messages("FlexOfferResponse"))
 
     # 1. The on-chain request goes out as a FlexRequest; the library's service answers with an offer.
-    (request_message_id,) = ex.gateway.announce(rid)
+    announced = ex.gateway.announce(rid)
+    assert announced.failed == {}
+    (request_message_id,) = announced.sent
     (flex_request,) = ex.agr_messages("FlexRequest")
     received = from_xml(flex_request["xml"])
     period, first = isp_of(request.window_start, TZ)
@@ -167,7 +169,7 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     # 2. Award, then the FlexOrder: every slot activated at the offered 8 kW.
     ex.chain(lambda: ledger.chain.move_time_to(request.bid_deadline + 1))
     ex.chain(lambda: ledger.award_flex(rid, [offer_id], b"\x01" * 32))
-    ex.gateway.order(rid)
+    assert ex.gateway.order(rid).failed == {}
     (order,) = wait_until(lambda: ex.agr_messages("FlexOrder"), "the FlexOrder")
     order_message = from_xml(order["xml"])
     assert order_message.order_reference == to_hex(offer_id) and order_message.price == Decimal("6.000000")
@@ -205,7 +207,7 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
 
     # 4. Settlement on-chain, then the FlexSettlement; the provider claims its payment.
     ex.chain(lambda: ledger.settle_flex(rid))
-    ex.gateway.settle(rid)
+    assert ex.gateway.settle(rid).failed == {}
     (settlement,) = wait_until(lambda: ex.agr_messages("FlexSettlement"), "the FlexSettlement")
     (order_settlement,) = from_xml(settlement["xml"]).flex_order_settlements
     # Slots 1–3 pay 2 kWh × 0.75; the last (25 % < the 50 % minimum) pays nothing.
