@@ -8,6 +8,7 @@ followed by the XML. Transport failures answer an HTTP status as the library's s
 
 from __future__ import annotations
 
+from base64 import b64encode
 from dataclasses import dataclass
 
 from eth_utils.crypto import keccak
@@ -98,8 +99,6 @@ def seal(payload: PayloadMessage, signing_key: str, *, sender_domain: str) -> tu
 
 def verify_sealed(sealed: bytes, public_key: bytes) -> PayloadMessage:
     """The payload of ``sealed`` if its Ed25519 seal verifies with ``public_key`` (raw 32 bytes)."""
-    from base64 import b64encode
-
     payload = transport.unseal_message(sealed, b64encode(public_key).decode())
     if not isinstance(payload, PayloadMessage):
         raise SchemaException(f"sealed payload is a {type(payload).__name__}")

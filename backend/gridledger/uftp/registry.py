@@ -15,7 +15,7 @@ File shape (``GRIDLEDGER_UFTP_CONFIG``)::
 from __future__ import annotations
 
 import json
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,7 @@ class Dso:
 
     @property
     def public_key(self) -> str:
-        from base64 import b64encode
-
+        """The verify key aggregators check the DSO's messages with (the secret key's second half)."""
         return b64encode(b64decode(self.signing_key)[32:]).decode()
 
 

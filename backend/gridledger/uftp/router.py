@@ -4,7 +4,8 @@
 behaviour of USEF's own service): a message that cannot be read answers 400, one not sealed by its
 sender's registered key 401; a verified message answers 200 at once and is then processed, its
 response message (Accepted, or Rejected with UFTP's reason) sent to the aggregator's endpoint.
-``GET /uftp/messages/{hash}`` serves a kept message by the keccak-256 the ledger records.
+``GET /uftp/messages/{hash}`` serves a kept message by the keccak-256 the ledger records;
+``GET /uftp/terms`` the DSO's public terms (domain, verify key, time zone, currency, EAN → bus).
 The DSO's operator routes (``POST /uftp/requests/{id}/announce|orders|settlement``) send the
 FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator`` guards them
 (``gridledger serve`` passes the DSO's signed-request check).
@@ -52,6 +53,19 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
             media_type="application/octet-stream",
             headers={"X-UFTP-Sender": row["sender_domain"], "X-UFTP-Type": row["type"]},
         )
+
+    @router.get("/uftp/terms")
+    def terms() -> dict[str, Any]:
+        """The DSO's public UFTP terms: what an aggregator and an auditor need (no secret)."""
+        dso = gateway.registry.dso
+        return {
+            "dso_domain": dso.domain,
+            "dso_public_key": dso.public_key,
+            "time_zone": dso.time_zone,
+            "currency": dso.currency,
+            "congestion_points": gateway.registry.congestion_points,
+            "message_path": MESSAGE_PATH,
+        }
 
     @router.post("/uftp/requests/{request_id}/announce", dependencies=list(operator))
     async def announce(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
         ServiceType.SECURE, Direction.UP, BaselineMethod.NOMINATED, 2, 8_000, start, 4, start - 3_600, 0, 10**6
     )
     rid = ledger.post_flex_request(request)
-    dso_secret, _, _ = keypair()
+    dso_secret, dso_public, _ = keypair()
     _, agr_public, _ = keypair()
     config = tmp_path / "uftp.json"
     config.write_text(
@@ -52,6 +52,9 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
         client = GridLedgerClient(http=http)
         malformed = http.post("/shapeshifter/api/v3/message", content=b"not xml", headers={"Content-Type": "text/xml"})
         assert malformed.status_code == 400
+        terms = http.get("/uftp/terms").json()
+        assert terms["congestion_points"] == {EAN: 2} and terms["time_zone"] == TZ and terms["currency"] == "EUR"
+        assert terms["dso_public_key"] == dso_public and "signing_key" not in json.dumps(terms)
         missing = http.get("/uftp/messages/0x" + "00" * 32)
         assert missing.status_code == 404 and "no signed UFTP message" in missing.json()["detail"]
 
