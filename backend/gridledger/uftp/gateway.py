@@ -126,7 +126,8 @@ class UftpGateway:
                 # Reads and writes of the ledger happen on the chain thread, in one piece.
                 result = self.on_chain(lambda: self._process(opened, aggregator))
             except UftpRejection as exc:
-                self.store.set_result(to_hex(opened.hash), exc.reason)
+                if fresh:  # a replay must not overwrite the result of the message it repeats
+                    self.store.set_result(to_hex(opened.hash), exc.reason)
                 self._reply(aggregator, payload, AcceptedRejected.REJECTED, exc.reason)
             else:
                 self.store.set_result(to_hex(opened.hash), "Accepted")
@@ -221,7 +222,9 @@ class UftpGateway:
             response = TestMessageResponse(**fields)
         else:
             return  # an acknowledgement (or an unknown type) gets no response message
-        self.send(aggregator, response)
+        # Delivered once, as the library's service does; if the aggregator is down it gets no
+        # response, and the kept message records the result.
+        Delivery().attempt(self, aggregator, response)
 
     # ─────────────── outgoing ───────────────
 

@@ -132,6 +132,12 @@ def test_functional_refusal_is_a_rejected_response_and_changes_nothing(exchange:
     parsed = from_xml(response["xml"])
     assert parsed.flex_offer_message_id == offer.message_id
     assert parsed.result == "Rejected" and parsed.rejection_reason.startswith("Unknown Reference")
+    # The same message again (same MessageID): UFTP's Duplicate Identifier; the first result stands.
+    agr_client(ex).send_flex_offer(offer)
+    second = wait_until(lambda: ex.agr_messages("FlexOfferResponse")[1:], "the second FlexOfferResponse")[0]
+    assert from_xml(second["xml"]).rejection_reason.startswith("Duplicate Identifier")
+    (kept,) = ex.gateway.store.rows("select result from uftp_messages where type = 'FlexOffer'")
+    assert kept["result"].startswith("Unknown Reference")
     assert ledger_state(ex) == before
 
 
