@@ -74,6 +74,9 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     // slither-disable-next-line uninitialized-state
     mapping(bytes32 offerId => mapping(uint40 slot => Delivery)) private _deliveries;
     mapping(address account => uint256) private _claimable;
+    // UFTP: the Ed25519 key a provider bound to its account, and the signed message behind an offer.
+    mapping(address provider => bytes32 publicKey) private _uftpKeys;
+    mapping(bytes32 offerId => bytes32 sourceMessage) private _offerSources;
 
     constructor(IERC20 token, IParticipantRegistry registry, address admin)
         EIP712("GridLedger FlexibilityMarket", "1")
@@ -148,42 +151,28 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(offerId, signed.r, signed.vs);
         if (err != ECDSA.RecoverError.NoError || signer != o.provider) revert InvalidOfferSignature(offerId, o.provider, signer);
+        _recordOffer(o, offerId);
+    }
 
-        Request storage r = _requests[o.requestId];
-        RequestStatus status = r.status;
-        if (status == RequestStatus.None) revert UnknownRequest(o.requestId);
-        if (status != RequestStatus.Open) revert WrongRequestStatus(o.requestId, status);
-        if (block.timestamp > r.bidDeadline) revert OfferAfterDeadline(o.requestId, r.bidDeadline, block.timestamp);
-        if (o.windowStart != r.windowStart) {
-            revert OutsideWindow(o.requestId, o.windowStart, r.windowStart, _windowEnd(r));
-        }
-        uint32 capacityW = REGISTRY.capacityOf(o.provider);
-        if (capacityW == 0) revert ProviderNotRegistered(o.provider);
-        uint32 registeredBus = REGISTRY.participant(o.provider).bus;
-        if (o.bus != registeredBus) revert ConnectionPointMismatch(offerId, o.bus, registeredBus);
-        if (o.availabilityPricePerKWh > r.maxAvailabilityPricePerKWh) {
-            revert PriceAboveCap(offerId, o.availabilityPricePerKWh, r.maxAvailabilityPricePerKWh);
-        }
-        if (o.utilisationPricePerKWh > r.maxUtilisationPricePerKWh) {
-            revert PriceAboveCap(offerId, o.utilisationPricePerKWh, r.maxUtilisationPricePerKWh);
-        }
-        uint32 maxW = r.powerW < capacityW ? r.powerW : capacityW;
-        if (o.powerW == 0 || o.powerW > maxW) revert InvalidPower(offerId, o.powerW, maxW);
-        if (_offerNonces[o.provider][o.nonce]) revert OfferNonceUsed(o.provider, o.nonce);
+    /// @inheritdoc IFlexibilityMarket
+    function bindUftpKey(bytes32 publicKey) external {
+        _uftpKeys[msg.sender] = publicKey;
+        emit UftpKeyBound(msg.sender, publicKey);
+    }
 
-        _offerNonces[o.provider][o.nonce] = true;
-        _offers[offerId] = OfferState({
-            provider: o.provider,
-            requestId: o.requestId,
-            powerW: o.powerW,
-            bus: o.bus,
-            awarded: false,
-            availabilityPricePerKWh: o.availabilityPricePerKWh,
-            utilisationPricePerKWh: o.utilisationPricePerKWh
-        });
-        emit OfferSubmitted(
-            offerId, o.requestId, o.provider, o.powerW, o.availabilityPricePerKWh, o.utilisationPricePerKWh, o.bus
-        );
+    /// @inheritdoc IFlexibilityMarket
+    function submitUftpOffer(Offer calldata o, bytes32 sourceMessage)
+        external
+        onlyRole(FACILITATOR_ROLE)
+        returns (bytes32 offerId)
+    {
+        bytes32 publicKey = _uftpKeys[o.provider];
+        if (publicKey == bytes32(0)) revert UftpKeyNotBound(o.provider);
+        offerId = _hashOffer(o);
+        // Written first: _recordOffer reads the registry (a view call) and must be the last step.
+        _offerSources[offerId] = sourceMessage;
+        _recordOffer(o, offerId);
+        emit OfferSourced(offerId, o.provider, publicKey, sourceMessage);
     }
 
     // ───────────────────────────── facilitator ─────────────────────────────
@@ -336,6 +325,16 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     }
 
     /// @inheritdoc IFlexibilityMarket
+    function uftpKey(address provider) external view returns (bytes32) {
+        return _uftpKeys[provider];
+    }
+
+    /// @inheritdoc IFlexibilityMarket
+    function offerSource(bytes32 offerId) external view returns (bytes32) {
+        return _offerSources[offerId];
+    }
+
+    /// @inheritdoc IFlexibilityMarket
     function maxSpend(Request calldata r) public pure returns (uint256) {
         uint256 priceSum = uint256(r.maxAvailabilityPricePerKWh) + r.maxUtilisationPricePerKWh;
         return _ceilDiv(uint256(r.powerW) * r.windowSlots * priceSum, W_SLOTS_PER_KWH);
@@ -370,6 +369,45 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         if (!unavailable) {
             availability = uint256(o.powerW) * r.windowSlots * o.availabilityPricePerKWh / W_SLOTS_PER_KWH;
         }
+    }
+
+    /// @dev The checks every offer passes, however it was authorised; records it and emits.
+    function _recordOffer(Offer calldata o, bytes32 offerId) private {
+        Request storage r = _requests[o.requestId];
+        RequestStatus status = r.status;
+        if (status == RequestStatus.None) revert UnknownRequest(o.requestId);
+        if (status != RequestStatus.Open) revert WrongRequestStatus(o.requestId, status);
+        if (block.timestamp > r.bidDeadline) revert OfferAfterDeadline(o.requestId, r.bidDeadline, block.timestamp);
+        if (o.windowStart != r.windowStart) {
+            revert OutsideWindow(o.requestId, o.windowStart, r.windowStart, _windowEnd(r));
+        }
+        uint32 capacityW = REGISTRY.capacityOf(o.provider);
+        if (capacityW == 0) revert ProviderNotRegistered(o.provider);
+        uint32 registeredBus = REGISTRY.participant(o.provider).bus;
+        if (o.bus != registeredBus) revert ConnectionPointMismatch(offerId, o.bus, registeredBus);
+        if (o.availabilityPricePerKWh > r.maxAvailabilityPricePerKWh) {
+            revert PriceAboveCap(offerId, o.availabilityPricePerKWh, r.maxAvailabilityPricePerKWh);
+        }
+        if (o.utilisationPricePerKWh > r.maxUtilisationPricePerKWh) {
+            revert PriceAboveCap(offerId, o.utilisationPricePerKWh, r.maxUtilisationPricePerKWh);
+        }
+        uint32 maxW = r.powerW < capacityW ? r.powerW : capacityW;
+        if (o.powerW == 0 || o.powerW > maxW) revert InvalidPower(offerId, o.powerW, maxW);
+        if (_offerNonces[o.provider][o.nonce]) revert OfferNonceUsed(o.provider, o.nonce);
+
+        _offerNonces[o.provider][o.nonce] = true;
+        _offers[offerId] = OfferState({
+            provider: o.provider,
+            requestId: o.requestId,
+            powerW: o.powerW,
+            bus: o.bus,
+            awarded: false,
+            availabilityPricePerKWh: o.availabilityPricePerKWh,
+            utilisationPricePerKWh: o.utilisationPricePerKWh
+        });
+        emit OfferSubmitted(
+            offerId, o.requestId, o.provider, o.powerW, o.availabilityPricePerKWh, o.utilisationPricePerKWh, o.bus
+        );
     }
 
     function _requireInWindow(uint64 requestId, Request storage r, uint40 slot) private view {

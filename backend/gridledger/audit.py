@@ -21,11 +21,14 @@ Every mismatch is named; a slot is confirmed only if there is none.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils.crypto import keccak
+from shapeshifter_uftp.exceptions import InvalidSignatureException, SchemaException
+from shapeshifter_uftp.uftp import FlexOffer as UftpFlexOffer
 
 from gridledger.chain.ledger import Ledger
 from gridledger.chain.slots import SettlementOutcome, unpack_outcomes, unpack_readings
@@ -36,6 +39,8 @@ from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
 from gridledger.settlement.rules import settle_slot
 from gridledger.store.reports import ReportStore
+from gridledger.uftp.codec import UftpRejection, verify_sealed
+from gridledger.uftp.mapping import nonce_of, offer_from_uftp, request_from_chain
 from gridledger.units import slot_energy_wh
 
 
@@ -252,3 +257,113 @@ def _changed_fields(stored: dict[str, Any], rerun: dict[str, Any], prefix: str =
         elif a != b:
             changed.append(f"{prefix}{key} ({a!r} → {b!r})" if not isinstance(a, list) else f"{prefix}{key}")
     return changed
+
+
+# ───────────────────────────── UFTP offers ─────────────────────────────
+
+
+@dataclass
+class UftpOfferAudit:
+    """One on-chain offer that came through UFTP, checked against the aggregator's signed message."""
+
+    offer_id: bytes
+    source_message: bytes
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.differences
+
+
+def audit_uftp_offers(
+    ledger: Ledger,
+    fetch: Callable[[bytes], bytes | None],
+    *,
+    congestion_points: dict[str, int],
+    time_zone: str,
+    currency: str,
+) -> list[UftpOfferAudit]:
+    """Checks every ``OfferSourced`` offer: the message ``fetch(hash)`` returns (the sealed Body the
+    facilitator serves at GET /uftp/messages/{hash}) hashes to the recorded hash, its Ed25519 seal
+    verifies with the key the provider itself bound on-chain, and the offer it maps to (README,
+    "UFTP field mapping") is, field for field, the one recorded: its EIP-712 hash is the offer id.
+    ``congestion_points`` (EAN → bus), ``time_zone`` and ``currency`` are the DSO's published UFTP terms."""
+    flex = ledger.flex
+    bindings: dict[str, list[tuple[int, bytes]]] = {}
+    for e in flex.events.UftpKeyBound.get_logs(from_block=ledger.deployment.block):
+        bindings.setdefault(e["args"]["provider"], []).append((int(e["blockNumber"]), bytes(e["args"]["publicKey"])))
+    audits = []
+    for event in flex.events.OfferSourced.get_logs(from_block=ledger.deployment.block):
+        args = event["args"]
+        offer_id, provider = bytes(args["offerId"]), args["provider"]
+        audit = UftpOfferAudit(offer_id, bytes(args["sourceMessage"]))
+        audits.append(audit)
+        audit.differences.extend(
+            _uftp_differences(ledger, fetch, event, bindings, congestion_points, time_zone, currency)
+        )
+        if bytes(flex.functions.offerSource(offer_id).call()) != audit.source_message:
+            audit.differences.append(
+                f"offer {short_hex(offer_id)} of {provider}: its recorded source differs from its event"
+            )
+    return audits
+
+
+def _uftp_differences(
+    ledger: Ledger,
+    fetch: Callable[[bytes], bytes | None],
+    event: Any,
+    bindings: dict[str, list[tuple[int, bytes]]],
+    congestion_points: dict[str, int],
+    time_zone: str,
+    currency: str,
+) -> list[str]:
+    args = event["args"]
+    offer_id, provider, key, source = (
+        bytes(args["offerId"]),
+        args["provider"],
+        bytes(args["publicKey"]),
+        bytes(args["sourceMessage"]),
+    )
+    bound = [k for block, k in bindings.get(provider, []) if block <= int(event["blockNumber"])]
+    if not bound or bound[-1] != key:
+        return [f"{provider} had not bound UFTP key {to_hex(key)} when offer {short_hex(offer_id)} was made"]
+    sealed = fetch(source)
+    if sealed is None:
+        return [f"the signed UFTP message {to_hex(source)} is not available"]
+    if keccak(sealed) != source:
+        return [f"the message served as {to_hex(source)} hashes to {to_hex(keccak(sealed))}"]
+    try:
+        payload = verify_sealed(sealed, key)
+    except InvalidSignatureException:
+        return [f"the message {to_hex(source)} is not signed with {provider}'s bound key {to_hex(key)}"]
+    except SchemaException as exc:
+        return [f"the message {to_hex(source)} is not a UFTP message: {exc}"]
+    if not isinstance(payload, UftpFlexOffer):
+        return [f"the message {to_hex(source)} is a {type(payload).__name__}, not a FlexOffer"]
+    state = ledger.flex.functions.offer(offer_id).call()
+    request_id = int(state[1])
+    request = request_from_chain(ledger.flex.functions.request(request_id).call())
+    eans = [ean for ean, bus in congestion_points.items() if bus == request.congestion_bus]
+    if payload.congestion_point not in eans:
+        return [
+            f"the message names congestion point {payload.congestion_point}; request {request_id} is at bus "
+            f"{request.congestion_bus} ({eans or 'no published EAN'})"
+        ]
+    try:
+        mapped = offer_from_uftp(
+            payload,
+            request_id=request_id,
+            request=request,
+            ean=payload.congestion_point,
+            tz=time_zone,
+            currency=currency,
+            provider=provider,
+            bus=int(state[3]),
+            nonce=nonce_of(source),
+        )
+    except UftpRejection as exc:
+        return [f"the message does not map to an offer: {exc.reason}"]
+    mapped_id = bytes(ledger.flex.functions.offerHash(mapped.as_abi()).call())
+    if mapped_id != offer_id:
+        return [f"the message maps to offer {to_hex(mapped_id)} ({mapped}), the ledger recorded {to_hex(offer_id)}"]
+    return []

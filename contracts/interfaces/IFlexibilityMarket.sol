@@ -127,6 +127,13 @@ interface IFlexibilityMarket {
         uint64 utilisationPricePerKWh,
         uint32 bus
     );
+    /// @notice `provider` bound the UFTP (Ed25519) public key `publicKey` to its account: offers the
+    /// facilitator submits for it from UFTP messages must be signed with this key.
+    event UftpKeyBound(address indexed provider, bytes32 publicKey);
+    /// @notice Offer `offerId` came through UFTP: `sourceMessage` is the keccak-256 of the
+    /// aggregator's sealed FlexOffer (its Ed25519 signature followed by the XML), signed with
+    /// `publicKey`, the key `provider` had bound. The facilitator serves the message by this hash.
+    event OfferSourced(bytes32 indexed offerId, address indexed provider, bytes32 publicKey, bytes32 sourceMessage);
     /// @notice The award, with the hash of the facilitator's award report (its rule and sensitivities).
     event Awarded(uint64 indexed requestId, bytes32[] offerIds, uint32 awardedPowerW, bytes32 awardReportHash);
     /// @notice Offer `offerId` was activated at `powerW` for the slot starting at `slot`, which
@@ -220,6 +227,8 @@ interface IFlexibilityMarket {
     /// @notice Offer `offerId` was activated for `slot` but not measured; settlement needs every
     /// activated slot measured.
     error MeasurementMissing(bytes32 offerId, uint40 slot);
+    /// @notice `provider` has bound no UFTP key (see `bindUftpKey`), so no UFTP offer can be made for it.
+    error UftpKeyNotBound(address provider);
     /// @notice `account` has no claimable balance: nothing was credited to it since its last claim.
     error NothingToClaim(address account);
 
@@ -234,6 +243,17 @@ interface IFlexibilityMarket {
     /// anyone may relay it (the facilitator does).
     /// @return offerId the offer's EIP-712 hash
     function submitOffer(SignedOffer calldata signed) external returns (bytes32 offerId);
+
+    /// @notice Binds the caller's UFTP signing key (Ed25519 public key), or replaces it; zero unbinds.
+    /// It authorises the facilitator to submit offers for the caller from messages signed with it.
+    function bindUftpKey(bytes32 publicKey) external;
+
+    /// @notice Records an offer the provider's aggregator sent as a signed UFTP FlexOffer
+    /// (facilitator only). The provider's authorisation is that message, signed with the key the
+    /// provider bound; `sourceMessage` is its keccak-256, kept for anyone to check. Same checks
+    /// as `submitOffer` otherwise.
+    /// @return offerId the offer's EIP-712 hash
+    function submitUftpOffer(Offer calldata offer_, bytes32 sourceMessage) external returns (bytes32 offerId);
 
     /// @notice Awards `offerIds` of request `requestId` after its bid deadline and before its
     /// window (facilitator only), with the hash of the award report that chose them.
@@ -269,6 +289,13 @@ interface IFlexibilityMarket {
 
     /// @notice What was ordered and measured for offer `offerId` in the slot starting at `slot`.
     function delivery(bytes32 offerId, uint40 slot) external view returns (Delivery memory);
+
+    /// @notice The UFTP key `provider` bound (zero if none).
+    function uftpKey(address provider) external view returns (bytes32);
+
+    /// @notice The keccak-256 of the signed UFTP message behind offer `offerId` (zero if it did not
+    /// come through UFTP).
+    function offerSource(bytes32 offerId) external view returns (bytes32);
 
     /// @notice The EIP-712 digest of `offer_` that its provider signs; it is also the offer's id.
     function offerHash(Offer calldata offer_) external view returns (bytes32);

@@ -15,13 +15,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import requests
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridledger import __version__
 from gridledger.api import errors as api_errors
+from gridledger.api.deps import SignedByDso
 from gridledger.api.limits import BodySizeLimit
 from gridledger.api.openapi import document
 from gridledger.api.routes import ROUTERS
@@ -29,8 +30,9 @@ from gridledger.errors import GridLedgerError
 from gridledger.service.facilitator import Facilitator
 
 
-def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
-    """The API over ``service``; with ``manage_worker`` the app starts and stops its chain thread."""
+def create_app(service: Facilitator, *, manage_worker: bool = True, uftp_config: str | None = None) -> FastAPI:
+    """The API over ``service``; with ``manage_worker`` the app starts and stops its chain thread;
+    with ``uftp_config`` (a UFTP register, ``uftp/registry.py``) it also speaks UFTP to aggregators."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +53,8 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
     app.state.service = service  # what ``deps.get_facilitator`` hands the routes
     for router in ROUTERS:
         app.include_router(router)
+    if uftp_config is not None:
+        app.include_router(uftp_router(service, uftp_config))
     app.add_exception_handler(GridLedgerError, api_errors.gridledger_error)
     app.add_exception_handler(RequestValidationError, api_errors.invalid_request)
     app.add_exception_handler(ValidationError, api_errors.invalid_request)
@@ -64,3 +68,24 @@ def create_app(service: Facilitator, *, manage_worker: bool = True) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def uftp_router(service: Facilitator, config: str) -> APIRouter:
+    """The UFTP endpoint over the service's deployment: ledger writes on its chain thread, messages
+    kept in its SQLite file, operator routes behind the DSO's signed request."""
+    # Imported here: shapeshifter-uftp takes seconds to import, and only a UFTP-enabled node needs it.
+    from gridledger.uftp.gateway import UftpGateway
+    from gridledger.uftp.registry import UftpRegistry
+    from gridledger.uftp.router import make_router
+    from gridledger.uftp.store import MessageStore
+
+    def dso(raw: SignedByDso) -> None:
+        del raw  # the dependency checks the DSO's signature; the routes take no body
+
+    gateway = UftpGateway(
+        service.ctx.ledger,
+        UftpRegistry.load(config),
+        MessageStore(service.ctx.settings.database),
+        on_chain=service.ctx.on_chain,
+    )
+    return make_router(gateway, operator=[Depends(dso)])

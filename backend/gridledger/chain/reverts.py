@@ -380,6 +380,13 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         ),
     ),
     "OfferNonceUsed": (errors.ReplayRejected, lambda a: f"offer nonce {a['nonce']} of {a['provider']} was used"),
+    "UftpKeyNotBound": (
+        errors.SignatureRejected,
+        lambda a: (
+            f"{a['provider']} has bound no UFTP key: a provider authorises UFTP offers by binding its aggregator's "
+            "key with bindUftpKey first"
+        ),
+    ),
     "UnknownOffer": (errors.FlexRejected, lambda a: f"there is no offer {_short(a['offerId'])} for this request"),
     "OfferNotAwarded": (errors.FlexRejected, lambda a: f"offer {_short(a['offerId'])} was not awarded"),
     "AwardTooEarly": (

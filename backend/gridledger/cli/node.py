@@ -45,6 +45,13 @@ def deploy() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default GRIDLEDGER_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (default GRIDLEDGER_API_PORT)")] = None,
+    uftp: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRIDLEDGER_UFTP_CONFIG",
+            help="UFTP register (JSON, see README 'UFTP'): also serve the DSO's UFTP endpoint for aggregators",
+        ),
+    ] = None,
 ) -> None:
     """Run the facilitator's API (uvicorn) on the configured chain: relayer, indexer, clearing."""
     import uvicorn
@@ -69,7 +76,9 @@ def serve(
         soft_wrap=True,
     )
     console.print(f"API at http://{host}:{port}  (OpenAPI: /openapi.json, interactive docs: /docs)", soft_wrap=True)
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    if uftp:
+        console.print(f"UFTP endpoint at http://{host}:{port}/shapeshifter/api/v3/message (register {uftp})")
+    uvicorn.run(create_app(service, uftp_config=uftp), host=host, port=port, log_level="warning")
 
 
 def _set_aside(database: str) -> None:

@@ -1,0 +1,85 @@
+"""UFTP over HTTP: the DSO's message endpoint and the public message archive.
+
+``POST /shapeshifter/api/v3/message`` takes a SignedMessage as ``text/xml`` (the path and
+behaviour of USEF's own service): a message that cannot be read answers 400, one not sealed by its
+sender's registered key 401; a verified message answers 200 at once and is then processed, its
+response message (Accepted, or Rejected with UFTP's reason) sent to the aggregator's endpoint.
+``GET /uftp/messages/{hash}`` serves a kept message by the keccak-256 the ledger records;
+``GET /uftp/terms`` the DSO's public terms (domain, verify key, time zone, currency, EAN → bus).
+The DSO's operator routes (``POST /uftp/requests/{id}/announce|orders|settlement``) send the
+FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator`` guards them
+(``gridledger serve`` passes the DSO's signed-request check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from gridledger.errors import NotFoundError
+from gridledger.uftp.codec import UftpTransportError
+from gridledger.uftp.gateway import UftpGateway
+
+MESSAGE_PATH = "/shapeshifter/api/v3/message"
+HashPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="keccak-256 of the sealed message, 0x hex")]
+
+
+def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRouter:
+    router = APIRouter(tags=["uftp"])
+
+    @router.post(MESSAGE_PATH, response_class=Response, responses={400: {}, 401: {}})
+    async def receive(request: Request, tasks: BackgroundTasks) -> Response:
+        """A UFTP SignedMessage from an aggregator (text/xml)."""
+        body = await request.body()
+        try:
+            job = gateway.receive(body)
+        except UftpTransportError as exc:
+            return Response(str(exc), status_code=exc.status, media_type="text/plain")
+        tasks.add_task(job)
+        return Response(status_code=200)
+
+    @router.get("/uftp/messages/{message_hash}", response_class=Response)
+    def message(message_hash: HashPath) -> Response:
+        """The sealed UFTP message (Ed25519 signature + XML) whose keccak-256 is ``message_hash``."""
+        row = gateway.store.message(message_hash)
+        if row is None or row["direction"] != "in":
+            raise NotFoundError(f"no signed UFTP message {message_hash} was received here")
+        return Response(
+            bytes(row["body"]),
+            media_type="application/octet-stream",
+            headers={"X-UFTP-Sender": row["sender_domain"], "X-UFTP-Type": row["type"]},
+        )
+
+    @router.get("/uftp/terms")
+    def terms() -> dict[str, Any]:
+        """The DSO's public UFTP terms: what an aggregator and an auditor need (no secret)."""
+        dso = gateway.registry.dso
+        return {
+            "dso_domain": dso.domain,
+            "dso_public_key": dso.public_key,
+            "time_zone": dso.time_zone,
+            "currency": dso.currency,
+            "congestion_points": gateway.registry.congestion_points,
+            "message_path": MESSAGE_PATH,
+        }
+
+    @router.post("/uftp/requests/{request_id}/announce", dependencies=list(operator))
+    async def announce(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+        """Sends the on-chain request as a FlexRequest to each aggregator of its congestion point."""
+        return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.announce, request_id))}
+
+    @router.post("/uftp/requests/{request_id}/orders", dependencies=list(operator))
+    async def orders(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+        """After the award: activates the awarded UFTP offers and sends their FlexOrders."""
+        return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.order, request_id))}
+
+    @router.post("/uftp/requests/{request_id}/settlement", dependencies=list(operator))
+    async def settlement(request_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+        """After the on-chain settlement: sends each aggregator its FlexSettlement."""
+        return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.settle, request_id))}
+
+    return router

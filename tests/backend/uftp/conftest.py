@@ -1,0 +1,225 @@
+"""A running UFTP exchange: GridLedger's DSO endpoint (uvicorn in a thread, embedded chain) and an
+aggregator made of USEF's shapeshifter-uftp, unmodified, in its own venv and process.
+
+The aggregator's venv (shapeshifter-uftp 2.4.0 with FastAPI 0.139, which its service needs) is
+built from PyPI once and cached in ``.build/uftp-agr-venv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from eth_account.signers.local import LocalAccount
+from fastapi import FastAPI
+from nacl.signing import SigningKey
+from tests.conftest import open_ledger
+
+from gridledger.chain.ledger import Ledger
+from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
+from gridledger.sim.participants import make_prosumers
+from gridledger.uftp.gateway import UftpGateway
+from gridledger.uftp.mapping import isp_of
+from gridledger.uftp.registry import UftpRegistry
+from gridledger.uftp.router import MESSAGE_PATH, make_router
+from gridledger.uftp.store import MessageStore
+
+ROOT = Path(__file__).resolve().parents[3]
+AGR_VENV = ROOT / ".build" / "uftp-agr-venv"
+AGR_REQUIREMENTS = ["shapeshifter-uftp==2.4.0", "fastapi==0.139.2"]
+TZ = "Europe/Amsterdam"
+EAN = "ean.871685900000000042"
+DSO_DOMAIN, AGR_DOMAIN = "dso.gridledger.test", "agr.gridledger.test"
+OFFER_PRICE = "6.00"  # EUR for the whole option
+
+
+def agr_python() -> Path:
+    """The aggregator venv's interpreter, built from PyPI on first use."""
+    python = AGR_VENV / "bin" / "python"
+    stamp = AGR_VENV / ".installed"
+    if not stamp.exists() or stamp.read_text() != " ".join(AGR_REQUIREMENTS):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(AGR_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *AGR_REQUIREMENTS], check=True)
+        stamp.write_text(" ".join(AGR_REQUIREMENTS))
+    return python
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout_s} s")
+
+
+def keypair() -> tuple[str, str, bytes]:
+    """A UFTP key pair as the library takes it: base64 secret (seed + public), base64 public, raw public."""
+    key = SigningKey.generate()
+    public = key.verify_key.encode()
+    return b64encode(key.encode() + public).decode(), b64encode(public).decode(), public
+
+
+@dataclass
+class Exchange:
+    ledger: Ledger
+    gateway: UftpGateway
+    provider: LocalAccount
+    request: FlexRequest
+    request_id: int
+    dso_url: str
+    agr_secret: str
+    agr_public: bytes
+    dso_public: str
+    agr_log: Path
+    chain_lock: threading.Lock
+
+    def agr_messages(self, type_: str | None = None) -> list[dict[str, Any]]:
+        if not self.agr_log.exists():
+            return []
+        rows = [json.loads(line) for line in self.agr_log.read_text().splitlines()]
+        return [r for r in rows if type_ is None or r["type"] == type_]
+
+    def chain(self, fn: Callable[[], Any]) -> Any:
+        with self.chain_lock:
+            return fn()
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"waited {timeout_s} s for {what}")
+
+
+def window_start(ledger: Ledger) -> int:
+    """A 4-slot window two hours or more ahead that lies within one local day in ``TZ``."""
+    start = (ledger.chain.now() // 900 + 8) * 900
+    while isp_of(start, TZ)[0] != isp_of(start + 3 * 900, TZ)[0]:
+        start += 900
+    return start
+
+
+@pytest.fixture(scope="module")
+def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
+    python = agr_python()
+    ledger = open_ledger(build)
+    (provider,) = make_prosumers(ledger, count=1, deposit=1_000_000)
+    bus = int(ledger.registry.functions.participant(provider.address).call()[1])
+    dso = ledger.roles.dso
+    ledger.fund_gas(dso.address, 10**18)
+    ledger.mint(dso.address, 100_000_000)
+    start = window_start(ledger)
+    request = FlexRequest(
+        service=ServiceType.SECURE,
+        direction=Direction.UP,
+        baseline=BaselineMethod.NOMINATED,
+        congestion_bus=bus,
+        power_w=8_000,
+        window_start=start,
+        window_slots=4,
+        bid_deadline=start - 3_600,
+        max_availability_price_per_kwh=100_000,
+        max_utilisation_price_per_kwh=1_000_000,
+    )
+    request_id = ledger.post_flex_request(request)
+
+    dso_secret, dso_public, _ = keypair()
+    agr_secret, agr_public_b64, agr_public = keypair()
+    ledger.tx.send(provider, ledger.flex.functions.bindUftpKey(agr_public), action="bind UFTP key")
+    dso_port, agr_port = free_port(), free_port()
+    tmp = tmp_path_factory.mktemp("uftp")
+    registry = UftpRegistry.from_dict(
+        {
+            "dso": {"domain": DSO_DOMAIN, "signing_key": dso_secret, "time_zone": TZ, "currency": "EUR"},
+            "congestion_points": {EAN: bus},
+            "aggregators": [
+                {
+                    "domain": AGR_DOMAIN,
+                    "public_key": agr_public_b64,
+                    "endpoint": f"http://127.0.0.1:{agr_port}{MESSAGE_PATH}",
+                    "provider": provider.address,
+                    "congestion_points": [EAN],
+                }
+            ],
+        }
+    )
+    lock = threading.Lock()
+
+    def on_chain(fn: Callable[[], Any]) -> Any:
+        with lock:
+            return fn()
+
+    gateway = UftpGateway(ledger, registry, MessageStore(tmp / "uftp.sqlite"), on_chain=on_chain)
+    app = FastAPI()
+    app.include_router(make_router(gateway))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=dso_port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+
+    agr_log = tmp / "agr.jsonl"
+    config = tmp / "agr.json"
+    config.write_text(
+        json.dumps(
+            {
+                "domain": AGR_DOMAIN,
+                "signing_key": agr_secret,
+                "port": agr_port,
+                "dso_public_key": dso_public,
+                "dso_endpoint": f"http://127.0.0.1:{dso_port}{MESSAGE_PATH}",
+                "offer_price": OFFER_PRICE,
+                "log": str(agr_log),
+            }
+        )
+    )
+    stderr = (tmp / "agr.stderr").open("w")  # the library's log, for a failing test's reader
+    agent = subprocess.Popen(
+        [str(python), str(Path(__file__).with_name("aggregator_agent.py")), str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    try:
+        wait_for_port(dso_port)
+        wait_for_port(agr_port)
+        yield Exchange(
+            ledger,
+            gateway,
+            provider,
+            request,
+            request_id,
+            f"http://127.0.0.1:{dso_port}",
+            agr_secret,
+            agr_public,
+            dso_public,
+            agr_log,
+            lock,
+        )
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        stderr.close()
+        server.should_exit = True
+        thread.join(timeout=30)

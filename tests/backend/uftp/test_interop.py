@@ -1,0 +1,246 @@
+"""Interoperability with USEF's shapeshifter-uftp: its aggregator service and client, unmodified,
+against GridLedger's DSO endpoint through request → offer → order → metering → settlement, with
+the on-chain records and token movements checked; and every refusal UFTP defines."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+import requests
+from eth_utils.crypto import keccak
+from shapeshifter_uftp import (
+    FlexOffer,
+    FlexOfferOption,
+    FlexOfferOptionISP,
+    Metering,
+    MeteringISP,
+    MeteringProfile,
+    MeteringProfileEnum,
+    MeteringUnit,
+    ShapeshifterAgrDsoClient,
+    SignedMessage,
+    TestMessage,
+    UsefRole,
+)
+from shapeshifter_uftp.exceptions import ClientTransportException, InvalidSignatureException
+from shapeshifter_uftp.transport import from_xml, to_xml
+from tests.backend.uftp.conftest import AGR_DOMAIN, DSO_DOMAIN, EAN, TZ, Exchange, keypair, wait_until
+from xsdata.models.datatype import XmlDate, XmlDuration
+
+from gridledger.audit import audit_uftp_offers
+from gridledger.encoding import to_hex
+from gridledger.uftp.codec import verify_sealed
+from gridledger.uftp.mapping import isp_of
+from gridledger.uftp.router import MESSAGE_PATH
+
+
+def agr_client(ex: Exchange, *, secret: str | None = None, domain: str = AGR_DOMAIN) -> ShapeshifterAgrDsoClient:
+    return ShapeshifterAgrDsoClient(
+        sender_domain=domain,
+        signing_key=secret or ex.agr_secret,
+        recipient_domain=DSO_DOMAIN,
+        recipient_endpoint=ex.dso_url + MESSAGE_PATH,
+        recipient_signing_key=ex.dso_public,
+    )
+
+
+def ledger_state(ex: Exchange) -> tuple[int, int, int]:
+    """Block height, the flexibility market's token balance and the number of UFTP offers."""
+    return ex.chain(
+        lambda: (
+            ex.ledger.chain.w3.eth.block_number,
+            ex.ledger.token_balance(ex.ledger.flex.address),
+            len(ex.ledger.flex.events.OfferSourced.get_logs(from_block=0)),
+        )
+    )
+
+
+def audit(ex: Exchange, fetch):  # type: ignore[no-untyped-def]
+    return ex.chain(
+        lambda: audit_uftp_offers(
+            ex.ledger, fetch, congestion_points={EAN: ex.request.congestion_bus}, time_zone=TZ, currency="EUR"
+        )
+    )
+
+
+def served(ex: Exchange, h: bytes) -> bytes | None:
+    r = requests.get(f"{ex.dso_url}/uftp/messages/{to_hex(h)}", timeout=10)
+    return r.content if r.status_code == 200 else None
+
+
+def test_transport_refusals_answer_http_errors_and_change_nothing(exchange: Exchange) -> None:
+    ex = exchange
+    before = ledger_state(ex)
+    url = ex.dso_url + MESSAGE_PATH
+
+    malformed = requests.post(url, data=b"<SignedMessage", headers={"Content-Type": "text/xml"}, timeout=10)
+    assert malformed.status_code == 400 and "not a UFTP SignedMessage" in malformed.text
+
+    # Unsigned: the payload XML itself as the Body, without libsodium's seal.
+    payload = TestMessage(
+        version="3.1.0",
+        sender_domain=AGR_DOMAIN,
+        recipient_domain=DSO_DOMAIN,
+        time_stamp="2026-01-01T00:00:00+00:00",
+        message_id="6f0c1a4e-0000-4000-8000-000000000001",
+        conversation_id="6f0c1a4e-0000-4000-8000-000000000002",
+    )
+    unsigned = to_xml(SignedMessage(sender_domain=AGR_DOMAIN, sender_role=UsefRole.AGR, body=to_xml(payload).encode()))
+    r = requests.post(url, data=unsigned.encode(), headers={"Content-Type": "text/xml"}, timeout=10)
+    assert r.status_code == 401 and "not sealed with agr.gridledger.test's registered key" in r.text
+
+    # Wrongly signed: the library's own client with a key that is not the registered one.
+    other_secret, _, _ = keypair()
+    with pytest.raises(ClientTransportException) as wrong:
+        agr_client(ex, secret=other_secret).send_test_message()
+    assert wrong.value.response.status_code == 401
+
+    # Unknown sender: a domain the DSO's register does not list.
+    with pytest.raises(ClientTransportException) as unknown:
+        agr_client(ex, domain="stranger.test").send_test_message()
+    assert unknown.value.response.status_code == 401 and "unknown sender stranger.test" in unknown.value.response.text
+
+    assert ledger_state(ex) == before
+    assert ex.gateway.store.rows("select count(*) as n from uftp_messages")[0]["n"] == 0
+
+
+def test_functional_refusal_is_a_rejected_response_and_changes_nothing(exchange: Exchange) -> None:
+    ex = exchange
+    before = ledger_state(ex)
+    period, first = isp_of(ex.request.window_start, TZ)
+    offer = FlexOffer(
+        isp_duration=XmlDuration("PT15M"),
+        time_zone=TZ,
+        period=XmlDate(period.year, period.month, period.day),
+        congestion_point=EAN,
+        expiration_date_time="2030-01-01T00:00:00+00:00",
+        flex_request_message_id="6f0c1a4e-0000-4000-8000-00000000dead",  # no FlexRequest has this id
+        currency="EUR",
+        offer_options=[
+            FlexOfferOption(
+                isps=[FlexOfferOptionISP(power=-8_000, start=first + k, duration=1) for k in range(4)],
+                option_reference="x",
+                price=Decimal("1.00"),
+                min_activation_factor=Decimal("1.00"),
+            )
+        ],
+    )
+    agr_client(ex).send_flex_offer(offer)
+    response = wait_until(lambda: ex.agr_messages("FlexOfferResponse"), "the FlexOfferResponse")[0]
+    parsed = from_xml(response["xml"])
+    assert parsed.flex_offer_message_id == offer.message_id
+    assert parsed.result == "Rejected" and parsed.rejection_reason.startswith("Unknown Reference")
+    # The same message again (same MessageID): UFTP's Duplicate Identifier; the first result stands.
+    agr_client(ex).send_flex_offer(offer)
+    second = wait_until(lambda: ex.agr_messages("FlexOfferResponse")[1:], "the second FlexOfferResponse")[0]
+    assert from_xml(second["xml"]).rejection_reason.startswith("Duplicate Identifier")
+    (kept,) = ex.gateway.store.rows("select result from uftp_messages where type = 'FlexOffer'")
+    assert kept["result"].startswith("Unknown Reference")
+    assert ledger_state(ex) == before
+
+
+def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
+    ex = exchange
+    ledger, rid, request = ex.ledger, ex.request_id, ex.request
+    # The aggregator's log holds the earlier test's rejection: count from here.
+    seen = len(ex.agr_messages("FlexOfferResponse"))
+
+    # 1. The on-chain request goes out as a FlexRequest; the library's service answers with an offer.
+    announced = ex.gateway.announce(rid)
+    assert announced.failed == {}
+    (request_message_id,) = announced.sent
+    (flex_request,) = ex.agr_messages("FlexRequest")
+    received = from_xml(flex_request["xml"])
+    period, first = isp_of(request.window_start, TZ)
+    assert received.message_id == request_message_id and received.congestion_point == EAN
+    assert received.period.to_date() == period and [i.start for i in received.isps] == [first + k for k in range(4)]
+    assert {(i.min_power, i.max_power) for i in received.isps} == {(-8_000, 0)}  # Up: consume up to 8 kW less
+    responses = wait_until(lambda: ex.agr_messages("FlexOfferResponse")[seen:], "the offer's FlexOfferResponse")
+    assert from_xml(responses[0]["xml"]).result == "Accepted"
+
+    (row,) = ex.gateway.store.rows("select * from uftp_offers where request_id = ?", rid)
+    offer_id, source = bytes.fromhex(row["offer_id"][2:]), bytes.fromhex(row["message_hash"][2:])
+    state = ex.chain(lambda: ledger.flex.functions.offer(offer_id).call())
+    # 6.00 EUR for 8 kW over an hour (8 kWh): 0.75 EUR per kWh; no availability price.
+    assert (state[0], state[1], state[2], state[5], state[6]) == (ex.provider.address, rid, 8_000, 0, 750_000)
+    assert ex.chain(lambda: bytes(ledger.flex.functions.offerSource(offer_id).call())) == source
+
+    # The signed message is served by its hash, and it is the aggregator's: the seal verifies.
+    sealed = served(ex, source)
+    assert sealed is not None and keccak(sealed) == source
+    assert type(verify_sealed(sealed, ex.agr_public)).__name__ == "FlexOffer"
+
+    # 2. Award, then the FlexOrder: every slot activated at the offered 8 kW.
+    ex.chain(lambda: ledger.chain.move_time_to(request.bid_deadline + 1))
+    ex.chain(lambda: ledger.award_flex(rid, [offer_id], b"\x01" * 32))
+    assert ex.gateway.order(rid).failed == {}
+    (order,) = wait_until(lambda: ex.agr_messages("FlexOrder"), "the FlexOrder")
+    order_message = from_xml(order["xml"])
+    assert order_message.order_reference == to_hex(offer_id) and order_message.price == Decimal("6.000000")
+    assert [(i.start, i.power) for i in order_message.isps] == [(first + k, -8_000) for k in range(4)]
+    assert all(ex.chain(lambda s=s: ledger.flex_delivery(offer_id, s))["ordered_wh"] == 2_000 for s in request.slots)
+    wait_until(
+        lambda: ex.gateway.store.rows("select * from uftp_messages where type = 'FlexOrderResponse'"),
+        "FlexOrderResponse",
+    )
+
+    # 3. After the window: the meter operator measures; the aggregator sends its own Metering.
+    ex.chain(lambda: ledger.chain.move_time_to(request.window_end))
+    actual = [1_000, 1_000, 1_000, 2_500]  # baseline 3,000 Wh: 2,000 delivered ×3, 500 (25 %) in the last
+    for slot, wh in zip(request.slots, actual, strict=True):
+        ex.chain(
+            lambda slot=slot, wh=wh: ledger.record_flex_measurement(offer_id, slot, baseline_wh=3_000, actual_wh=wh)
+        )
+    metering = Metering(
+        revision=1,
+        isp_duration=XmlDuration("PT15M"),
+        time_zone=TZ,
+        period=XmlDate(period.year, period.month, period.day),
+        ean="E871685900000000777",
+        profiles=[
+            MeteringProfile(
+                profile_type=MeteringProfileEnum.POWER,
+                unit=MeteringUnit.K_W,
+                isps=[MeteringISP(start=first + k, value=Decimal(wh * 4) / 1000) for k, wh in enumerate(actual)],
+            )
+        ],
+    )
+    agr_client(ex).send_metering(metering)
+    wait_until(lambda: ex.agr_messages("MeteringResponse"), "the MeteringResponse")
+    assert from_xml(ex.agr_messages("MeteringResponse")[0]["xml"]).result == "Accepted"
+
+    # 4. Settlement on-chain, then the FlexSettlement; the provider claims its payment.
+    ex.chain(lambda: ledger.settle_flex(rid))
+    assert ex.gateway.settle(rid).failed == {}
+    (settlement,) = wait_until(lambda: ex.agr_messages("FlexSettlement"), "the FlexSettlement")
+    (order_settlement,) = from_xml(settlement["xml"]).flex_order_settlements
+    # Slots 1–3 pay 2 kWh × 0.75; the last (25 % < the 50 % minimum) pays nothing.
+    assert order_settlement.net_settlement == Decimal("4.500000") and order_settlement.penalty == Decimal("1.500000")
+    assert [i.delivered_flex_power for i in order_settlement.isps] == [-8_000, -8_000, -8_000, -2_000]
+    wait_until(
+        lambda: ex.gateway.store.rows("select * from uftp_messages where type = 'FlexSettlementResponse'"),
+        "FlexSettlementResponse",
+    )
+    before = ex.chain(lambda: ledger.token_balance(ex.provider.address))
+    ex.chain(lambda: ledger.claim_flex(ex.provider))
+    assert ex.chain(lambda: ledger.token_balance(ex.provider.address)) - before == 4_500_000
+
+    # 5. The audit traces the offer to the signed message; a tampered copy is caught.
+    (checked,) = audit(ex, lambda h: served(ex, h))
+    assert checked.confirmed and checked.offer_id == offer_id, checked.differences
+    tampered = re.sub(rb'Price="[0-9.]+"', b'Price="5.0000"', sealed, count=1)
+    assert tampered != sealed
+    (caught,) = audit(ex, lambda h: tampered)
+    assert caught.differences and "hashes to" in caught.differences[0]
+    # Served under its own hash, the tampered copy still fails: its seal does not verify.
+    assert not ex.chain(lambda: _unsealable(tampered, ex.agr_public))
+
+
+def _unsealable(sealed: bytes, key: bytes) -> bool:
+    try:
+        verify_sealed(sealed, key)
+    except InvalidSignatureException:
+        return False
+    return True

@@ -1,0 +1,83 @@
+"""``create_app(..., uftp_config=...)``, what ``gridledger serve --uftp`` runs: the endpoint is
+mounted, the operator routes need the DSO's signed request, an unreachable aggregator is
+reported, and without the option nothing UFTP is served."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from tests.backend.uftp.conftest import EAN, TZ, free_port, keypair, window_start
+
+from gridledger.api.app import create_app
+from gridledger.api.client import GridLedgerClient
+from gridledger.config import Settings
+from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
+from gridledger.service.facilitator import Facilitator
+from gridledger.sim.participants import make_prosumers
+
+
+def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_path) -> None:
+    (provider,) = make_prosumers(ledger, count=1, deposit=1_000_000)
+    ledger.fund_gas(ledger.roles.dso.address, 10**18)
+    ledger.mint(ledger.roles.dso.address, 100_000_000)
+    start = window_start(ledger)
+    request = FlexRequest(
+        ServiceType.SECURE, Direction.UP, BaselineMethod.NOMINATED, 2, 8_000, start, 4, start - 3_600, 0, 10**6
+    )
+    rid = ledger.post_flex_request(request)
+    dso_secret, dso_public, _ = keypair()
+    _, agr_public, _ = keypair()
+    config = tmp_path / "uftp.json"
+    config.write_text(
+        json.dumps(
+            {
+                "dso": {"domain": "dso.test", "signing_key": dso_secret, "time_zone": TZ},
+                "congestion_points": {EAN: 2},
+                "aggregators": [
+                    {
+                        "domain": "agr.test",
+                        "public_key": agr_public,
+                        "endpoint": f"http://127.0.0.1:{free_port()}/shapeshifter/api/v3/message",  # nobody listens
+                        "provider": provider.address,
+                        "congestion_points": [EAN],
+                    }
+                ],
+            }
+        )
+    )
+    settings = Settings(chain="embedded", database=str(tmp_path / "f.sqlite"))
+    service = Facilitator(ledger, settings)
+    with TestClient(create_app(service, uftp_config=str(config)), raise_server_exceptions=False) as http:
+        client = GridLedgerClient(http=http)
+        malformed = http.post("/shapeshifter/api/v3/message", content=b"not xml", headers={"Content-Type": "text/xml"})
+        assert malformed.status_code == 400
+        terms = http.get("/uftp/terms").json()
+        assert terms["congestion_points"] == {EAN: 2} and terms["time_zone"] == TZ and terms["currency"] == "EUR"
+        assert terms["dso_public_key"] == dso_public and "signing_key" not in json.dumps(terms)
+        missing = http.get("/uftp/messages/0x" + "00" * 32)
+        assert missing.status_code == 404 and "no signed UFTP message" in missing.json()["detail"]
+
+        unsigned = http.post(f"/uftp/requests/{rid}/announce")
+        assert unsigned.status_code == 401
+        as_prosumer = http.post(
+            f"/uftp/requests/{rid}/announce", headers=_signed(provider, f"/uftp/requests/{rid}/announce")
+        )
+        assert as_prosumer.status_code == 403
+
+        result = client.request("POST", f"/uftp/requests/{rid}/announce", signer=ledger.roles.dso)
+        assert result["request_id"] == rid and result["sent"] == []
+        assert list(result["failed"]) == ["agr.test"] and "ConnectionError" in result["failed"]["agr.test"]
+        unknown = http.post(
+            "/uftp/requests/99/announce", headers=_signed(ledger.roles.dso, "/uftp/requests/99/announce")
+        )
+        assert unknown.status_code == 404 and "no flexibility request 99" in unknown.json()["detail"]
+
+    with TestClient(create_app(Facilitator(ledger, settings)), raise_server_exceptions=False) as http:
+        assert http.post("/shapeshifter/api/v3/message", content=b"<x/>").status_code == 404
+
+
+def _signed(account, path: str) -> dict[str, str]:
+    from gridledger.wallet.requests import sign_request
+
+    return sign_request(account, "POST", path, b"")
