@@ -29,3 +29,15 @@ fi
 
 # Compile once here so that the first command does not pay for it (cached by source hash).
 .venv/bin/gridledger compile >/dev/null
+
+# The browser dashboard (served by `gridledger serve` at /): esbuild bundles its script with the npm
+# packages it imports (viem, uPlot) into build/, so the page loads nothing from elsewhere.
+dash=backend/gridledger/dashboard
+if [ ! -f "$dash/build/app.js" ] || [ -n "$(find "$dash/src" package-lock.json -newer "$dash/build/app.js" 2>/dev/null)" ]; then
+  echo "setup: building the dashboard (esbuild)…"
+  mkdir -p "$dash/build"
+  node_modules/.bin/esbuild "$dash/src/app.js" --bundle --format=esm --minify --target=es2022 \
+    --outfile="$dash/build/app.js" --log-level=warning
+  cp "$dash/src/index.html" "$dash/src/app.css" "$dash/build/"
+  cp node_modules/uplot/dist/uPlot.min.css "$dash/build/uplot.css"
+fi
