@@ -11,5 +11,14 @@ echo "== import layers"
 .venv/bin/lint-imports
 echo "== mypy"
 .venv/bin/mypy
+if [ ! -x /usr/bin/chromium ]; then
+  # The browser tests (tests/browser) drive Debian's Chromium: Playwright's own download is unreachable.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test: /usr/bin/chromium is missing (install it: apt-get install chromium); tests/browser will fail" >&2
+  fi
+fi
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"
