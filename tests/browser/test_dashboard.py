@@ -93,7 +93,9 @@ def market(tmp_path_factory) -> Iterator[dict[str, Any]]:
     alice, bob = (derive_account(settings.mnemonic, FIRST_PROSUMER_INDEX + i) for i in range(2))
     with pytest.MonkeyPatch.context() as mp, devnet.running("anvil", node_port):
         mp.setattr(deploy, "DEPLOYMENTS_DIR", tmp)
-        server = subprocess.Popen([GRIDLEDGER, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        server = subprocess.Popen(
+            [GRIDLEDGER, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         try:
             wait_until_up(url, server)
             ledger, _ = Ledger.open(settings)
@@ -108,7 +110,15 @@ def market(tmp_path_factory) -> Iterator[dict[str, Any]]:
                 ledger.deposit(account, amount)
             eventually(lambda: api.get(f"/participants/{bob.address}")["market_balance"]["available"] == DEPOSIT)
             events = Events(url)
-            yield {"url": url, "api": api, "ledger": ledger, "roles": roles, "alice": alice, "bob": bob, "events": events}
+            yield {
+                "url": url,
+                "api": api,
+                "ledger": ledger,
+                "roles": roles,
+                "alice": alice,
+                "bob": bob,
+                "events": events,
+            }
             events.close()
         finally:
             server.terminate()
@@ -283,7 +293,9 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
     # The same changes went out as server-sent events, as they happened.
     events = market["events"]
     assert events.content_type.startswith("text/event-stream")
-    seen = {(kind, d.get("order_hash") or d.get("delivery_start") or d.get("request_id")) for kind, d in events.received}
+    seen = {
+        (kind, d.get("order_hash") or d.get("delivery_start") or d.get("request_id")) for kind, d in events.received
+    }
     for h in (kept, cancelled, bob_order["order_hash"]):
         assert ("order_accepted", h) in seen and ("order_on_chain", h) in seen
     assert ("slot_cleared", slot) in seen and ("slot_settled", slot) in seen
@@ -327,7 +339,9 @@ def finish_flexibility(market: dict[str, Any], flex: dict[str, Any]) -> None:
     report = api.request("POST", f"/flex/requests/{rid}/award", signer=roles.facilitator)
     assert [o["offer_id"] for o in report["report"]["offers"] if o["awarded"]] == [offer_id]
     start = body["window_start"]
-    api.request("POST", f"/flex/offers/{offer_id}/activations", body={"slot": start, "power_w": 8_000}, signer=roles.dso)
+    api.request(
+        "POST", f"/flex/offers/{offer_id}/activations", body={"slot": start, "power_w": 8_000}, signer=roles.dso
+    )
     ledger.chain.move_time_to(start + 4 * 900)
     measured = {"slot": start, "baseline_wh": 3_000, "actual_wh": 1_200}
     api.request("POST", f"/flex/offers/{offer_id}/measurements", body=measured, signer=roles.meter)

@@ -332,7 +332,9 @@ class EventFeed:
         )
         for kind, rows in (("order_accepted", accepted), ("order_on_chain", recorded)):
             for r in rows:
-                events.append((kind, {k: v for k, v in r.items() if k != "rowid"} | {"side": Side(r["side"]).name.lower()}))
+                events.append(
+                    (kind, {k: v for k, v in r.items() if k != "rowid"} | {"side": Side(r["side"]).name.lower()})
+                )
         if accepted:
             self._submissions = accepted[-1]["rowid"]
         if recorded:
@@ -434,7 +436,10 @@ def _schematic(net: Any) -> dict[int, tuple[float, float]]:
     """A tree layout: x is the depth from the slack bus, y spreads the leaves; parents sit at their
     children's mean. Buses the tree does not reach go in a last column."""
     edges: dict[int, list[int]] = {int(b): [] for b in net.bus.index}
-    for a, b in [*zip(net.line.from_bus, net.line.to_bus, strict=True), *zip(net.trafo.hv_bus, net.trafo.lv_bus, strict=True)]:
+    for a, b in [
+        *zip(net.line.from_bus, net.line.to_bus, strict=True),
+        *zip(net.trafo.hv_bus, net.trafo.lv_bus, strict=True),
+    ]:
         edges[int(a)].append(int(b))
         edges[int(b)].append(int(a))
     positions: dict[int, tuple[float, float]] = {}
