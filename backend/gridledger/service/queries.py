@@ -343,7 +343,8 @@ class EventFeed:
         for ds, status in sorted(slots.items()):
             if self._slots.get(ds) != status:
                 row = self.ctx.rows(
-                    "select delivery_start, clearing_price_per_kwh, traded_wh, status from slots where delivery_start = ?",
+                    "select delivery_start, clearing_price_per_kwh, traded_wh, status from slots "
+                    "where delivery_start = ?",
                     ds,
                 )[0]
                 if self._slots.get(ds) is None and status == "settled":
@@ -353,11 +354,13 @@ class EventFeed:
         flex = {
             r["request_id"]: (r["status"], r["offers"], r["activations"], r["measurements"])
             for r in self.ctx.rows(
-                "select r.request_id, r.status, (select count(*) from flex_offers o where o.request_id = r.request_id) "
-                "offers, (select count(*) from flex_deliveries d join flex_offers o using (offer_id) where "
-                "o.request_id = r.request_id and d.activated_w > 0) activations, (select count(*) from flex_deliveries "
-                "d join flex_offers o using (offer_id) where o.request_id = r.request_id and d.baseline_wh is not null) "
-                "measurements from flex_requests r"
+                "select r.request_id, r.status, "
+                "(select count(*) from flex_offers o where o.request_id = r.request_id) offers, "
+                "(select count(*) from flex_deliveries d join flex_offers o using (offer_id) "
+                " where o.request_id = r.request_id and d.activated_w > 0) activations, "
+                "(select count(*) from flex_deliveries d join flex_offers o using (offer_id) "
+                " where o.request_id = r.request_id and d.baseline_wh is not null) measurements "
+                "from flex_requests r"
             )
         }
         for request_id, state in sorted(flex.items()):

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from tests.backend.api.test_errors import refused
 
 from gridledger.api.routes.events import frame
-from gridledger.encoding import to_hex
 from gridledger.dashboard import BUILD_DIR, NOT_BUILT, mount_dashboard
+from gridledger.encoding import to_hex
 from gridledger.market.orders import Side
 from gridledger.service.queries import EventFeed, _geodata, _schematic
 

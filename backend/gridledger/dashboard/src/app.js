@@ -115,8 +115,11 @@ async function showMarket() {
   if (priceChart) priceChart.destroy();
   priceChart = cleared.length ? new uPlot({
     width, height: 220,
-    series: [{}, { label: "price (tokens/kWh)", stroke: "#1d5fa8", scale: "p", points: { size: 7 } },
-      { label: "traded (kWh)", stroke: "#d9822b", scale: "e", points: { size: 7 } }],
+    // a slot either side, so that one cleared slot is a point in a readable window, not a year
+    scales: { x: { time: true, range: (u, min, max) => [min - state.version.slot_seconds, max + state.version.slot_seconds] },
+      p: { range: (u, min, max) => [0, Math.max(max * 1.2, 0.01)] }, e: { range: (u, min, max) => [0, Math.max(max * 1.2, 0.01)] } },
+    series: [{}, { label: "price (tokens/kWh)", stroke: "#1d5fa8", scale: "p", points: { show: true, size: 8 } },
+      { label: "traded (kWh)", stroke: "#d9822b", scale: "e", points: { show: true, size: 8 } }],
     axes: [{}, { scale: "p", label: "tokens/kWh" }, { scale: "e", side: 1, label: "kWh", grid: { show: false } }],
   }, data, $("#price-chart")) : null;
   slotOptions($("#book-slot"), slots);
