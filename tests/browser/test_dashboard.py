@@ -303,6 +303,7 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
     }
     for h in (kept, cancelled, bob_order["order_hash"]):
         assert ("order_accepted", h) in seen and ("order_on_chain", h) in seen
+    assert ("order_cancelled", cancelled) in seen
     assert ("slot_cleared", slot) in seen and ("slot_settled", slot) in seen
     flex_states = [d["status"] for kind, d in events.received if kind == "flexibility"]
     assert flex_states[0] == "open" and flex_states[-1] == "settled" and "awarded" in flex_states

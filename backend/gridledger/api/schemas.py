@@ -500,5 +500,5 @@ class SlotAuditPublic(Public):
 class ServerEvent(Public):
     """One server-sent event's ``data`` (JSON); the SSE ``event`` field names the kind."""
 
-    kind: Literal["order_accepted", "order_on_chain", "slot_cleared", "slot_settled", "flexibility"]
+    kind: Literal["order_accepted", "order_on_chain", "order_cancelled", "slot_cleared", "slot_settled", "flexibility"]
     data: dict[str, Any]

@@ -306,13 +306,14 @@ def flex_request_ids(ctx: ServiceContext) -> list[int]:
 
 
 class EventFeed:
-    """What changed in the index since the last ``poll``: orders accepted and recorded on-chain,
-    slots cleared and settled, flexibility requests that moved (offers, award, activations,
+    """What changed in the index since the last ``poll``: orders accepted, recorded on-chain and
+    cancelled, slots cleared and settled, flexibility requests that moved (offers, award, activations,
     measurements, settlement). The first poll only takes the index's current state as its start."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._submissions = self._orders = -1
+        self._cancelled: set[str] = set()
         self._slots: dict[int, str] = {}
         self._flex: dict[int, tuple[Any, ...]] = {}
         self._started = False
@@ -339,6 +340,12 @@ class EventFeed:
             self._submissions = accepted[-1]["rowid"]
         if recorded:
             self._orders = recorded[-1]["rowid"]
+        cancelled = self.ctx.rows(
+            "select order_hash, prosumer, delivery_start from orders where status = 'cancelled' "
+            "order by block, log_index"
+        )
+        events += [("order_cancelled", r) for r in cancelled if r["order_hash"] not in self._cancelled]
+        self._cancelled = {r["order_hash"] for r in cancelled}
         slots = dict(db.execute("select delivery_start, status from slots").fetchall())
         for ds, status in sorted(slots.items()):
             if self._slots.get(ds) != status:

@@ -137,6 +137,16 @@ def test_the_event_feed_sends_each_change_once_from_its_start(api, wallets) -> N
         [(k, o["order_hash"]) for k in ("order_accepted", "order_on_chain") for o in (sell, buy)]
     )
     assert feed.poll() == []
+    alice = wallets[0]
+    spare = api.client.place(alice, side=Side.BUY, delivery_start=slot, energy_wh=500, price_per_kwh=100_000)
+    api.wait_for(spare["order_hash"], "on_chain")
+    api.client.cancel(alice, spare["order_hash"])
+    api.wait_for(spare["order_hash"], "cancelled")
+    assert [(k, d["order_hash"]) for k, d in feed.poll()] == [
+        ("order_accepted", spare["order_hash"]),
+        ("order_on_chain", spare["order_hash"]),
+        ("order_cancelled", spare["order_hash"]),
+    ]
     api.move_time_to(slot - 300)
     api.client.request("POST", f"/slots/{slot}/clearing", signer=api.ledger.roles.facilitator)
     cleared = [e for e in feed.poll() if e[0] == "slot_cleared"]
@@ -157,6 +167,7 @@ def test_events_are_documented_as_an_event_stream(api) -> None:
     assert stream["properties"]["kind"]["enum"] == [
         "order_accepted",
         "order_on_chain",
+        "order_cancelled",
         "slot_cleared",
         "slot_settled",
         "flexibility",

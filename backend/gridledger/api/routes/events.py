@@ -28,14 +28,14 @@ STREAM = ServerEvent.model_json_schema()
         200: {
             "description": (
                 "text/event-stream: one event per change, `event:` its kind (order_accepted, order_on_chain, "
-                "slot_cleared, slot_settled, flexibility), `data:` a ServerEvent as JSON"
+                "order_cancelled, slot_cleared, slot_settled, flexibility), `data:` a ServerEvent as JSON"
             ),
             "content": {"text/event-stream": {"schema": STREAM}},
         }
     },
 )
 async def events(service: FacilitatorDep, request: Request) -> StreamingResponse:
-    """Orders accepted and recorded, slots cleared and settled, flexibility requests that moved,
+    """Orders accepted, recorded and cancelled, slots cleared and settled, flexibility requests that moved,
     from the index, from the moment of connecting (read the routes for the state before)."""
     feed = EventFeed(service.ctx)
     feed.poll()  # the state at connection: later polls send what changes

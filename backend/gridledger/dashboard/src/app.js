@@ -361,6 +361,7 @@ function onEvent(kind, data) {
   const what = {
     order_accepted: () => `order accepted: ${data.side} ${kWh(data.energy_wh)} for ${localTime.format(new Date(data.delivery_start * 1000))}`,
     order_on_chain: () => `order on-chain: ${data.side} ${kWh(data.energy_wh)}`,
+    order_cancelled: () => `order ${data.order_hash.slice(0, 10)}… cancelled`,
     slot_cleared: () => `slot ${localTime.format(new Date(data.delivery_start * 1000))} cleared at ${perKWh(data.clearing_price_per_kwh)}, ${kWh(data.traded_wh)}`,
     slot_settled: () => `slot ${localTime.format(new Date(data.delivery_start * 1000))} settled`,
     flexibility: () => `flexibility request #${data.request_id}: ${data.status}, ${data.offers} offer(s)`,
@@ -374,7 +375,7 @@ function listen() {
   const source = new EventSource("/events");
   source.onopen = () => { $("#live").textContent = "Live: updates arrive as the market moves."; };
   source.onerror = () => { $("#live").textContent = "Live updates interrupted: reconnecting…"; };
-  for (const kind of ["order_accepted", "order_on_chain", "slot_cleared", "slot_settled", "flexibility"]) {
+  for (const kind of ["order_accepted", "order_on_chain", "order_cancelled", "slot_cleared", "slot_settled", "flexibility"]) {
     source.addEventListener(kind, (e) => onEvent(kind, JSON.parse(e.data).data));
   }
 }
