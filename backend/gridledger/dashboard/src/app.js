@@ -117,7 +117,7 @@ async function showMarket() {
     width, height: 220,
     // a slot either side, so that one cleared slot is a point in a readable window, not a year
     scales: { x: { time: true, auto: false, range: [data[0][0] - state.version.slot_seconds, data[0][data[0].length - 1] + state.version.slot_seconds] },
-      p: { range: (u, min, max) => [0, Math.max(max * 1.2, 0.01)] }, e: { range: (u, min, max) => [0, Math.max(max * 1.2, 0.01)] } },
+      p: { range: (u, min, max) => [0, Math.max(max * 1.2, 0.01)] }, e: { range: (u, min, max) => [0, Math.max(max * 1.6, 0.01)] } }, // kept apart from the price points
     series: [{}, { label: "price (tokens/kWh)", stroke: "#1d5fa8", scale: "p", points: { show: true, size: 8 } },
       { label: "traded (kWh)", stroke: "#d9822b", scale: "e", points: { show: true, size: 8 } }],
     axes: [{}, { scale: "p", label: "tokens/kWh" }, { scale: "e", side: 1, label: "kWh", grid: { show: false } }],
