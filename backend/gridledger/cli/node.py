@@ -69,6 +69,7 @@ def serve(
         soft_wrap=True,
     )
     console.print(f"API at http://{host}:{port}  (OpenAPI: /openapi.json, interactive docs: /docs)", soft_wrap=True)
+    console.print(f"dashboard at http://{host}:{port}/", soft_wrap=True)
     uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
 
 
