@@ -133,13 +133,15 @@ async function showClock() {
     $("#clock-body").innerHTML = `<p><strong>No market clock:</strong> this service clears and settles only when the facilitator asks.</p><p class="muted">${chain}</p>`;
     return;
   }
-  const missing = clock.missing_readings ?? [];
+  // the clock names the slots whose meter readings are late: a list, a mapping or a count
+  const late = clock.missing_readings;
+  const none = late == null || late === 0 || (typeof late === "object" && !Object.keys(late).length);
   $("#clock-body").innerHTML = `<dl class="facts">
     <dt>Now</dt><dd>${when(clock.now)}</dd><dt>Current slot</dt><dd>${when(clock.slot)}</dd>
     <dt>Next gate closure</dt><dd>${when(clock.next_gate_closure)} (in ${Math.max(0, Math.round(clock.next_gate_closure - clock.now))} s)</dd>
     <dt>Seconds per slot</dt><dd>${clock.seconds_per_slot} s</dd>
     <dt>Last cleared</dt><dd>${when(clock.last_cleared)}</dd><dt>Last settled</dt><dd>${when(clock.last_settled)}</dd>
-    <dt>Missing readings</dt><dd>${missing.length ? esc(JSON.stringify(missing)) : "none"}</dd></dl><p class="muted">${chain}</p>`;
+    <dt>Missing readings</dt><dd>${none ? "none" : esc(typeof late === "object" ? JSON.stringify(late) : late)}</dd></dl><p class="muted">${chain}</p>`;
 }
 
 async function showBook() {
