@@ -30,14 +30,14 @@ fi
 # Compile once here so that the first command does not pay for it (cached by source hash).
 .venv/bin/gridledger compile >/dev/null
 
-# USEF's shapeshifter-uftp aggregator for the UFTP interop test (tests/backend/uftp/): its service
-# needs FastAPI 0.135–0.139, so it gets its own venv; the test builds it too if this did not.
-agr_venv=.build/uftp-agr-venv
-agr_requirements="shapeshifter-uftp==2.4.0 fastapi==0.139.2"
-if [ "$(cat "$agr_venv/.installed" 2>/dev/null)" != "$agr_requirements" ]; then
-  echo "setup: building the UFTP aggregator's venv ($agr_requirements)…"
-  python3 -m venv --clear "$agr_venv"
-  # shellcheck disable=SC2086  # the requirements are separate words
-  "$agr_venv/bin/python" -m pip install --quiet $agr_requirements
-  printf '%s' "$agr_requirements" > "$agr_venv/.installed"
+# The browser dashboard (served by `gridledger serve` at /): esbuild bundles its script with the npm
+# packages it imports (viem, uPlot) into build/, so the page loads nothing from elsewhere.
+dash=backend/gridledger/dashboard
+if [ ! -f "$dash/build/app.js" ] || [ -n "$(find "$dash/src" package-lock.json -newer "$dash/build/app.js" 2>/dev/null)" ]; then
+  echo "setup: building the dashboard (esbuild)…"
+  mkdir -p "$dash/build"
+  node_modules/.bin/esbuild "$dash/src/app.js" --bundle --format=esm --minify --target=es2022 \
+    --outfile="$dash/build/app.js" --log-level=warning
+  cp "$dash/src/index.html" "$dash/src/app.css" "$dash/build/"
+  cp node_modules/uplot/dist/uPlot.min.css "$dash/build/uplot.css"
 fi

@@ -26,6 +26,7 @@ from gridledger.api.deps import SignedByDso
 from gridledger.api.limits import BodySizeLimit
 from gridledger.api.openapi import document
 from gridledger.api.routes import ROUTERS
+from gridledger.dashboard import mount_dashboard
 from gridledger.errors import GridLedgerError
 from gridledger.service.facilitator import Facilitator
 
@@ -61,6 +62,7 @@ def create_app(service: Facilitator, *, manage_worker: bool = True, uftp_config:
     app.add_exception_handler(StarletteHTTPException, api_errors.http_error)
     app.add_exception_handler(requests.exceptions.ConnectionError, api_errors.chain_unreachable)
     app.add_exception_handler(requests.exceptions.Timeout, api_errors.chain_unreachable)
+    mount_dashboard(app)  # last: the API's routes match first, the page's files take what is left
     app.add_middleware(BodySizeLimit, max_body_bytes=service.ctx.settings.max_body_bytes)
 
     def openapi() -> dict[str, Any]:

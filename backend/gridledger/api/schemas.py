@@ -440,3 +440,66 @@ class AwardReportPublic(Public):
     request_id: int
     report_hash: str
     report: dict[str, Any] = Field(description="the canonical award report whose hash is on-chain")
+
+
+# ─────────────── the dashboard's reads ───────────────
+
+
+class MarketSlotPublic(Public):
+    delivery_start: int
+    gate_closure: int = Field(description="unix seconds after which the slot takes no orders")
+    status: Literal["open", "cleared", "settled"]
+    orders: int = Field(description="orders the ledger recorded for the slot")
+    bid_wh: int = Field(description="energy bid for, cancelled orders excluded")
+    ask_wh: int = Field(description="energy offered, cancelled orders excluded")
+    clearing_price_per_kwh: int | None = Field(description="token base units per kWh, once cleared")
+    traded_wh: int | None
+    curtailed_wh: int | None = Field(description="energy the network check curtailed, once cleared here")
+    network_passed: bool | None
+
+
+class GridBus(Public):
+    index: int
+    name: str
+    vn_kv: float
+    x: float = Field(description="longitude with geodata, else the schematic's column")
+    y: float = Field(description="latitude with geodata, else the schematic's row")
+
+
+class GridLine(Public):
+    index: int
+    name: str
+    from_bus: int
+    to_bus: int
+
+
+class GridTrafo(Public):
+    index: int
+    name: str
+    hv_bus: int
+    lv_bus: int
+
+
+class GridPublic(Public):
+    network_model: str
+    model_version: str
+    geodata: bool = Field(description="true: positions are SimBench's coordinates; false: a schematic")
+    limits: dict[str, float] = Field(description="loading and voltage limits the network check applies")
+    buses: list[GridBus]
+    lines: list[GridLine]
+    trafos: list[GridTrafo]
+    slack_buses: list[int]
+    participant_buses: list[int] = Field(description="buses with a registered participant")
+
+
+class SlotAuditPublic(Public):
+    delivery_start: int
+    confirmed: bool = Field(description="true when re-running the slot from public records found no difference")
+    differences: list[str] = Field(description="each mismatch found, in words")
+
+
+class ServerEvent(Public):
+    """One server-sent event's ``data`` (JSON); the SSE ``event`` field names the kind."""
+
+    kind: Literal["order_accepted", "order_on_chain", "order_cancelled", "slot_cleared", "slot_settled", "flexibility"]
+    data: dict[str, Any]

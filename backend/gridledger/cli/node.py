@@ -76,6 +76,7 @@ def serve(
         soft_wrap=True,
     )
     console.print(f"API at http://{host}:{port}  (OpenAPI: /openapi.json, interactive docs: /docs)", soft_wrap=True)
+    console.print(f"dashboard at http://{host}:{port}/", soft_wrap=True)
     if uftp:
         console.print(f"UFTP endpoint at http://{host}:{port}/shapeshifter/api/v3/message (register {uftp})")
     uvicorn.run(create_app(service, uftp_config=uftp), host=host, port=port, log_level="warning")
