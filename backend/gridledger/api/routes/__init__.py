@@ -1,7 +1,7 @@
-"""One router per resource: service, participants, orders, slots, flexibility."""
+"""One router per resource: service, participants, orders, slots, flexibility, the clock, wallets."""
 
-from gridledger.api.routes import flex, orders, participants, service, slots
+from gridledger.api.routes import clock, flex, orders, participants, service, slots, wallet
 
-ROUTERS = (service.router, participants.router, orders.router, slots.router, flex.router)
+ROUTERS = (service.router, participants.router, orders.router, slots.router, flex.router, clock.router, wallet.router)
 
 __all__ = ["ROUTERS"]
