@@ -11,11 +11,11 @@ signed HTTP request through ``api/client.py``.
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,9 @@ class CommunityResult:
     settlements: dict[int, dict[str, Any]] = field(default_factory=dict)
     balances: dict[str, dict[str, int]] = field(default_factory=dict)
     flex_requests: list[dict[str, Any]] = field(default_factory=list)
+    flex_status: dict[int, str] = field(default_factory=dict)  # request id → open | awarded | settled
     orders: int = 0
+    ledger: Ledger | None = None  # the chain, to check what is on it after the run
     elapsed_s: float = 0.0
 
 
@@ -68,7 +70,9 @@ def run_community(
     model = NetworkModel.load(settings.network_model)
     if start is not None:
         ledger.chain.move_time_to(start)
-    service = Facilitator(ledger, settings, model=model, clock=True, seconds_per_slot=seconds_per_slot)
+    # The clock starts once everyone has joined: joining takes real seconds, which an
+    # accelerated clock would turn into slots passing by.
+    service = Facilitator(ledger, settings, model=model, seconds_per_slot=seconds_per_slot)
     server, url = _serve(service)
     client = GridLedgerClient(url)
     try:
@@ -77,20 +81,24 @@ def run_community(
         progress(f"facilitator at {url}; {len(community)} agents on {settings.network_model}")
         _join(client, service, community)
         clock = client.get("/clock")
-        # The first slot whose gate is at least one slot away: every agent has time to order.
-        first = (clock["now"] + clock["gate_closure_seconds"]) // SLOT_SECONDS * SLOT_SECONDS + 2 * SLOT_SECONDS
+        # The first slot whose gate is at least two slots away: every agent has time to order.
+        first = (clock["now"] + clock["gate_closure_seconds"]) // SLOT_SECONDS * SLOT_SECONDS + 3 * SLOT_SECONDS
         calendar = [first + k * SLOT_SECONDS for k in range(slots)]
         dso = Dso(ledger.roles.dso, model, dso_threshold_percent)
         service.on_chain(lambda: ledger.mint(ledger.roles.dso.address, DSO_TOKENS))
-        # Day ahead: the DSO looks at the community's window (and the day after it) before trading starts.
-        window = [first + k * SLOT_SECONDS for k in range(max(slots, 4))]
-        posted = dso.request_if_congested(client, window, bid_deadline=first - SLOT_SECONDS)
+        # Day ahead: the DSO forecasts the community's window before trading starts.
+        posted = dso.request_if_congested(client, calendar, bid_deadline=first - SLOT_SECONDS)
         if posted is not None:
             progress(f"DSO: congestion forecast, flexibility request {posted['request_id']}")
             _offer_batteries(client, community, posted["request_id"])
+        service.clock.start()
         meter = MeterOperator(ledger.roles.meter, community)
         result = CommunityResult(calendar, community, flex_requests=dso.requests)
         _trade(client, community, meter, calendar, result, began + timeout_s, progress)
+        result.ledger = ledger
+        for request in dso.requests:
+            rid = int(request["request_id"])
+            result.flex_status[rid] = client.get(f"/flex/requests/{rid}")["status"]
         for agent in community:
             result.balances[agent.name] = client.get(f"/wallet/{agent.account.address}")["market_balance"]
         result.elapsed_s = time.monotonic() - began
@@ -102,9 +110,7 @@ def run_community(
             time.sleep(POLL_S)
 
 
-def _make_agents(
-    model: NetworkModel, settings: Settings, count: int, now: int, directory: Path
-) -> list[Prosumer]:
+def _make_agents(model: NetworkModel, settings: Settings, count: int, now: int, directory: Path) -> list[Prosumer]:
     day = min(datetime.fromtimestamp(now, tz=UTC).timetuple().tm_yday, DAYS_IN_PROFILE_YEAR)
     profiles = day_profiles(count=count, day=day, grid=settings.network_model)
     storage = model.net.storage if "storage" in model.net else None
@@ -176,7 +182,7 @@ def _trade(
             if now >= slot + SLOT_SECONDS and slot not in meter.posted:
                 meter.post(client, slot)
         settled = clock["last_settled_slot"]
-        if settled is not None and settled >= last or (
+        if (settled is not None and settled >= last) or (
             now > last + 3 * SLOT_SECONDS and all(s in meter.posted for s in calendar) and not clock["missing_readings"]
         ):
             break

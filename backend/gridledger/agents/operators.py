@@ -35,9 +35,7 @@ class MeterOperator:
         if delivery_start in self.posted:
             return 0
         readings = [{"account": a.account.address, "net_wh": a.plan(delivery_start)} for a in self.agents]
-        client.request(
-            "POST", f"/slots/{delivery_start}/meter-readings", body={"readings": readings}, signer=self.key
-        )
+        client.request("POST", f"/slots/{delivery_start}/meter-readings", body={"readings": readings}, signer=self.key)
         self.posted.add(delivery_start)
         return len(readings)
 

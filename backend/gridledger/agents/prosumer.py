@@ -97,6 +97,8 @@ class Prosumer:
             side, price = Side.SELL, EXPORT_TARIFF_PER_KWH + self.markup_per_kwh
         else:
             side, price = Side.BUY, IMPORT_TARIFF_PER_KWH - self.discount_per_kwh
-        placed = client.place(self.account, side=side, delivery_start=delivery_start, energy_wh=abs(net), price_per_kwh=price)
+        placed = client.place(
+            self.account, side=side, delivery_start=delivery_start, energy_wh=abs(net), price_per_kwh=price
+        )
         self.orders.append(str(placed["order_hash"]))
         return placed

@@ -20,12 +20,17 @@ def community(
     agents: Annotated[int, typer.Option(min=2, max=500, help="prosumer agents (from the grid's loads)")] = 24,
     slots: Annotated[int | None, typer.Option(min=1, max=96, help="15-minute slots to trade")] = None,
     hours: Annotated[float | None, typer.Option(min=0.25, max=24, help="or hours to trade (4 slots each)")] = None,
-    seconds_per_slot: Annotated[float, typer.Option(min=0.5, help="real seconds per slot (the clock moves the chain)")] = 3.0,
+    seconds_per_slot: Annotated[
+        float, typer.Option(min=0.5, help="real seconds per slot (the clock moves the chain)")
+    ] = 3.0,
     start: Annotated[
         str | None, typer.Option(help="move the chain's clock here first: ISO date-time (UTC) or unix seconds")
     ] = None,
     dso_threshold: Annotated[
-        float, typer.Option(min=0, help="forecast loading (%) of a line or the transformer above which the DSO buys flexibility")
+        float,
+        typer.Option(
+            min=0, help="forecast loading (%) of a line or the transformer above which the DSO buys flexibility"
+        ),
     ] = 80.0,
     keystores: Annotated[Path, typer.Option(help="where the agents' keystores are kept")] = Path("data/community-keys"),
 ) -> None:
@@ -97,13 +102,17 @@ def print_summary(result: CommunityResult) -> None:
         )
     console.print(people)
     flex = (
-        ", ".join(f"request {r['request_id']} at bus {r['congestion_bus']} ({r['forecast'].element})" for r in result.flex_requests)
+        ", ".join(
+            f"request {r['request_id']} at bus {r['congestion_bus']} ({r['forecast'].element}): "
+            f"{result.flex_status.get(int(r['request_id']), '?')}"
+            for r in result.flex_requests
+        )
         or "none (the DSO's forecast showed no congestion)"
     )
     traded = sum(c["traded_wh"] for c in result.clearings.values()) / 1000
     settled = sum(1 for s in result.settlements.values() if s["status"] == "settled")
     console.print(
-        f"{len(result.agents)} agents, {result.orders} orders, {traded:.2f} kWh traded in {len(result.clearings)} cleared "
-        f"slots, {settled} settled; flexibility: {flex}; {result.elapsed_s:.0f} s",
+        f"{len(result.agents)} agents, {result.orders} orders, {traded:.2f} kWh traded in "
+        f"{len(result.clearings)} cleared slots, {settled} settled; flexibility: {flex}; {result.elapsed_s:.0f} s",
         soft_wrap=True,
     )

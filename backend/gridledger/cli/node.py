@@ -66,10 +66,9 @@ def serve(
     import uvicorn
 
     from gridledger.api.app import create_app
+    from gridledger.chain.connection import LOCAL_DEVNETS
     from gridledger.chain.ledger import Ledger
     from gridledger.service.facilitator import Facilitator
-
-    from gridledger.chain.connection import LOCAL_DEVNETS
 
     settings = Settings()
     local = settings.chain == "embedded" or settings.chain in LOCAL_DEVNETS

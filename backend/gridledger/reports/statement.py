@@ -60,7 +60,12 @@ def statement_rows(
         common = {"delivery_start": t["delivery_start"], "order_hash": t["order_hash"], "side": t["side"]}
         rows.append(
             common
-            | {"record": "trade", "filled_wh": t["filled_wh"], "amount": t["amount"], "network_charge": t["network_charge"]}
+            | {
+                "record": "trade",
+                "filled_wh": t["filled_wh"],
+                "amount": t["amount"],
+                "network_charge": t["network_charge"],
+            }
         )
         if s := t.get("settlement"):
             rows.append(

@@ -216,10 +216,8 @@ class MarketClock:
         current = now // SLOT_SECONDS * SLOT_SECONDS
         # The next gate to close: the first slot whose gate time lies after now.
         gate_slot = (now + self._gate) // SLOT_SECONDS * SLOT_SECONDS + SLOT_SECONDS
-        (cleared,), (settled,) = (
-            self.ctx.db.execute("select max(delivery_start) from slots").fetchall(),
-            self.ctx.db.execute("select max(delivery_start) from slots where status = 'settled'").fetchall(),
-        )
+        cleared = self.ctx.db.execute("select max(delivery_start) from slots").fetchone()[0]
+        settled = self.ctx.db.execute("select max(delivery_start) from slots where status = 'settled'").fetchone()[0]
         pointer = get_meta(self.ctx.db, NEXT_SLOT_KEY)
         return ClockState(
             running=self.running,

@@ -79,4 +79,3 @@ def sign_withdrawal(
     message = withdrawal_message(account.address, amount=amount, nonce=nonce, deadline=deadline)
     domain = market_domain(chain_id, market_address)
     return bytes(Account.sign_typed_data(account.key, domain, WITHDRAWAL_TYPES, message).signature)
-

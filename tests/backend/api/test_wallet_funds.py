@@ -67,12 +67,21 @@ def test_expired_replayed_and_foreign_signatures_are_refused_and_change_nothing(
             nonce=nonce,
             deadline=deadline,
         )
-        return {"owner": owner, "amount": amount, "nonce": nonce, "deadline": deadline, "signature": "0x" + signature.hex()}
+        return {
+            "owner": owner,
+            "amount": amount,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
 
     def post(path: str, body: dict) -> dict:
         return api.client.request("POST", path, body=body)
 
-    before = (api.chain(lambda: api.ledger.account_of(stranger.address)), api.chain(lambda: api.ledger.token_balance(stranger.address)))
+    before = (
+        api.chain(lambda: api.ledger.account_of(stranger.address)),
+        api.chain(lambda: api.ledger.token_balance(stranger.address)),
+    )
 
     expired = refused(lambda: post("/wallet/withdrawals", withdrawal(stranger, deadline=now - 1)), 422)
     assert expired["error"] == "WithdrawalExpired" and "sign a new one" in expired["detail"]
