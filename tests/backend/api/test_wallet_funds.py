@@ -8,12 +8,13 @@ from __future__ import annotations
 import csv
 
 import pytest
+from eth_account import Account
 from tests.backend.api.conftest import DEPOSIT
 
 from gridledger.api.client import ApiError
 from gridledger.market.orders import Side
 from gridledger.reports.statement import statement_rows, write_statement
-from gridledger.wallet.funds import sign_permit, sign_withdrawal
+from gridledger.wallet.funds import WITHDRAWAL_TYPES, sign_permit, sign_withdrawal, withdrawal_message
 
 TOKENS = 50_000_000
 
@@ -59,14 +60,18 @@ def test_expired_replayed_and_foreign_signatures_are_refused_and_change_nothing(
     now = api.now()
 
     def withdrawal(signer, *, amount=1_000_000, nonce=0, deadline=now + 3_600, owner=stranger.address) -> dict:
-        signature = sign_withdrawal(
-            signer,
-            chain_id=domain["chainId"],
-            market_address=domain["verifyingContract"],
-            amount=amount,
-            nonce=nonce,
-            deadline=deadline,
-        )
+        if signer is stranger:
+            signature = sign_withdrawal(
+                signer,
+                chain_id=domain["chainId"],
+                market_address=domain["verifyingContract"],
+                amount=amount,
+                nonce=nonce,
+                deadline=deadline,
+            )
+        else:  # another key signs the stranger's withdrawal, word for word
+            message = withdrawal_message(owner, amount=amount, nonce=nonce, deadline=deadline)
+            signature = bytes(Account.sign_typed_data(signer.key, domain, WITHDRAWAL_TYPES, message).signature)
         return {
             "owner": owner,
             "amount": amount,
