@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ def _join(client: GridLedgerClient, service: Facilitator, community: list[Prosum
         capacity = capacity_w(agent.profile, floor_w=10_000)
         body = {"account": agent.account.address, "meter_id": 10_000 + k, "bus": agent.bus, "capacity_w": capacity}
         client.request("POST", "/participants", body=body, signer=ledger.roles.facilitator)
-        service.on_chain(lambda a=agent: ledger.mint(a.account.address, STARTING_TOKENS))
+        service.on_chain(partial(ledger.mint, agent.account.address, STARTING_TOKENS))
         client.deposit(agent.account, STARTING_TOKENS)
 
 

@@ -252,7 +252,12 @@ def _amount(text: str) -> int:
     return int(units)
 
 
-AmountArg = Annotated[str, typer.Argument(help="tokens, e.g. 25 or 12.5 (six decimals)")]
+def _readable_amount(text: str) -> str:
+    _amount(text)  # refused when the command line is read, before the password prompt
+    return text
+
+
+AmountArg = Annotated[str, typer.Argument(help="tokens, e.g. 25 or 12.5 (six decimals)", callback=_readable_amount)]
 
 
 @wallet_app.command("deposit")
