@@ -108,7 +108,8 @@ def test_a_restarted_clock_clears_the_slots_it_missed_and_none_twice(ledger, tmp
         report = again.service.clock.tick(again.now())
         assert report.cleared == [second] and report.skipped == [third]
         assert again.chain(lambda: again.ledger.slot_state(second)).status == "cleared"
-        assert again.service.ctx.rows("select cleared_block from slots where delivery_start = ?", first) == cleared_block
+        query = "select cleared_block from slots where delivery_start = ?"
+        assert again.service.ctx.rows(query, first) == cleared_block
         cleared = again.chain(lambda: ledger.market.events.SlotCleared.get_logs(from_block=0))
         assert sorted(e["args"]["deliveryStart"] for e in cleared) == [first, second]  # each once
         assert again.client.get("/clock")["next_slot_to_clear"] == third + 900
