@@ -74,7 +74,7 @@ def run_community(
     # The clock starts once everyone has joined: joining takes real seconds, which an
     # accelerated clock would turn into slots passing by.
     service = Facilitator(ledger, settings, model=model, seconds_per_slot=seconds_per_slot)
-    server, url = _serve(service)
+    server, thread, url = _serve(service)
     client = GridLedgerClient(url)
     try:
         now = service.on_chain(ledger.chain.now)
@@ -106,9 +106,8 @@ def run_community(
         return result
     finally:
         client.close()
-        server.should_exit = True
-        while server.started:
-            time.sleep(POLL_S)
+        server.should_exit = True  # the app's shutdown stops the clock and the chain thread
+        thread.join(timeout=120)
 
 
 def _make_agents(model: NetworkModel, settings: Settings, count: int, now: int, directory: Path) -> list[Prosumer]:
@@ -169,7 +168,6 @@ def _trade(
     progress: Callable[[str], None],
 ) -> None:
     ordered: set[int] = set()
-    last = calendar[-1]
     while True:
         clock = client.get("/clock")
         now, gate = clock["now"], clock["gate_closure_seconds"]
@@ -182,10 +180,7 @@ def _trade(
                 progress(f"slot {slot}: {len(placed)} orders")
             if now >= slot + SLOT_SECONDS and slot not in meter.posted:
                 meter.post(client, slot)
-        settled = clock["last_settled_slot"]
-        if (settled is not None and settled >= last) or (
-            now > last + 3 * SLOT_SECONDS and all(s in meter.posted for s in calendar) and not clock["missing_readings"]
-        ):
+        if all(s in meter.posted for s in calendar) and _settled(client, calendar):
             break
         if time.monotonic() > deadline:
             raise TimeoutError(f"the community did not finish in time; the clock says {clock}")
@@ -199,8 +194,20 @@ def _trade(
                 raise
 
 
-def _serve(service: Facilitator) -> tuple[Any, str]:
-    """uvicorn in a thread on a free port; returns the server and its URL once it answers."""
+def _settled(client: GridLedgerClient, calendar: list[int]) -> bool:
+    """Whether every slot of the calendar is settled, or was never cleared (no orders)."""
+    for slot in calendar:
+        try:
+            if client.get(f"/slots/{slot}/clearing")["status"] != "settled":
+                return False
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+    return True
+
+
+def _serve(service: Facilitator) -> tuple[Any, threading.Thread, str]:
+    """uvicorn in a thread on a free port; returns the server, its thread and its URL once it answers."""
     import uvicorn
 
     from gridledger.api.app import create_app
@@ -216,4 +223,4 @@ def _serve(service: Facilitator) -> tuple[Any, str]:
         if not thread.is_alive():
             raise RuntimeError("the facilitator's API did not start")
         time.sleep(POLL_S)
-    return server, f"http://127.0.0.1:{port}"
+    return server, thread, f"http://127.0.0.1:{port}"
