@@ -499,6 +499,10 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
         errors.OrderExpiredError,
         lambda a: f"the deposit permit expired at {clock(a['deadline'])}: sign a new one",
     ),
+    "ECDSAInvalidSignature": (
+        errors.SignatureRejected,
+        lambda a: "the signature recovers to no address: it is not a secp256k1 signature of this message",
+    ),
     "ERC2612InvalidSigner": (
         errors.SignatureRejected,
         lambda a: (

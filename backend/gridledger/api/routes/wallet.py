@@ -27,7 +27,7 @@ def payments(service: FacilitatorDep, account: AccountPath) -> list[dict[str, An
     return service.funds.payments(account)
 
 
-@router.post("/deposits", status_code=201, response_model=WalletMoved, responses=refusals(401))
+@router.post("/deposits", status_code=201, response_model=WalletMoved, responses=refusals(401, 409))
 async def deposit(service: FacilitatorDep, body: DepositCreate) -> dict[str, Any]:
     """Relays the owner's permit: ``amount`` moves from its wallet into its market balance."""
     owner = str(to_checksum_address(body.owner))
@@ -36,7 +36,7 @@ async def deposit(service: FacilitatorDep, body: DepositCreate) -> dict[str, Any
     return service.funds.wallet(owner) | {"amount": body.amount, "tx_hash": tx}
 
 
-@router.post("/withdrawals", status_code=201, response_model=WalletMoved, responses=refusals(401))
+@router.post("/withdrawals", status_code=201, response_model=WalletMoved, responses=refusals(401, 409))
 async def withdraw(service: FacilitatorDep, body: WithdrawalCreate) -> dict[str, Any]:
     """Relays the owner's signed withdrawal: ``amount`` moves from its market balance to its wallet."""
     owner = str(to_checksum_address(body.owner))
