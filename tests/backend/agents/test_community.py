@@ -13,7 +13,7 @@ JUNE_MORNING = 1_813_568_400  # 2027-06-21 09:00 UTC: PV exports, households imp
 def test_a_small_community_clears_and_settles_its_slots_on_chain(tmp_path) -> None:
     settings = Settings(chain="embedded", database=str(tmp_path / "community.sqlite"))
     result = run_community(
-        agents=6,
+        agents=4,
         slots=2,
         seconds_per_slot=2.0,
         settings=settings,
@@ -24,7 +24,7 @@ def test_a_small_community_clears_and_settles_its_slots_on_chain(tmp_path) -> No
     )
     ledger = result.ledger
     assert ledger is not None
-    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [f"agent-{k:03d}.json" for k in range(6)]
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [f"agent-{k:03d}.json" for k in range(4)]
     assert result.orders >= 2
     traded = 0
     for slot in result.slots:
