@@ -69,7 +69,7 @@ def print_summary(result: CommunityResult) -> None:
     from gridledger.reports.format import tokens, utc
 
     table = Table(title="slots", title_justify="left")
-    for column in ("slot (UTC)", "orders", "price GLEUR/kWh", "traded kWh", "curtailed kWh", "status"):
+    for column in ("slot (UTC)", "fills", "price GLEUR/kWh", "traded kWh", "curtailed kWh", "status"):
         table.add_column(column, justify="right")
     for slot in result.slots:
         c = result.clearings.get(slot)
