@@ -182,6 +182,13 @@ interface IEnergyMarket {
 
     /// @notice An amount of zero was given where a positive amount is required.
     error ZeroAmount();
+    /// @notice `owner`'s signed withdrawal was valid until `deadline`; the chain's time is `nowTs`.
+    error WithdrawalExpired(address owner, uint256 deadline, uint256 nowTs);
+    /// @notice `owner`'s signed withdrawal carries nonce `nonce`; the next unused one is `expected`
+    /// (a replayed withdrawal names a nonce already used).
+    error WithdrawalNonceUsed(address owner, uint256 nonce, uint256 expected);
+    /// @notice A signed withdrawal of `owner`'s balance recovers to `recovered`, not to `owner`.
+    error WithdrawalSignatureInvalid(address owner, address recovered);
     /// @notice `account` holds `available` base units in the market but `required` are needed.
     error InsufficientBalance(address account, uint256 available, uint256 required);
     /// @notice `account` is not a registered participant.
@@ -278,6 +285,20 @@ interface IEnergyMarket {
 
     /// @notice Moves `amount` of the caller's available market balance back to its wallet.
     function withdraw(uint256 amount) external;
+
+    /// @notice Moves `amount` tokens from `owner`'s wallet into `owner`'s market account with
+    /// `owner`'s EIP-2612 permit for this market (anyone may relay it; the facilitator does).
+    function depositWithPermit(address owner, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external;
+
+    /// @notice Moves `amount` of `owner`'s available market balance to `owner`'s wallet, signed by
+    /// `owner` as an EIP-712 `Withdrawal(owner, amount, nonce, deadline)` in the market's domain
+    /// (anyone may relay it). Each nonce counts once, in order.
+    function withdrawBySig(address owner, uint256 amount, uint256 nonce, uint256 deadline, bytes32 r, bytes32 vs)
+        external;
+
+    /// @notice The nonce `owner`'s next signed withdrawal must carry.
+    function withdrawalNonce(address owner) external view returns (uint256);
 
     /// @notice Records prosumer-signed orders, relayed by the facilitator. All or nothing: one
     /// refused order reverts the batch. A buy order's escrow is locked from its prosumer's balance.

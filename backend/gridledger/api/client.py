@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from gridledger.errors import ConfigurationError, GridLedgerError
 from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Order, Side
+from gridledger.wallet.funds import sign_permit, sign_withdrawal
 from gridledger.wallet.requests import sign_request
 from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
@@ -169,4 +171,44 @@ class GridLedgerClient:
         result: dict[str, Any] = self.request(
             "POST", f"/orders/{order_hash}/cancellation", body={"signature": "0x" + (r + vs).hex()}
         )
+        return result
+
+    # ─────────────── money in and out, signed here and relayed by the facilitator ───────────────
+
+    def deposit(self, account: LocalAccount, amount: int, *, valid_s: int = 86_400) -> dict[str, Any]:
+        """Signs a permit of ``amount`` token base units for the market; the facilitator relays it."""
+        wallet = self.get(f"/wallet/{account.address}")
+        deadline = max(int(time.time()), int(self.get("/health")["chain_time"])) + valid_s
+        signature = sign_permit(
+            account,
+            domain=wallet["token_eip712_domain"],
+            spender=wallet["market"],
+            amount=amount,
+            nonce=wallet["permit_nonce"],
+            deadline=deadline,
+        )
+        body = {"owner": account.address, "amount": amount, "deadline": deadline, "signature": "0x" + signature.hex()}
+        result: dict[str, Any] = self.request("POST", "/wallet/deposits", body=body)
+        return result
+
+    def withdraw(self, account: LocalAccount, amount: int, *, valid_s: int = 86_400) -> dict[str, Any]:
+        """Signs a withdrawal of ``amount`` base units to the wallet itself; the facilitator relays it."""
+        nonce = int(self.get(f"/wallet/{account.address}")["withdrawal_nonce"])
+        deadline = max(int(time.time()), int(self.get("/health")["chain_time"])) + valid_s
+        signature = sign_withdrawal(
+            account,
+            chain_id=self.domain["chainId"],
+            market_address=self.domain["verifyingContract"],
+            amount=amount,
+            nonce=nonce,
+            deadline=deadline,
+        )
+        body = {
+            "owner": account.address,
+            "amount": amount,
+            "nonce": nonce,
+            "deadline": deadline,
+            "signature": "0x" + signature.hex(),
+        }
+        result: dict[str, Any] = self.request("POST", "/wallet/withdrawals", body=body)
         return result

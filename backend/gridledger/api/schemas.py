@@ -503,3 +503,88 @@ class ServerEvent(Public):
 
     kind: Literal["order_accepted", "order_on_chain", "order_cancelled", "slot_cleared", "slot_settled", "flexibility"]
     data: dict[str, Any]
+
+
+# ─────────────── market clock ───────────────
+
+
+class MissingReadingsPublic(Public):
+    delivery_start: int = Field(description="the delivered, cleared slot that cannot settle yet")
+    accounts: list[str] = Field(description="accounts that traded in the slot and have no meter reading")
+    due: int = Field(description="when the readings were due (unix seconds); late after it")
+    late: bool
+
+
+class ClockPublic(Public):
+    running: bool = Field(description="whether the service runs its market clock")
+    mode: Literal["accelerated", "wall clock"]
+    seconds_per_slot: float = Field(description="real seconds one 15-minute slot takes (900 on the wall clock)")
+    now: int = Field(description="the market's time (the chain's), unix seconds")
+    current_slot: int = Field(description="start of the slot being delivered now")
+    next_gate_slot: int = Field(description="the next slot whose gate closes")
+    next_gate_closure: int = Field(description="when that gate closes, unix seconds")
+    gate_closure_seconds: int = Field(description="a slot's gate closes this long before it starts")
+    next_slot_to_clear: int = Field(description="the clock's place in the calendar: every slot before it is done")
+    last_cleared_slot: int | None
+    last_settled_slot: int | None
+    missing_readings: list[MissingReadingsPublic]
+    last_error: str | None
+
+
+# ─────────────── wallet: signed deposits and withdrawals, payments ───────────────
+
+Amount = Annotated[int, Field(ge=1, le=INT64_MAX, description="token base units (10^-6 token), positive")]
+Deadline = Annotated[int, Field(ge=0, le=INT64_MAX, description="unix seconds after which the signature is void")]
+
+
+class DepositCreate(Body):
+    """An EIP-2612 permit of the settlement token for the market, signed by ``owner``: the
+    facilitator relays it as ``EnergyMarket.depositWithPermit``."""
+
+    owner: Address
+    amount: Amount
+    deadline: Deadline
+    signature: Signature
+
+    def parts(self) -> tuple[bytes, bytes]:
+        return _signature_parts(self.signature)
+
+
+class WithdrawalCreate(Body):
+    """An EIP-712 ``Withdrawal(owner, amount, nonce, deadline)`` in the market's domain, signed by
+    ``owner``: the facilitator relays it as ``EnergyMarket.withdrawBySig``."""
+
+    owner: Address
+    amount: Amount
+    nonce: Annotated[int, Field(ge=0, le=INT64_MAX, description="the owner's next withdrawal nonce")]
+    deadline: Deadline
+    signature: Signature
+
+    def parts(self) -> tuple[bytes, bytes]:
+        return _signature_parts(self.signature)
+
+
+class WalletPublic(Public):
+    account: str
+    token_balance: int = Field(description="settlement tokens in the wallet itself, base units")
+    market_balance: MarketBalance
+    permit_nonce: int = Field(description="the nonce the wallet's next deposit permit carries")
+    withdrawal_nonce: int = Field(description="the nonce the wallet's next signed withdrawal carries")
+    token_eip712_domain: Eip712Domain = Field(description="what a wallet signs deposit permits with")
+    market: str = Field(description="the market: the permit's spender")
+
+
+class WalletMoved(WalletPublic):
+    amount: int
+    tx_hash: str
+
+
+class PaymentPublic(Public):
+    block: int
+    delivery_start: int | None
+    kind: str = Field(
+        description="deposit | withdrawal | purchase | sale | surplus_buyback | imbalance_charge | uncollected | "
+        "network_charge"
+    )
+    amount: int = Field(description="signed base units: positive credits the market balance")
+    order_hash: str | None

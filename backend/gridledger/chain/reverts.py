@@ -481,6 +481,42 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
             "needed; approve the market first"
         ),
     ),
+    "WithdrawalExpired": (
+        errors.OrderExpiredError,
+        lambda a: (
+            f"the signed withdrawal of {a['owner']} was valid until {clock(a['deadline'])}; the chain's time is "
+            f"{clock(a['nowTs'])}: sign a new one"
+        ),
+    ),
+    "WithdrawalNonceUsed": (
+        errors.ReplayRejected,
+        lambda a: (
+            f"the signed withdrawal of {a['owner']} carries nonce {a['nonce']}, but the next unused one is "
+            f"{a['expected']}: each signed withdrawal counts once, in order"
+        ),
+    ),
+    "WithdrawalSignatureInvalid": (
+        errors.SignatureRejected,
+        lambda a: (
+            f"the signed withdrawal recovers to {a['recovered']}, not to {a['owner']}: only the owner of a market "
+            "balance may sign its withdrawal"
+        ),
+    ),
+    "ERC2612ExpiredSignature": (
+        errors.OrderExpiredError,
+        lambda a: f"the deposit permit expired at {clock(a['deadline'])}: sign a new one",
+    ),
+    "ECDSAInvalidSignature": (
+        errors.SignatureRejected,
+        lambda a: "the signature recovers to no address: it is not a secp256k1 signature of this message",
+    ),
+    "ERC2612InvalidSigner": (
+        errors.SignatureRejected,
+        lambda a: (
+            f"the deposit permit recovers to {a['signer']}, not to {a['owner']}: it was signed by another key or "
+            "for another amount, deadline or nonce (a permit counts once)"
+        ),
+    ),
     "ERC20InsufficientBalance": (
         errors.InsufficientFunds,
         lambda a: f"{a['sender']} holds {a['balance']} base units of the token but {a['needed']} are needed",

@@ -2,9 +2,10 @@
 
     cli/__init__.py   the root app and ``main``, the installed command's entry point
     cli/market.py     demo, audit, flex-report
+    cli/community.py  community (prosumer agents over HTTP on the market clock)
     cli/node.py       compile, deploy, serve, devnet start|stop
     cli/study.py      study (market designs over a year of a SimBench grid)
-    cli/wallet.py     wallet create|import|address|order|offer|cancel|orders|trades|balance
+    cli/wallet.py     wallet create|import|address|order|offer|cancel|orders|trades|balance|deposit|withdraw|statement
     cli/output.py     the console, and how a command ends on an error (one line, an exit status)
 
 Commands import what they use inside their functions, so that ``gridledger --help`` starts fast.
@@ -19,7 +20,7 @@ from typing import TextIO
 
 import typer
 
-from gridledger.cli import market, node, study
+from gridledger.cli import community, market, node, study
 from gridledger.cli.node import devnet_app
 from gridledger.cli.output import INTERRUPTED, CommandGroup, say_error
 from gridledger.cli.wallet import wallet_app
@@ -33,6 +34,7 @@ app.command()(market.demo)
 app.command()(market.audit)
 app.command("flex-report")(market.flex_report)
 app.command()(study.study)
+app.command()(community.community)
 app.command()(node.compile)
 app.command()(node.deploy)
 app.command()(node.serve)

@@ -52,22 +52,46 @@ def serve(
             help="UFTP register (JSON, see README 'UFTP'): also serve the DSO's UFTP endpoint for aggregators",
         ),
     ] = None,
+    clock: Annotated[
+        bool | None,
+        typer.Option(
+            "--clock/--no-clock",
+            help="run the market clock (clear at gate closure, settle metered slots, award flexibility); "
+            "default: on for the embedded chain and local devnets, off on any other RPC",
+        ),
+    ] = None,
+    seconds_per_slot: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="real seconds per 15-minute slot: the clock moves the chain's time (embedded chain and local "
+            "devnets only); default: the wall clock",
+        ),
+    ] = None,
 ) -> None:
-    """Run the facilitator's API (uvicorn) on the configured chain: relayer, indexer, clearing."""
+    """Run the facilitator's API (uvicorn) on the configured chain: relayer, indexer, clearing, market clock."""
     import uvicorn
 
     from gridledger.api.app import create_app
+    from gridledger.chain.connection import LOCAL_DEVNETS
     from gridledger.chain.ledger import Ledger
     from gridledger.service.facilitator import Facilitator
 
     settings = Settings()
+    local = settings.chain == "embedded" or settings.chain in LOCAL_DEVNETS
+    if seconds_per_slot is not None and not local:
+        raise GridLedgerError(
+            f"--seconds-per-slot moves the chain's clock, which only the embedded chain and local devnets "
+            f"({', '.join(LOCAL_DEVNETS)}) allow; on {settings.chain} the market clock follows the wall clock"
+        )
+    clock = local if clock is None else clock
     if settings.chain == "embedded" and "database" not in settings.model_fields_set:
         # An embedded chain starts empty with every process, and so must its index.
         settings = settings.model_copy(update={"database": "data/embedded-serve.sqlite"})
         _set_aside(settings.database)
     with console.status("compiling contracts, connecting to the chain and deploying…"):
         ledger, deployed = Ledger.open(settings, record=settings.chain != "embedded")
-        service = Facilitator(ledger, settings)
+        service = Facilitator(ledger, settings, clock=clock, seconds_per_slot=seconds_per_slot)
     host = host or settings.api_host
     port = port or settings.api_port
     console.print(
@@ -75,6 +99,8 @@ def serve(
         f"{ledger.market.address} ({'deployed now' if deployed else 'reused'}), index {settings.database}",
         soft_wrap=True,
     )
+    pace = "off" if not clock else f"{seconds_per_slot:g} s per slot" if seconds_per_slot else "wall clock"
+    console.print(f"market clock: {pace} (GET /clock)")
     console.print(f"API at http://{host}:{port}  (OpenAPI: /openapi.json, interactive docs: /docs)", soft_wrap=True)
     console.print(f"dashboard at http://{host}:{port}/", soft_wrap=True)
     if uftp:

@@ -8,7 +8,7 @@ named (with the keystore directory and the wallets it holds), never asked a pass
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -233,3 +233,85 @@ def wallet_balance(name: WalletName, api: ApiOption = None) -> None:
     from gridledger.wallet import keystore
 
     console.print(balance_line(_client(api).get(f"/participants/{keystore.address_of(name)}")), soft_wrap=True)
+
+
+# ─────────────── money in and out; the statement ───────────────
+
+
+def _amount(text: str) -> int:
+    """Tokens as typed (``12.5``) → base units; refused when the command line is read."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    units = value * 1_000_000 if value.is_finite() else Decimal(0)
+    if units != units.to_integral_value() or not 0 < units <= 2**63 - 1:
+        raise typer.BadParameter(f"{text!r}: an amount of tokens is positive with at most 6 decimals, e.g. 25 or 12.5")
+    return int(units)
+
+
+def _readable_amount(text: str) -> str:
+    _amount(text)  # refused when the command line is read, before the password prompt
+    return text
+
+
+AmountArg = Annotated[str, typer.Argument(help="tokens, e.g. 25 or 12.5 (six decimals)", callback=_readable_amount)]
+
+
+@wallet_app.command("deposit")
+def wallet_deposit(name: WalletName, amount: AmountArg, password: PasswordOption, api: ApiOption = None) -> None:
+    """Move tokens from the wallet into its market balance: a signed permit the facilitator relays."""
+    from gridledger.wallet import keystore
+
+    units = _amount(amount)
+    account = keystore.load(name, password)
+    _print_moved("deposited", _client(api).deposit(account, units))
+
+
+@wallet_app.command("withdraw")
+def wallet_withdraw(name: WalletName, amount: AmountArg, password: PasswordOption, api: ApiOption = None) -> None:
+    """Move tokens from the market balance back to the wallet: a signed withdrawal the facilitator relays."""
+    from gridledger.wallet import keystore
+
+    units = _amount(amount)
+    account = keystore.load(name, password)
+    _print_moved("withdrew", _client(api).withdraw(account, units))
+
+
+def _print_moved(verb: str, result: dict[str, Any]) -> None:
+    from gridledger.reports.format import tokens
+
+    balance = result["market_balance"]
+    console.print(
+        f"{verb} {tokens(result['amount'])} GLEUR (tx {result['tx_hash']}); market balance "
+        f"{tokens(balance['available'])} available, {tokens(balance['locked'])} locked; "
+        f"wallet {tokens(result['token_balance'])} GLEUR",
+        soft_wrap=True,
+    )
+
+
+@wallet_app.command("statement")
+def wallet_statement(
+    name: WalletName,
+    csv_path: Annotated[str, typer.Option("--csv", help="file to write the statement to (CSV)")],
+    api: ApiOption = None,
+) -> None:
+    """Export the wallet's orders, trades, settlements and payments as one CSV (from the API)."""
+    from pathlib import Path
+
+    from gridledger.reports.statement import statement_rows, write_statement
+    from gridledger.wallet import keystore
+
+    address = keystore.address_of(name)
+    client = _client(api)
+    rows = statement_rows(
+        client.get(f"/participants/{address}/orders"),
+        client.get(f"/participants/{address}/trades"),
+        client.get(f"/wallet/{address}/payments"),
+    )
+    write_statement(Path(csv_path), rows)
+    kinds = {k: sum(1 for r in rows if r["record"] == k) for k in ("order", "trade", "settlement", "payment")}
+    counts = ", ".join(f"{n} {k}{'' if n == 1 else 's'}" for k, n in kinds.items())
+    console.print(f"statement of {address}: {counts} → {csv_path}", soft_wrap=True)

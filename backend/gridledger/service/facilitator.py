@@ -6,7 +6,10 @@ One shared context (``service.context``) and four desks that each hold it:
 - ``operations``: the operating parties' signed writes (registration, meter readings, clearing,
   settlement), run on the chain thread;
 - ``queries``: read models from the index;
-- ``flex``: the DSO's flexibility market.
+- ``flex``: the DSO's flexibility market;
+- ``funds``: wallets' signed deposits and withdrawals, relayed;
+- ``clock`` (``service.clock``): the market's calendar, which clears, settles and awards on time
+  when the service runs with it.
 
 Every refusal is a GridLedgerError whose class says which HTTP status it is (see
 ``api/errors.py``) and whose message says what was wrong.
@@ -20,8 +23,10 @@ from typing import TypeVar
 from gridledger.chain.ledger import Ledger
 from gridledger.config import Settings
 from gridledger.network.model import NetworkModel
+from gridledger.service.clock import MarketClock
 from gridledger.service.context import ServiceContext
 from gridledger.service.flexibility import FlexDesk
+from gridledger.service.funds import FundsDesk
 from gridledger.service.operations import Operations
 from gridledger.service.orders import OrderDesk
 from gridledger.service.queries import Queries
@@ -40,17 +45,26 @@ class Facilitator:
         *,
         model: NetworkModel | None = None,
         policy: RelayPolicy | None = None,
+        clock: bool = False,
+        seconds_per_slot: float | None = None,
     ) -> None:
         self.ctx = ServiceContext(ledger, settings, model=model, policy=policy)
         self.orders = OrderDesk(self.ctx)
         self.operations = Operations(self.ctx)
         self.queries = Queries(self.ctx)
         self.flex = FlexDesk(self.ctx)
+        self.funds = FundsDesk(self.ctx)
+        # Always there (``/clock`` reads its state); it runs only when ``clock`` is set.
+        self.clock = MarketClock(self.ctx, self.operations, self.flex, seconds_per_slot=seconds_per_slot)
+        self.clock_enabled = clock
 
     def start(self) -> None:
         self.ctx.worker.start()
+        if self.clock_enabled:
+            self.clock.start()
 
     def stop(self) -> None:
+        self.clock.stop()  # before the chain thread: its last round waits on that thread
         self.ctx.worker.stop()
 
     def on_chain(self, fn: Callable[[], T]) -> T:

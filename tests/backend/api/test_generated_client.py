@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Order, Side
+from gridledger.wallet.funds import sign_permit, sign_withdrawal
 from gridledger.wallet.requests import sign_request
 from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
@@ -235,5 +236,38 @@ def test_a_client_generated_from_the_openapi_document_calls_every_operation(api,
     assert measured.deliveries[0].measured is True
     assert client.call("POST", "/flex/requests/{request_id}/settlement", request_id=rid).status == "settled"
     assert client.call("GET", "/flex/offers/{offer_id}", offer_id=offer_id).availability_payment == 400_000
+
+    # ─── the clock, and a wallet's money moved by its signatures alone ───
+    clock = client.call("GET", "/clock")
+    assert clock.last_settled_slot == slot and clock.missing_readings == []
+    wallet = client.call("GET", "/wallet/{account}", account=stranger.address)
+    api.chain(lambda: ledger.mint(stranger.address, 5_000_000))
+    deadline = api.now() + 3_600
+    permit = sign_permit(
+        stranger,
+        domain=wallet.token_eip712_domain.model_dump(),
+        spender=wallet.market,
+        amount=5_000_000,
+        nonce=wallet.permit_nonce,
+        deadline=deadline,
+    )
+    deposit = m.DepositCreate(
+        owner=stranger.address, amount=5_000_000, deadline=deadline, signature="0x" + permit.hex()
+    )
+    assert client.call("POST", "/wallet/deposits", deposit).market_balance.available == 5_000_000
+    signature = sign_withdrawal(
+        stranger,
+        chain_id=market.chainId,
+        market_address=market.verifyingContract,
+        amount=2_000_000,
+        nonce=0,
+        deadline=deadline,
+    )
+    withdrawal = m.WithdrawalCreate(
+        owner=stranger.address, amount=2_000_000, nonce=0, deadline=deadline, signature="0x" + signature.hex()
+    )
+    assert client.call("POST", "/wallet/withdrawals", withdrawal).token_balance == 2_000_000
+    payments = client.call("GET", "/wallet/{account}/payments", account=stranger.address)
+    assert [(p.kind, p.amount) for p in payments] == [("deposit", 5_000_000), ("withdrawal", -2_000_000)]
 
     assert client.called == client.operations()

@@ -23,6 +23,8 @@ BODIES = {
     ("POST", "/flex/requests/{request_id}/offers"): "FlexOfferCreate",
     ("POST", "/flex/offers/{offer_id}/activations"): "ActivationCreate",
     ("POST", "/flex/offers/{offer_id}/measurements"): "MeasurementCreate",
+    ("POST", "/wallet/deposits"): "DepositCreate",
+    ("POST", "/wallet/withdrawals"): "WithdrawalCreate",
 }
 SIGNED = {
     ("POST", "/participants"): "FacilitatorSignature",

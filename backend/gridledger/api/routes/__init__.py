@@ -1,7 +1,7 @@
-"""One router per resource: service, participants, orders, slots, flexibility; the dashboard's
-read-only overview and the server-sent events."""
+"""One router per resource: service, participants, orders, slots, flexibility, the clock, wallets;
+the dashboard's read-only overview and the server-sent events."""
 
-from gridledger.api.routes import events, flex, orders, overview, participants, service, slots
+from gridledger.api.routes import clock, events, flex, orders, overview, participants, service, slots, wallet
 
 ROUTERS = (
     service.router,
@@ -10,6 +10,8 @@ ROUTERS = (
     slots.router,
     overview.router,
     flex.router,
+    clock.router,
+    wallet.router,
     events.router,
 )
 
