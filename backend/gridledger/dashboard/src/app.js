@@ -133,15 +133,17 @@ async function showClock() {
     $("#clock-body").innerHTML = `<p><strong>No market clock:</strong> this service clears and settles only when the facilitator asks.</p><p class="muted">${chain}</p>`;
     return;
   }
-  // the clock names the slots whose meter readings are late: a list, a mapping or a count
-  const late = clock.missing_readings;
-  const none = late == null || late === 0 || (typeof late === "object" && !Object.keys(late).length);
+  // GET /clock (service/clock.py): slots as unix seconds, readings still missing per slot
+  const missing = (clock.missing_readings || []).map((m) =>
+    `<li>${when(m.delivery_start)}: ${m.accounts.length} account${m.accounts.length === 1 ? "" : "s"}${m.late ? ` — <strong>late</strong> (due ${when(m.due)})` : ` (due ${when(m.due)})`}</li>`).join("");
   $("#clock-body").innerHTML = `<dl class="facts">
-    <dt>Now</dt><dd>${when(clock.now)}</dd><dt>Current slot</dt><dd>${when(clock.slot)}</dd>
+    <dt>Clock</dt><dd>${clock.running ? esc(clock.mode) : "stopped"}</dd>
+    <dt>Now</dt><dd>${when(clock.now)}</dd><dt>Current slot</dt><dd>${when(clock.current_slot)}</dd>
     <dt>Next gate closure</dt><dd>${when(clock.next_gate_closure)} (in ${Math.max(0, Math.round(clock.next_gate_closure - clock.now))} s)</dd>
     <dt>Seconds per slot</dt><dd>${clock.seconds_per_slot} s</dd>
-    <dt>Last cleared</dt><dd>${when(clock.last_cleared)}</dd><dt>Last settled</dt><dd>${when(clock.last_settled)}</dd>
-    <dt>Missing readings</dt><dd>${none ? "none" : esc(typeof late === "object" ? JSON.stringify(late) : late)}</dd></dl><p class="muted">${chain}</p>`;
+    <dt>Last cleared</dt><dd>${when(clock.last_cleared_slot)}</dd><dt>Last settled</dt><dd>${when(clock.last_settled_slot)}</dd>
+    <dt>Missing readings</dt><dd>${missing ? `<ul>${missing}</ul>` : "none"}</dd>
+    ${clock.last_error ? `<dt>Last error</dt><dd class="error-text">${esc(clock.last_error)}</dd>` : ""}</dl><p class="muted">${chain}</p>`;
 }
 
 async function showBook() {
