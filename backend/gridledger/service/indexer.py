@@ -166,8 +166,8 @@ class Indexer:
                 set_meta(self.db, "deployment_block_hash", first)
         elif known_first != first:
             raise ChainReset(
-                f"the chain was reset or reorganised: block {deployment.block}, where market {market} was deployed, is now "
-                f"{first}, not {known_first} (another deployment at the same addresses?). {advice}"
+                f"the chain was reset or reorganised: block {deployment.block}, where market {market} was "
+                f"deployed, is now {first}, not {known_first} (another deployment at the same addresses?). {advice}"
             )
         last_hash = get_meta(self.db, "last_block_hash")
         if last_hash is None:
