@@ -1,0 +1,352 @@
+"""Fault injection against real processes: an anvil node and `gridledger serve`, each killed with
+SIGKILL at random moments while orders are relayed and slots cleared and settled.
+
+What a node kill means here:
+
+- ``node``: anvil runs with ``--state FILE --state-interval 1`` and is restarted from that file:
+  a crash-consistent node that may lose its last second of blocks (the facilitator must notice
+  the lost blocks, re-index and relay again what the chain lost);
+- a restart without the state is a reset: the chain's history is gone; the facilitator must
+  answer 503 and refuse to start (see ``test_faults.test_a_reset_node_is_refused_then_migrated``).
+
+``run_campaign`` returns the figures: faults injected, orders accepted (202), lost (accepted but
+neither on the chain nor visibly refused), duplicated (recorded twice), slots cleared or settled
+twice, and stored network reports that do not match the chain's clearing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_utils.abi import event_abi_to_log_topic
+
+from gridledger.api.client import ApiError, GridLedgerClient
+from gridledger.chain.connection import FIRST_PROSUMER_INDEX, Roles, derive_account
+from gridledger.chain.ledger import Ledger
+from gridledger.config import Settings
+from gridledger.encoding import to_hex
+from gridledger.errors import GridLedgerError
+from gridledger.market.orders import Order, Side
+from gridledger.paths import NODE_MODULES
+from gridledger.service.indexer import decode_event
+
+GRIDLEDGER = str(Path(sys.executable).parent / "gridledger")
+DEPOSIT = 1_000_000_000
+ON_CHAIN = {"on_chain", "filled", "unfilled", "settled", "cancelled"}
+REFUSED = {"rejected", "abandoned", "withdrawn"}
+
+
+class Node:
+    def __init__(self, port: int, workdir: Path, *, state: bool) -> None:
+        self.port, self.state_file, self.state = port, workdir / "anvil-state.json", state
+        self.log = workdir / "anvil.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, state: bool | None = None) -> None:
+        command = [str(NODE_MODULES / ".bin" / "anvil"), "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--hardfork", "cancun", "--silent"]
+        if self.state if state is None else state:
+            command += ["--state", str(self.state_file), "--state-interval", "1"]
+        self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        _wait(lambda: _answers(f"http://127.0.0.1:{self.port}"), 30, "anvil did not start")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+        _wait(lambda: not _answers(f"http://127.0.0.1:{self.port}"), 10, "anvil still answers")
+
+
+class Server:
+    def __init__(self, env: dict[str, str], url: str, workdir: Path) -> None:
+        self.env, self.url, self.log = env, url, workdir / "serve.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, expect_up: bool = True) -> None:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen([GRIDLEDGER, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if expect_up:
+            _wait(lambda: self.health()[0] == 200, 180, "gridledger serve did not come up", self)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"gridledger serve exited: {self.log.read_text()[-2000:]}")
+        try:
+            response = httpx.get(f"{self.url}/health", timeout=5)
+        except httpx.HTTPError:
+            return 0, {}
+        return response.status_code, response.json()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=60)
+            if self.process.poll() is None:
+                self.kill()
+            self.process = None
+
+
+def environment(workdir: Path, node_port: int, api_port: int) -> dict[str, str]:
+    return os.environ | {
+        "GRIDLEDGER_CHAIN": "anvil",
+        "GRIDLEDGER_DEVNET_PORT": str(node_port),
+        "GRIDLEDGER_DATABASE": str(workdir / "facilitator.sqlite"),
+        "GRIDLEDGER_DEPLOYMENTS_DIR": str(workdir),
+        "GRIDLEDGER_API_PORT": str(api_port),
+        "GRIDLEDGER_RELAY_MAX_WAIT_S": "0.1",
+    }
+
+
+class Campaign:
+    """One node, one service, a few prosumers trading slot after slot while faults strike."""
+
+    def __init__(self, workdir: Path, node_port: int, api_port: int, *, prosumers: int = 4, seed: int = 1) -> None:
+        self.workdir = workdir
+        self.url = f"http://127.0.0.1:{api_port}"
+        self.settings = Settings(chain="anvil", devnet_port=node_port)
+        self.node = Node(node_port, workdir, state=True)
+        self.server = Server(environment(workdir, node_port, api_port), self.url, workdir)
+        self.api = GridLedgerClient(self.url, timeout=120)
+        self.roles = Roles.from_settings(self.settings)
+        self.accounts = [derive_account(self.settings.mnemonic, FIRST_PROSUMER_INDEX + i) for i in range(prosumers)]
+        self.nonces = Counter[str]()
+        self.random = random.Random(seed)
+        self.accepted: dict[str, Order] = {}
+        self.refused = Counter[int]()
+        self.faults: list[str] = []
+        self.slots: list[int] = []
+        self._lock = threading.Lock()
+
+    # ─────────────── processes ───────────────
+
+    def start(self) -> None:
+        self.node.start()
+        self.server.start()
+        self.ledger, _ = Ledger.open(self.settings)  # the service's deployment, through its record
+        for i, account in enumerate(self.accounts):
+            body = {"account": account.address, "meter_id": 1 + i, "bus": 3 + i % 4, "capacity_w": 20_000}
+            self.retry(lambda b=body: self.api.request("POST", "/participants", body=b, signer=self.roles.facilitator))
+        for account in (*self.accounts, self.roles.balancing):
+            self.ledger.fund_gas(account.address, 10**18)
+            self.ledger.mint(account.address, DEPOSIT)
+            self.ledger.deposit(account, DEPOSIT)
+        last = self.accounts[-1].address
+        _wait(lambda: self._available(last) == DEPOSIT, 60, "deposits not indexed")
+        time.sleep(2.5)  # the node's state file now holds the setup
+
+    def _available(self, account: str) -> int:
+        with contextlib.suppress(ApiError, GridLedgerError):
+            return int(self.api.get(f"/participants/{account}")["market_balance"]["available"])
+        return -1
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.node.kill()
+
+    def inject(self, kind: str) -> None:
+        """kill -9 of the service or the node, then a restart (the node's from its state file)."""
+        with self._lock:
+            self.faults.append(kind)
+            if kind == "serve":
+                self.server.kill()
+                time.sleep(self.random.uniform(0, 0.5))
+                self.server.start()
+            else:
+                self.node.kill()
+                time.sleep(self.random.uniform(0, 1.0))
+                self.node.start()
+                self.ledger.tx.forget_nonce()
+
+    def retry(self, act: Any, *, timeout: float = 120, done_if: tuple[str, ...] = ()) -> Any:
+        """Runs ``act`` until it succeeds, through 503s and dropped connections (faults)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return act()
+            except ApiError as exc:
+                if exc.body.get("error") in done_if:
+                    return None
+                if exc.status != 503 or time.monotonic() > deadline:
+                    raise
+            except (GridLedgerError, OSError, httpx.HTTPError, ValueError):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.3)
+
+    # ─────────────── the market's work ───────────────
+
+    def trade_slot(self, orders: int) -> None:
+        now = self.retry(self.ledger.chain.now)
+        slot = (now // 900 + 4) * 900
+        self.slots.append(slot)
+        for _ in range(orders):
+            self.submit(slot)
+        _wait(lambda: self.server.health()[1].get("relay_queue", 1) == 0, 120, "relay queue not drained", self.server)
+        self.retry(lambda: self.ledger.chain.move_time_to(slot - 300))
+        self.retry(lambda: self.operate("POST", f"/slots/{slot}/clearing"), done_if=("SlotAlreadyCleared",))
+        self.retry(lambda: self.ledger.chain.move_time_to(slot + 900))
+        readings = [{"account": a.address, "net_wh": self.random.randint(-500, 500)} for a in self.accounts]
+        self.retry(
+            lambda: self.operate("POST", f"/slots/{slot}/meter-readings", {"readings": readings}, self.roles.meter),
+            done_if=("MeterReadingAlreadyPosted",),
+        )
+        self.retry(lambda: self.operate("POST", f"/slots/{slot}/settlement"), done_if=("SlotNotCleared",))
+
+    def operate(self, method: str, path: str, body: Any = None, signer: Any = None) -> Any:
+        return self.api.request(method, path, body=body, signer=signer or self.roles.facilitator)
+
+    def submit(self, slot: int) -> None:
+        account = self.random.choice(self.accounts)
+        side = self.random.choice((Side.BUY, Side.SELL))
+        order = Order(
+            prosumer=account.address,
+            side=side,
+            delivery_start=slot,
+            energy_wh=self.random.randint(100, 2_000),
+            price_per_kwh=self.random.randint(50_000, 300_000),
+            nonce=self.nonces[account.address],
+            expiry=slot,
+        )
+        self.nonces[account.address] += 1
+        try:
+            answer = self.api.submit_order(account, order)
+        except ApiError as exc:
+            self.refused[exc.status] += 1
+            return
+        except (GridLedgerError, httpx.HTTPError):
+            self.refused[0] += 1  # the service was down: no answer, no promise
+            return
+        self.accepted[answer["order_hash"]] = order
+
+    # ─────────────── the checks ───────────────
+
+    def check(self) -> dict[str, Any]:
+        _wait(lambda: self.server.health()[0] == 200, 120, "service not healthy at the end", self.server)
+        _wait(lambda: self.server.health()[1]["relay_queue"] == 0, 120, "relay queue not drained", self.server)
+        events = self._events()
+        recorded = Counter(to_hex(e["orderHash"]) for e in events["OrderRecorded"])
+        cleared = Counter(e["deliveryStart"] for e in events["SlotCleared"])
+        settled = Counter(e["deliveryStart"] for e in events["SlotSettled"])
+        lost, duplicated, refused_visibly, unexplained = [], [], 0, []
+        for h in self.accepted:
+            status = self.api.get(f"/orders/{h}")
+            if recorded[h] > 1:
+                duplicated.append(h)
+            if recorded[h] >= 1 and status["status"] in ON_CHAIN:
+                continue
+            if recorded[h] == 0 and status["status"] in REFUSED:
+                refused_visibly += 1
+                if not status.get("reason"):
+                    unexplained.append(h)
+                continue
+            lost.append((h, status["status"], recorded[h]))
+        mismatched = []
+        for e in events["SlotCleared"]:
+            served = self.api.get(f"/slots/{e['deliveryStart']}/network-report")["report_hash"]
+            if served != to_hex(e["networkReportHash"]):
+                mismatched.append(e["deliveryStart"])
+        return {
+            "faults_injected": len(self.faults),
+            "faults": dict(Counter(self.faults)),
+            "slots_traded": len(self.slots),
+            "orders_accepted": len(self.accepted),
+            "orders_on_chain": sum(1 for h in self.accepted if recorded[h]),
+            "orders_refused_visibly": refused_visibly,
+            "orders_refused_without_reason": len(unexplained),
+            "submissions_refused": dict(self.refused),
+            "lost": len(lost),
+            "lost_detail": lost[:10],
+            "duplicated": len(duplicated),
+            "slots_cleared_twice": sum(1 for n in cleared.values() if n > 1),
+            "slots_settled_twice": sum(1 for n in settled.values() if n > 1),
+            "slots_cleared": len(cleared),
+            "slots_settled": len(settled),
+            "reports_mismatched": len(mismatched),
+        }
+
+    def _events(self) -> dict[str, list[dict[str, Any]]]:
+        market = self.ledger.market
+        wanted = {a["name"]: a for a in market.abi if a.get("type") == "event"}
+        topics = {bytes(event_abi_to_log_topic(wanted[n])): n for n in ("OrderRecorded", "SlotCleared", "SlotSettled")}
+        logs = self.ledger.chain.w3.eth.get_logs(
+            {"fromBlock": self.ledger.deployment.block, "toBlock": "latest", "address": market.address}
+        )
+        found: dict[str, list[dict[str, Any]]] = {n: [] for n in topics.values()}
+        for entry in logs:
+            name = topics.get(bytes(entry["topics"][0]))
+            if name is not None:
+                found[name].append(decode_event(wanted[name], entry))  # type: ignore[arg-type]
+        return found
+
+
+def run_campaign(
+    workdir: Path, node_port: int, api_port: int, *, faults: int, seconds: float, seed: int = 1, orders: int = 12
+) -> dict[str, Any]:
+    """Trades slots for ``seconds`` while a thread injects ``faults`` kills at random moments."""
+    campaign = Campaign(workdir, node_port, api_port, seed=seed)
+    campaign.start()
+    stop = threading.Event()
+    chooser = random.Random(seed + 1)
+    moments = sorted(chooser.uniform(0.5, seconds * 0.85) for _ in range(faults))
+
+    def injector() -> None:
+        started = time.monotonic()
+        for moment in moments:
+            if stop.wait(max(0.0, started + moment - time.monotonic())):
+                return
+            campaign.inject(chooser.choice(("serve", "node")))
+
+    thread = threading.Thread(target=injector, daemon=True)
+    try:
+        thread.start()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline or thread.is_alive():
+            campaign.trade_slot(orders)
+        stop.set()
+        thread.join()
+        return campaign.check()
+    finally:
+        stop.set()
+        campaign.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2
+        ).is_success
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(check: Any, timeout: float, what: str, server: Server | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            tail = server.log.read_text()[-3000:] if server is not None and server.log.exists() else ""
+            raise AssertionError(f"{what} within {timeout:.0f} s\n{tail}")
+        time.sleep(0.2)
