@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.faults import run_campaign  # noqa: E402
-from tests.integration.test_devnet import free_port  # noqa: E402
+from tests.integration.faults import run_campaign
+from tests.integration.test_devnet import free_port
 
 
 def main() -> int:

@@ -154,7 +154,7 @@ class Indexer:
             "(the old record is set aside and every accepted order is accounted for), or restart the node "
             "with its state"
         )
-        if deployment.block > head or len(self.w3.eth.get_code(market)) == 0:  # type: ignore[arg-type]
+        if deployment.block > head or len(self.w3.eth.get_code(market)) == 0:
             raise ChainReset(
                 f"the chain node was reset: market {market} has no code at block {head} "
                 f"(deployed in block {deployment.block}). {advice}"

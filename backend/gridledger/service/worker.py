@@ -104,7 +104,7 @@ class ChainWorker:
     def check_node(self) -> None:
         """Raises NodeUnreachable or ChainReset if the node cannot be used (see the module)."""
         try:
-            if self.indexer.check_chain():
+            if self.indexer.check_chain() | bool(self.relayer.requeue_lost()):
                 self.relayer.ledger.tx.forget_nonce()  # the node lost our latest transactions
         except NODE_ERRORS as exc:
             raise NodeUnreachable(
