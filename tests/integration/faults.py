@@ -74,8 +74,7 @@ class Node:
 
     def kill(self) -> None:
         if self.state and self.process is not None:
-            with contextlib.suppress(httpx.HTTPError, KeyError):
-                self.saved = _rpc(self.url, "anvil_dumpState", [])
+            self.saved = _rpc(self.url, "anvil_dumpState", [])
         if self.process is not None:  # the npm wrapper and the anvil binary it runs
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
@@ -334,15 +333,31 @@ def run_campaign(
                 return
             campaign.inject(chooser.choice(("serve", "node")))
 
-    thread = threading.Thread(target=injector, daemon=True)
+    failures: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            injector()
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=guarded, daemon=True)
     try:
         thread.start()
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline or thread.is_alive():
+        while (time.monotonic() < deadline or thread.is_alive()) and not failures:
             campaign.trade_slot(orders)
         stop.set()
         thread.join()
+        if failures:
+            raise failures[0]
         return campaign.check()
+    except BaseException:
+        for log in (campaign.server.log, campaign.node.log):
+            if log.exists():
+                print(f"──── {log.name} (end) ────\n{log.read_text()[-4000:]}")
+        print(f"faults so far: {campaign.faults}")
+        raise
     finally:
         stop.set()
         campaign.stop()
