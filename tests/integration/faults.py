@@ -326,12 +326,15 @@ def run_campaign(
     chooser = random.Random(seed + 1)
     moments = sorted(chooser.uniform(0.5, seconds * 0.85) for _ in range(faults))
 
+    first = chooser.randrange(2)
+    kinds = [("serve", "node")[(first + i) % 2] for i in range(faults)]  # both kinds, alternating
+
     def injector() -> None:
         started = time.monotonic()
-        for moment in moments:
+        for moment, kind in zip(moments, kinds, strict=True):
             if stop.wait(max(0.0, started + moment - time.monotonic())):
                 return
-            campaign.inject(chooser.choice(("serve", "node")))
+            campaign.inject(kind)
 
     failures: list[BaseException] = []
 

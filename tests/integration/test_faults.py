@@ -18,9 +18,9 @@ pytestmark = pytest.mark.devnet
 
 
 def test_random_kills_of_service_and_node_lose_and_duplicate_nothing(tmp_path) -> None:
-    figures = run_campaign(tmp_path, free_port(), free_port(), faults=3, seconds=25, seed=7, orders=6)
+    figures = run_campaign(tmp_path, free_port(), free_port(), faults=2, seconds=15, seed=7, orders=6)
     print(json.dumps(figures, indent=2))
-    assert figures["faults_injected"] == 3
+    assert figures["faults"] == {"serve": 1, "node": 1}
     assert figures["orders_accepted"] > 0
     assert figures["lost"] == 0, figures["lost_detail"]
     assert figures["duplicated"] == 0
