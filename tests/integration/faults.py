@@ -92,7 +92,7 @@ class Server:
         with self.log.open("a") as log:
             self.process = subprocess.Popen([GRIDLEDGER, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         if expect_up:
-            _wait(lambda: self.health()[0] == 200, 180, "gridledger serve did not come up", self)
+            _wait(lambda: self.health()[0] == 200, 300, "gridledger serve did not come up", self)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         if self.process is not None and self.process.poll() is not None:
@@ -191,7 +191,7 @@ class Campaign:
                 self.node.start()
                 self.ledger.tx.forget_nonce()
 
-    def retry(self, act: Any, *, timeout: float = 120, done_if: tuple[str, ...] = ()) -> Any:
+    def retry(self, act: Any, *, timeout: float = 300, done_if: tuple[str, ...] = ()) -> Any:
         """Runs ``act`` until it succeeds, through 503s and dropped connections (faults)."""
         deadline = time.monotonic() + timeout
         while True:
