@@ -147,6 +147,7 @@ class Campaign:
         self.accepted: dict[str, Order] = {}
         self.refused = Counter[int]()
         self.faults: list[str] = []
+        self.operation_refusals: list[str] = []
         self.slots: list[int] = []
         self._lock = threading.Lock()
 
@@ -230,7 +231,17 @@ class Campaign:
         self.retry(lambda: self.operate("POST", f"/slots/{slot}/settlement"), done_if=("SlotNotCleared",))
 
     def operate(self, method: str, path: str, body: Any = None, signer: Any = None) -> Any:
-        return self.api.request(method, path, body=body, signer=signer or self.roles.facilitator)
+        try:
+            return self.api.request(method, path, body=body, signer=signer or self.roles.facilitator)
+        except ApiError as exc:
+            if exc.status != 409 or exc.body.get("error") in (
+                "SlotAlreadyCleared",
+                "SlotNotCleared",
+                "MeterReadingAlreadyPosted",
+            ):
+                raise
+            self.operation_refusals.append(f"{method} {path}: {exc}")  # counted, not fatal
+            return None
 
     def submit(self, slot: int) -> None:
         account = self.random.choice(self.accounts)
@@ -299,6 +310,7 @@ class Campaign:
             "slots_cleared": len(cleared),
             "slots_settled": len(settled),
             "reports_mismatched": len(mismatched),
+            "operations_refused": self.operation_refusals,
         }
 
     def _events(self) -> dict[str, list[dict[str, Any]]]:
