@@ -43,8 +43,10 @@ def test_a_reset_node_is_refused_then_migrated(tmp_path) -> None:
 
         campaign.node.kill()
         campaign.node.start()  # the same port, an empty chain
-        _until(lambda: server.health()[0] == 503)
-        _, body = server.health()
+        # 503 NodeUnreachable while the node restarts, then ChainReset once the worker sees the empty chain.
+        _until(lambda: server.health()[1].get("error") == "ChainReset")
+        status, body = server.health()
+        assert status == 503
         assert body["error"] == "ChainReset" and "gridledger migrate" in body["detail"]
         assert set(body) == {"error", "detail", "fields"}
         order = Order(campaign.accounts[0].address, Side.SELL, slot, 500, 100_000, 99, slot)
