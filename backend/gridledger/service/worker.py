@@ -106,6 +106,9 @@ class ChainWorker:
         try:
             if self.indexer.check_chain() | bool(self.relayer.requeue_lost()):
                 self.relayer.ledger.tx.forget_nonce()  # the node lost our latest transactions
+            behind = self.relayer.ledger.chain.keep_clock()
+            if behind:
+                log.warning("the node's clock ran %d s back (restarted from a state file): set forward again", behind)
         except NODE_ERRORS as exc:
             raise NodeUnreachable(
                 f"the chain node does not answer ({type(exc).__name__}); accepted orders are kept and relayed "
