@@ -154,6 +154,8 @@ class Campaign:
         self.refused = Counter[int]()
         self.faults: list[str] = []
         self.slots: list[int] = []
+        self.retries = Counter[str]()  # what a retried act met (faults make the service refuse or vanish)
+        self.longest_retry_s = 0.0
         self._lock = threading.Lock()
 
     # ─────────────── processes ───────────────
@@ -196,21 +198,28 @@ class Campaign:
                 self.node.start()
                 self.ledger.tx.forget_nonce()
 
-    def retry(self, act: Any, *, timeout: float = 300, done_if: tuple[str, ...] = ()) -> Any:
-        """Runs ``act`` until it succeeds, through 503s and dropped connections (faults)."""
-        deadline = time.monotonic() + timeout
+    def retry(self, act: Any, *, timeout: float = 600, done_if: tuple[str, ...] = ()) -> Any:
+        """Runs ``act`` until it succeeds, through 503s and dropped connections (faults). The
+        bound is generous: on a loaded machine a restart of serve alone took up to a minute."""
+        started = time.monotonic()
         while True:
             try:
                 return act()
             except ApiError as exc:
                 if exc.body.get("error") in done_if:
                     return None
-                if exc.status != 503 or time.monotonic() > deadline:
+                if exc.status != 503 or time.monotonic() > started + timeout:
                     raise
-            except (GridLedgerError, OSError, httpx.HTTPError, ValueError):
-                if time.monotonic() > deadline:
+                self._retried(started, f"503 {exc.body.get('error')}")
+            except (GridLedgerError, OSError, httpx.HTTPError, ValueError) as exc:
+                if time.monotonic() > started + timeout:
                     raise
+                self._retried(started, type(exc).__name__)
             time.sleep(0.3)
+
+    def _retried(self, started: float, why: str) -> None:  # the trading thread only
+        self.retries[why] += 1
+        self.longest_retry_s = max(self.longest_retry_s, time.monotonic() - started)
 
     # ─────────────── the market's work ───────────────
 
@@ -296,6 +305,8 @@ class Campaign:
             "faults_injected": len(self.faults),
             "faults": dict(Counter(self.faults)),
             "serve_startups_s": [round(t, 1) for t in self.server.startups],
+            "retries": dict(self.retries),
+            "longest_retry_s": round(self.longest_retry_s, 1),
             "slots_traded": len(self.slots),
             "orders_accepted": len(self.accepted),
             "orders_on_chain": sum(1 for h in self.accepted if recorded[h]),
@@ -383,7 +394,7 @@ def run_campaign(
         for log in (campaign.server.log, campaign.node.log):
             if log.exists():
                 print(f"──── {log.name} (end) ────\n{log.read_text()[-4000:]}")
-        print(f"faults so far: {campaign.faults}")
+        print(f"faults so far: {campaign.faults}; retries {dict(campaign.retries)}, longest {campaign.longest_retry_s:.0f} s")
         raise
     finally:
         stop.set()
