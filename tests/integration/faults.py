@@ -394,7 +394,8 @@ def run_campaign(
         for log in (campaign.server.log, campaign.node.log):
             if log.exists():
                 print(f"──── {log.name} (end) ────\n{log.read_text()[-4000:]}")
-        print(f"faults so far: {campaign.faults}; retries {dict(campaign.retries)}, longest {campaign.longest_retry_s:.0f} s")
+        retried = f"retries {dict(campaign.retries)}, longest {campaign.longest_retry_s:.0f} s"
+        print(f"faults so far: {campaign.faults}; {retried}")
         raise
     finally:
         stop.set()
