@@ -154,6 +154,8 @@ class Campaign:
         self.refused = Counter[int]()
         self.faults: list[str] = []
         self.slots: list[int] = []
+        self.phase = "setup"  # what the trading thread is doing: the fault figures count by it
+        self.fault_phases = Counter[str]()
         self.retries = Counter[str]()  # what a retried act met (faults make the service refuse or vanish)
         self.longest_retry_s = 0.0
         self._lock = threading.Lock()
@@ -188,6 +190,7 @@ class Campaign:
         """kill -9 of the service or the node, then a restart (the node's from its state file)."""
         with self._lock:
             self.faults.append(kind)
+            self.fault_phases[self.phase] += 1
             if kind == "serve":
                 self.server.kill()
                 time.sleep(self.random.uniform(0, 0.5))
@@ -228,14 +231,17 @@ class Campaign:
         slot = (now // 900 + 4) * 900
         self.slots.append(slot)
         before = len(self.accepted)
+        self.phase = "orders and relay"
         for _ in range(orders):
             self.submit(slot)
         if len(self.accepted) == before:
             return  # every order refused (a fault): nothing to clear
-        _wait(lambda: self.server.health()[1].get("relay_queue", 1) == 0, 120, "relay queue not drained", self.server)
+        _wait(lambda: self.server.health()[1].get("relay_queue", 1) == 0, 600, "relay queue not drained", self.server)
         self.retry(lambda: self.ledger.chain.move_time_to(slot - 300))
+        self.phase = "clearing"
         self.retry(lambda: self.operate("POST", f"/slots/{slot}/clearing"), done_if=("SlotAlreadyCleared",))
         self.retry(lambda: self.ledger.chain.move_time_to(slot + 900))
+        self.phase = "meter readings and settlement"
         readings = [{"account": a.address, "net_wh": self.random.randint(-500, 500)} for a in self.accounts]
         self.retry(
             lambda: self.operate("POST", f"/slots/{slot}/meter-readings", {"readings": readings}, self.roles.meter),
@@ -304,6 +310,7 @@ class Campaign:
         return {
             "faults_injected": len(self.faults),
             "faults": dict(Counter(self.faults)),
+            "faults_by_phase": dict(self.fault_phases),
             "serve_startups_s": [round(t, 1) for t in self.server.startups],
             "retries": dict(self.retries),
             "longest_retry_s": round(self.longest_retry_s, 1),
@@ -356,15 +363,17 @@ def run_campaign(
     campaign.start()
     stop = threading.Event()
     chooser = random.Random(seed + 1)
-    moments = sorted(chooser.uniform(0.5, seconds * 0.85) for _ in range(faults))
-
+    spacing = max(2.0, seconds / max(faults, 1))
     first = chooser.randrange(2)
     kinds = [("serve", "node")[(first + i) % 2] for i in range(faults)]  # both kinds, alternating
 
     def injector() -> None:
-        started = time.monotonic()
-        for moment, kind in zip(moments, kinds, strict=True):
-            if stop.wait(max(0.0, started + moment - time.monotonic())):
+        # Each fault strikes a random moment after the service has recovered from the one before
+        # (a serve restart alone takes up to a minute on a loaded machine): work goes on between
+        # faults, so they land in relay, clearing and settlement rather than in one long retry.
+        for kind in kinds:
+            _wait(lambda: campaign.server.health()[0] == 200, 600, "service not back after a fault", campaign.server)
+            if stop.wait(chooser.uniform(0.5, spacing)):
                 return
             campaign.inject(kind)
 
