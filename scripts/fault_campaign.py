@@ -4,7 +4,14 @@ settlement and network report is checked against the chain.
 
     .venv/bin/python scripts/fault_campaign.py --faults 20 --seconds 300
 
-Prints the figures as JSON; exits 1 if anything was lost, duplicated, done twice or mismatched.
+Each fault strikes at a random moment after the service recovered from the one before (serve and
+node kills alternate); ``--seconds`` is how long slots are traded at least. Prints the figures as
+JSON: faults injected (by kind and by what was under way: orders and relay, clearing, meter
+readings and settlement), serve start-up times, retries, orders accepted, on the chain, refused
+visibly (with the reason) and lost, duplicated, slots cleared and settled (and twice), and stored
+network reports that do not match the chain. Exits 1 if anything was lost, duplicated, done
+twice or mismatched; a clearing, reading or settlement refused for another reason than "already
+done" stops the campaign with the error.
 """
 
 from __future__ import annotations
