@@ -155,6 +155,7 @@ class Campaign:
         self.faults: list[str] = []
         self.slots: list[int] = []
         self.phase = "setup"  # what the trading thread is doing: the fault figures count by it
+        self.progress = 0  # steps the trading thread completed (the injector waits for one per fault)
         self.fault_phases = Counter[str]()
         self.retries = Counter[str]()  # what a retried act met (faults make the service refuse or vanish)
         self.longest_retry_s = 0.0
@@ -237,9 +238,11 @@ class Campaign:
         if len(self.accepted) == before:
             return  # every order refused (a fault): nothing to clear
         _wait(lambda: self.server.health()[1].get("relay_queue", 1) == 0, 600, "relay queue not drained", self.server)
+        self.progress += 1
         self.retry(lambda: self.ledger.chain.move_time_to(slot - 300))
         self.phase = "clearing"
         self.retry(lambda: self.operate("POST", f"/slots/{slot}/clearing"), done_if=("SlotAlreadyCleared",))
+        self.progress += 1
         self.retry(lambda: self.ledger.chain.move_time_to(slot + 900))
         self.phase = "meter readings and settlement"
         readings = [{"account": a.address, "net_wh": self.random.randint(-500, 500)} for a in self.accounts]
@@ -247,7 +250,9 @@ class Campaign:
             lambda: self.operate("POST", f"/slots/{slot}/meter-readings", {"readings": readings}, self.roles.meter),
             done_if=("MeterReadingAlreadyPosted",),
         )
+        self.progress += 1
         self.retry(lambda: self.operate("POST", f"/slots/{slot}/settlement"), done_if=("SlotNotCleared",))
+        self.progress += 1
 
     def operate(self, method: str, path: str, body: Any = None, signer: Any = None) -> Any:
         """A privileged write. Only a refusal that says the work was already done (a retry after
@@ -369,9 +374,12 @@ def run_campaign(
 
     def injector() -> None:
         # Each fault strikes a random moment after the service has recovered from the one before
-        # (a serve restart alone takes up to a minute on a loaded machine): work goes on between
-        # faults, so they land in relay, clearing and settlement rather than in one long retry.
+        # and completed a step of the work (a serve restart alone takes up to a minute on a loaded
+        # machine, and a fresh process's first clearing as long): faults land in relay, clearing
+        # and settlement, and never keep one step from finishing (that livelocked a clearing).
         for kind in kinds:
+            done = campaign.progress
+            _wait(lambda d=done: campaign.progress > d, 900, "no progress after a fault", campaign.server)  # type: ignore[misc]
             _wait(lambda: campaign.server.health()[0] == 200, 600, "service not back after a fault", campaign.server)
             if stop.wait(chooser.uniform(0.5, spacing)):
                 return
