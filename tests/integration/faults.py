@@ -379,7 +379,7 @@ def run_campaign(
         # and settlement, and never keep one step from finishing (that livelocked a clearing).
         for kind in kinds:
             done = campaign.progress
-            _wait(lambda d=done: campaign.progress > d, 900, "no progress after a fault", campaign.server)  # type: ignore[misc]
+            _wait(lambda d=done: campaign.progress > d, 900, "no progress after a fault", campaign.server)
             _wait(lambda: campaign.server.health()[0] == 200, 600, "service not back after a fault", campaign.server)
             if stop.wait(chooser.uniform(0.5, spacing)):
                 return
