@@ -3,6 +3,10 @@ says what was wrong and what is allowed.
 
     GridLedgerError
     ├── ConfigurationError        settings or environment that cannot work
+    │   ├── NodeUnreachable       the chain node does not answer (the API says 503)
+    │   │   └── TransactionStuck  a sent transaction got no receipt in time (sent again later)
+    │   └── ChainReset            the chain's history is gone: the deployment's code or the
+    │                             indexed blocks (the API says 503 until `gridledger migrate`)
     ├── ToolchainError            the compiler or a devnet node is missing or failed
     │   └── CompilationError      solc rejected the contracts
     ├── DeploymentError           a deployment is missing, stale or would be duplicated
@@ -37,6 +41,20 @@ class GridLedgerError(Exception):
 
 class ConfigurationError(GridLedgerError):
     """Raised when settings or the environment cannot work (an unknown chain name, a bad URL)."""
+
+
+class NodeUnreachable(ConfigurationError):
+    """Raised when the chain node does not answer: nothing is accepted until it does again."""
+
+
+class ChainReset(ConfigurationError):
+    """Raised when the chain no longer holds the deployment's history (the node was reset):
+    the service refuses work until an operator moves it to a fresh deployment (``gridledger migrate``)."""
+
+
+class TransactionStuck(NodeUnreachable):
+    """Raised when a sent transaction got no receipt in time (dropped, or stuck behind a nonce gap).
+    Not a LedgerError: the chain did not refuse anything, so the work stays queued and is sent again."""
 
 
 class ToolchainError(GridLedgerError):

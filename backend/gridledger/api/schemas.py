@@ -199,7 +199,7 @@ class OrderTerms(Public):
 
 
 class RelayStatus(Public):
-    status: str = Field(description="accepted | relayed | rejected | withdrawn")
+    status: str = Field(description="accepted | relayed | rejected | withdrawn | abandoned")
     tx_hash: str | None
     reason: str | None
 

@@ -81,6 +81,25 @@ class Chain:
         """The latest block's timestamp."""
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
+    def keep_clock(self, *, after: int | None = None) -> int:
+        """Keeps a local devnet's clock from running back: if its next block would be earlier
+        than its latest block (or than ``after``), sets that block to one second past it and
+        returns by how many seconds the clock had run back (0 if it had not).
+
+        Why: anvil restarted from a dumped state (``anvil_loadState``) forgets the offset that
+        ``evm_setNextBlockTimestamp`` set and mines its next blocks at the wall clock, before
+        its latest block. A transaction checked against the latest block (gate closed) then
+        reverts in the next one (gate open again): seen as a clearing that "failed in block N"
+        while its replay against block N - 1 passed. Other chains' clocks do not run back."""
+        if self.kind not in LOCAL_DEVNETS:
+            return 0
+        latest = max(int(self.w3.eth.get_block("latest")["timestamp"]), after or 0)
+        behind = latest - int(self.w3.eth.get_block("pending")["timestamp"])
+        if behind < 0 or (behind == 0 and after is None):
+            return 0
+        self.w3.provider.make_request(RPCEndpoint("evm_setNextBlockTimestamp"), [hex(latest + 1)])
+        return max(behind, 1)
+
     def move_time_to(self, timestamp: int) -> None:
         """Mines a block at ``timestamp``, so that calls and later transactions see that time
         (local chains only)."""

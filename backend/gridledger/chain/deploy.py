@@ -3,11 +3,14 @@
 The record, ``deployments/<chainId>.json``, names the addresses, the block, the compiler and
 the source hash. Deploying to a chain that already has a live deployment reuses it when its
 sources match and refuses when they do not: this module never deploys a second copy silently.
+A record whose contracts are gone (the node was reset) is never overwritten either: deploying
+anew on purpose is ``gridledger migrate`` (``fresh=True``), which sets the old record aside.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,6 +70,7 @@ def ensure_deployed(
     *,
     directory: Path | None = None,
     record: bool = True,
+    fresh: bool = False,
 ) -> tuple[Deployment, bool]:
     """Returns the chain's deployment, deploying it first if the chain has none.
 
@@ -84,10 +88,28 @@ def ensure_deployed(
                 f"second copy: remove {directory / f'{chain.chain_id}.json'} to deploy anew on purpose"
             )
         return existing, False
+    if existing is not None and not fresh:
+        raise DeploymentError(
+            f"{directory / f'{chain.chain_id}.json'} records market {existing.addresses['EnergyMarket']} "
+            f"(deployed in block {existing.block}), but chain {chain.chain_id} has no code there: the node was "
+            "reset. Refusing to deploy over the record. Restart the node with its state, or run "
+            "`gridledger migrate` to deploy anew (the old record is set aside and the accepted orders accounted for)"
+        )
+    if existing is not None:
+        set_aside(chain.chain_id, existing, directory)
     deployment = deploy(chain, transactor, roles, build, settings)
     if record:
         deployment.save(directory)
     return deployment, True
+
+
+def set_aside(chain_id: int, old: Deployment, directory: Path | None = None) -> Path:
+    """Renames the record of ``old`` to ``<chainId>.<market>.<UTC time>.json``; returns the new path."""
+    directory = directory or DEPLOYMENTS_DIR
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = directory / f"{chain_id}.{old.addresses['EnergyMarket'][:10]}.{stamp}.json"
+    (directory / f"{chain_id}.json").replace(target)
+    return target
 
 
 def deploy(chain: Chain, transactor: Transactor, roles: Roles, build: Build, settings: Settings) -> Deployment:

@@ -20,17 +20,20 @@ from eth_typing import BlockIdentifier, HexStr
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from gridledger.chain.connection import Chain
 from gridledger.chain.reverts import RevertDecoder
-from gridledger.errors import LedgerError
+from gridledger.errors import LedgerError, TransactionStuck
 
 # EIP-7825 caps a transaction at 2**24 gas; Hardhat 3 enforces it and so do we, everywhere.
 MAX_TX_GAS = 16_777_216
 PRIORITY_FEE_WEI = 1_000_000_000
 GAS_MARGIN = 1.15
+RECEIPT_TIMEOUT_S = 60.0
+# What nodes answer when a raw transaction's nonce is stale (Hardhat, anvil, geth wordings).
+NONCE_REFUSALS = ("nonce too low", "nonce too high", "already known", "replacement transaction underpriced")
 
 # What a reverting call raises: web3's errors for JSON-RPC nodes, eth-tester's for the embedded chain.
 RevertError = (ContractCustomError, ContractLogicError, TransactionFailed)
@@ -53,6 +56,7 @@ class Transactor:
         self.chain = chain
         self.decoder = decoder
         self._nonces: dict[str, int] = {}
+        self.receipt_timeout_s = RECEIPT_TIMEOUT_S
         # Gas used so far, by contract function ("deploy" for constructors, "transfer" for value).
         self.gas_used: Counter[str] = Counter()
 
@@ -120,21 +124,64 @@ class Transactor:
         return self._send_signed(account, tx, f"transfer to {to}", "transfer")
 
     def _send_signed(self, account: LocalAccount, tx: TxParams, action: str, kind: str) -> TxReceipt:
+        """Sends ``tx``; if the node refuses its nonce (stale cache: the node restarted or lost
+        its pool) or no receipt comes in time, the nonce is read again from the node and the
+        transaction sent once more with it."""
         w3 = self.chain.w3
-        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
-        try:
-            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        except RevertError as exc:
-            self._nonces.pop(account.address, None)
-            raise self._revert(exc, action) from None
-        except Exception:
-            self._nonces.pop(account.address, None)
-            raise
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        self.gas_used[kind] += receipt["gasUsed"]
-        if receipt["status"] != 1:
-            raise self._replay_failure(tx, receipt, action)
-        return receipt
+        for attempt in (1, 2):
+            signed = account.sign_transaction(tx)  # type: ignore[arg-type]
+            try:
+                tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            except RevertError as exc:
+                self.forget_nonce(account.address)
+                raise self._revert(exc, action) from None
+            except Exception as exc:
+                self.forget_nonce(account.address)
+                if attempt == 1 and _is_nonce_refusal(exc):
+                    tx["nonce"] = Nonce(self._next_nonce(account))
+                    continue
+                raise
+            try:
+                receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout_s)
+            except TimeExhausted:
+                # Dropped, or queued behind a nonce gap (a nonce the node never reached).
+                self.forget_nonce(account.address)
+                mined = int(w3.eth.get_transaction_count(account.address, "latest"))
+                if attempt == 1 and int(tx["nonce"]) >= mined:
+                    tx["nonce"] = Nonce(self._next_nonce(account, block="latest"))
+                    continue
+                raise TransactionStuck(
+                    f"{action}: transaction {tx_hash.hex()} got no receipt in {self.receipt_timeout_s:.0f} s "
+                    f"(nonce {tx['nonce']}, the node's {mined}); it stays queued and is sent again"
+                ) from None
+            self.gas_used[kind] += receipt["gasUsed"]
+            if receipt["status"] != 1:
+                if attempt == 1 and self._clock_ran_back(receipt):
+                    tx["nonce"] = Nonce(self._next_nonce(account))  # it reverted: nothing happened but gas
+                    continue
+                raise self._replay_failure(tx, receipt, action)
+            return receipt
+        raise AssertionError("unreachable")
+
+    def forget_nonce(self, address: str | None = None) -> None:
+        """Drops the cached nonce of ``address`` (of every account if None): the next transaction
+        reads it from the node (after a node restart, a rollback or a failed send)."""
+        if address is None:
+            self._nonces.clear()
+        else:
+            self._nonces.pop(address, None)
+
+    def _clock_ran_back(self, receipt: TxReceipt) -> bool:
+        """True if ``receipt``'s block is earlier than the block before it (a devnet restarted
+        from a dumped state, see ``Chain.keep_clock``), after setting the clock forward again:
+        the transaction was checked at one time and run at an earlier one."""
+        number = int(receipt["blockNumber"])
+        if self.chain.kind == "embedded" or number == 0:
+            return False
+        before = int(self.chain.w3.eth.get_block(number - 1)["timestamp"])
+        if int(self.chain.w3.eth.get_block(number)["timestamp"]) >= before:
+            return False
+        return self.chain.keep_clock(after=before) > 0
 
     def _replay_failure(self, tx: TxParams, receipt: TxReceipt, action: str) -> LedgerError:
         call = {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")}
@@ -156,10 +203,10 @@ class Transactor:
             return self.decoder.to_exception(data if isinstance(data, str) else bytes(data), action=action)
         return LedgerError(f"{action} reverted: {exc}")
 
-    def _next_nonce(self, account: LocalAccount) -> int:
+    def _next_nonce(self, account: LocalAccount, *, block: BlockIdentifier = "pending") -> int:
         address = account.address
         if address not in self._nonces:
-            self._nonces[address] = self.chain.w3.eth.get_transaction_count(address, "pending")
+            self._nonces[address] = self.chain.w3.eth.get_transaction_count(address, block)
         nonce = self._nonces[address]
         self._nonces[address] = nonce + 1
         return nonce
@@ -197,6 +244,11 @@ def _tester_revert_data(exc: TransactionFailed) -> bytes | None:
     except (ValueError, SyntaxError):
         return None
     return data if isinstance(data, bytes) else None
+
+
+def _is_nonce_refusal(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(refusal in text for refusal in NONCE_REFUSALS)
 
 
 def _too_big(action: str) -> LedgerError:

@@ -38,6 +38,7 @@ app.command()(community.community)
 app.command()(node.compile)
 app.command()(node.deploy)
 app.command()(node.serve)
+app.command()(node.migrate)
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(wallet_app, name="wallet")
 

@@ -42,6 +42,43 @@ def deploy() -> None:
     console.print(f"record: {record_path(d.chain_id)}", soft_wrap=True)
 
 
+def migrate() -> None:
+    """Move to a fresh deployment after the chain node was reset: deploy anew, set the old record and
+    database aside, and account for every accepted order (re-queued or marked abandoned, with why)."""
+    from gridledger.service.migration import migrate as run
+
+    settings = Settings()
+    with console.status("checking the recorded deployment, deploying anew…"):
+        r = run(settings)
+    console.print(f"chain {r.chain_id} was reset: {r.why}", soft_wrap=True)
+    console.print(f"old market {r.old_market}  → record set aside as {r.old_record}", soft_wrap=True)
+    console.print(f"new market {r.new_market}  → record {r.new_record}", soft_wrap=True)
+    if r.database_copy is not None:
+        console.print(f"database {r.database} copied to {r.database_copy}; its index was emptied", soft_wrap=True)
+    same = r.old_market == r.new_market
+    console.print(f"orders accounted for: {r.accounted}")
+    console.print(
+        f"  re-queued for the new deployment: {r.requeued}"
+        + (
+            "  (same address, so their signatures still hold; the ledger may still refuse them: unregistered"
+            " or unfunded prosumers)"
+            if same
+            else ""
+        )
+    )
+    console.print(f"  abandoned, never relayed:          {r.abandoned_waiting}")
+    console.print(f"  abandoned, relayed to the old chain: {r.abandoned_relayed}")
+    console.print(f"  abandoned, recorded there by others: {r.abandoned_indexed}")
+    console.print(
+        f"cancellations abandoned: {r.cancellations_abandoned}; cleared or settled slots lost: {r.slots_lost}"
+    )
+    console.print(
+        "owners see each order's status and reason at GET /orders/{hash}; participants must be registered and "
+        "funded again on the new deployment. Start the service with `gridledger serve`.",
+        soft_wrap=True,
+    )
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default GRIDLEDGER_API_HOST)")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="port (default GRIDLEDGER_API_PORT)")] = None,

@@ -70,6 +70,13 @@ class ServiceContext:
         """Runs ``fn`` on the chain thread and waits for it (tests move the chain's clock this way)."""
         return self.worker.call(fn).result(timeout=WRITE_TIMEOUT_S)
 
+    def require_node(self) -> None:
+        """Refuses (503) work that needs the chain while the chain thread finds the node unusable:
+        unreachable, or reset (see ``service.worker``). An order accepted then could not be relayed."""
+        problem = self.worker.node_problem
+        if problem is not None:
+            raise type(problem)(f"{problem}; nothing is accepted until then")
+
     # ─────────────── reads every desk needs ───────────────
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:

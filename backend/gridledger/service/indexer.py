@@ -24,7 +24,7 @@ from gridledger.chain.ledger import Ledger
 from gridledger.chain.slots import order_args, unpack_outcomes, unpack_readings
 from gridledger.chain.transactions import read
 from gridledger.encoding import to_hex
-from gridledger.errors import ConfigurationError
+from gridledger.errors import ChainReset, ConfigurationError
 from gridledger.market.orders import Order
 from gridledger.store.database import INDEXED_TABLES, get_meta, set_meta, write_transaction
 
@@ -76,6 +76,7 @@ class Indexer:
                 if handler is not None:
                     self._events[bytes(event_abi_to_log_topic(event))] = (event, handler)
         self._check_deployment()
+        self.check_chain()
 
     @property
     def last_block(self) -> int:
@@ -135,15 +136,67 @@ class Indexer:
                 f"database {_path_of(self.db)} indexes market {known} on chain {get_meta(self.db, 'chain_id')}, "
                 f"not market {market} on chain {chain_id}: set GRIDLEDGER_DATABASE to another file"
             )
+
+    def check_chain(self) -> bool:
+        """Checks that the chain still holds the deployment and the blocks indexed so far.
+
+        Raises ``ChainReset`` if the deployment's code is gone or its first block is no longer
+        the block it was deployed in (a reset node, perhaps with another deployment at the same
+        addresses). If only recent blocks are gone (a node restarted from an older state: the
+        deployment is intact), the index is rebuilt from the deployment's block and accepted
+        orders whose relay was lost go back to the relay queue; returns True then.
+        """
+        deployment = self.ledger.deployment
+        head = self.head()
+        market = self.ledger.market.address
+        advice = (
+            "Accepted orders are kept. Run `gridledger migrate` to deploy anew on this chain "
+            "(the old record is set aside and every accepted order is accounted for), or restart the node "
+            "with its state"
+        )
+        if deployment.block > head or len(self.w3.eth.get_code(market)) == 0:
+            raise ChainReset(
+                f"the chain node was reset: market {market} has no code at block {head} "
+                f"(deployed in block {deployment.block}). {advice}"
+            )
+        first = to_hex(self.w3.eth.get_block(deployment.block)["hash"])
+        known_first = get_meta(self.db, "deployment_block_hash")
+        if known_first is None:
+            with write_transaction(self.db):
+                set_meta(self.db, "deployment_block_hash", first)
+        elif known_first != first:
+            raise ChainReset(
+                f"the chain was reset or reorganised: block {deployment.block}, where market {market} was "
+                f"deployed, is now {first}, not {known_first} (another deployment at the same addresses?). {advice}"
+            )
         last_hash = get_meta(self.db, "last_block_hash")
         if last_hash is None:
-            return
+            return False
         last = self.last_block
-        if last > self.head() or to_hex(self.w3.eth.get_block(last)["hash"]) != last_hash:
-            raise ConfigurationError(
-                f"the chain no longer has block {last} as indexed ({last_hash}): it was reset or reorganised. "
-                "Index a fresh chain into a new file (set GRIDLEDGER_DATABASE)"
-            )
+        if last <= head and to_hex(self.w3.eth.get_block(last)["hash"]) == last_hash:
+            return False
+        log.warning(
+            "the chain no longer has block %d as indexed (%s; head %d): the node lost recent blocks; "
+            "re-indexing from block %d",
+            last,
+            last_hash,
+            head,
+            deployment.block,
+        )
+        self.rewind()
+        return True
+
+    def rewind(self) -> None:
+        """Rebuilds the index from the deployment's block; relayed orders the chain lost are queued again."""
+        self.reset()
+        self.sync()
+        with write_transaction(self.db):
+            lost = self.db.execute(
+                "update submissions set status = 'accepted', tx_hash = '', relayed_at = null "
+                "where status = 'relayed' and order_hash not in (select order_hash from orders)"
+            ).rowcount
+        if lost:
+            log.warning("%d relayed orders are no longer on the chain: queued for relay again", lost)
 
     def reset(self) -> None:
         """Empties the index tables (the facilitator's own tables are kept)."""

@@ -42,6 +42,7 @@ class OrderDesk:
     def accept_order(self, submitted: OrderIn) -> dict[str, Any]:
         """Checks a signed order against the index and queues it for relay; returns its status."""
         ctx, order = self.ctx, submitted.order
+        ctx.require_node()
         hash_hex = to_hex(order_hash(order, chain_id=ctx.chain_id, market_address=ctx.market))
         signer = recover_signer(from_hex(hash_hex), submitted.r, submitted.vs)
         if signer != order.prosumer:
@@ -83,6 +84,7 @@ class OrderDesk:
     def accept_cancellation(self, hash_hex: str, r: bytes, vs: bytes) -> dict[str, Any]:
         """Checks a prosumer's signed cancellation and queues it for the chain."""
         ctx = self.ctx
+        ctx.require_node()
         row = find_order(ctx.db, hash_hex)
         if row is None:
             raise NotFoundError(f"order {hash_hex} is unknown: neither accepted here nor recorded on the ledger")

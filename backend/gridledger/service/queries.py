@@ -25,6 +25,11 @@ class Queries:
         self.ctx = ctx
 
     def health(self) -> dict[str, Any]:
+        """The service's state; raises (503, with the reason) while the chain node is unreachable or reset."""
+        problem = self.ctx.worker.node_problem
+        if problem is not None:
+            queued = self.ctx.db.execute("select count(*) from submissions where status = 'accepted'").fetchone()[0]
+            raise type(problem)(f"{problem} ({queued} accepted orders wait for relay)")
         head = self.ctx.worker.head
         indexed = int(get_meta(self.ctx.db, "last_block") or 0)
         queued = self.ctx.db.execute("select count(*) from submissions where status = 'accepted'").fetchone()[0]
@@ -212,7 +217,7 @@ def order_status(ctx: ServiceContext, hash_hex: str) -> dict[str, Any]:
     if submitted:
         s = submitted[0]
         result["relay"] = {"status": s["status"], "tx_hash": s["tx_hash"] or None, "reason": s["reason"] or None}
-        if s["status"] in ("rejected", "withdrawn") and not on_chain:
+        if s["status"] in ("rejected", "withdrawn", "abandoned") and not on_chain:
             result["reason"] = s["reason"]
     cancellation = ctx.rows("select status, reason, tx_hash from cancellations where order_hash = ?", hash_hex)
     if cancellation:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlite_utils
+from web3.exceptions import TransactionNotFound
 
 from gridledger.chain.ledger import Ledger
 from gridledger.encoding import from_hex, to_hex
@@ -90,6 +91,32 @@ class Relayer:
             else:
                 self._set_cancellation(order_hash, "done", tx_hash=to_hex(receipt["transactionHash"]))
         return len(pending)
+
+    def requeue_lost(self) -> int:
+        """Queues again relayed orders whose transaction the node no longer knows (a node restarted
+        from an older state lost it before the index saw it); returns how many."""
+        rows = self.db.execute(
+            "select distinct tx_hash from submissions where status = 'relayed' and tx_hash != '' "
+            "and order_hash not in (select order_hash from orders)"
+        ).fetchall()
+        lost = []
+        for (tx_hash,) in rows:
+            try:
+                self.ledger.chain.w3.eth.get_transaction(tx_hash)
+            except TransactionNotFound:
+                lost.append(tx_hash)
+        if not lost:
+            return 0
+        marks = ",".join("?" * len(lost))
+        with write_transaction(self.db):
+            count = self.db.execute(
+                "update submissions set status = 'accepted', tx_hash = '', relayed_at = null "
+                f"where status = 'relayed' and tx_hash in ({marks}) "
+                "and order_hash not in (select order_hash from orders)",
+                lost,
+            ).rowcount
+        log.warning("%d relayed orders are in no transaction the node knows: queued for relay again", count)
+        return int(count)
 
     # ─────────────── internals ───────────────
 

@@ -4,6 +4,11 @@ Relaying, indexing and the facilitator's own transactions (registration, meter r
 clearing, settlement) all run here, one after another: transaction nonces, gas and retries stay
 in one place, and the embedded chain (py-evm, not thread-safe) is only ever touched by this
 thread. The API thread hands work over with ``call`` and waits on the returned future.
+
+Before work that writes to the chain (and at least every ``NODE_CHECK_S`` otherwise) the
+thread checks the node: ``node_problem`` is ``NodeUnreachable`` while it does not answer and
+``ChainReset`` while the deployment's history is gone. Then nothing is sent, queued commands
+fail with that error (the API answers 503), and the desks refuse new orders with it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import requests
+
+from gridledger.errors import ChainReset, ConfigurationError, NodeUnreachable
 from gridledger.service.indexer import Indexer
 from gridledger.service.relayer import Relayer
 
@@ -24,6 +32,9 @@ T = TypeVar("T")
 
 IDLE_POLL_S = 0.05
 ERROR_BACKOFF_S = 1.0
+NODE_CHECK_S = 1.0
+# What a node that went away raises through web3's HTTP provider.
+NODE_ERRORS = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError)
 
 
 class ChainWorker:
@@ -36,6 +47,8 @@ class ChainWorker:
         self._drain = True
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.node_problem: ConfigurationError | None = None
+        self._checked_at = 0.0
         self.head = indexer.last_block
 
     # ─────────────── control ───────────────
@@ -73,7 +86,10 @@ class ChainWorker:
         return future
 
     def step(self, *, force_relay: bool = False) -> None:
-        """One round: commands, index, cancellations, due relays, index again."""
+        """One round: the node's check, commands, index, cancellations, due relays, index again."""
+        writes_due = not self._commands.empty() or self.relayer.seconds_until_due() == 0.0 or force_relay
+        if writes_due or time.monotonic() - self._checked_at >= NODE_CHECK_S:
+            self.check_node()
         while True:
             try:
                 fn, future = self._commands.get_nowait()
@@ -85,6 +101,21 @@ class ChainWorker:
         if self.relayer.process_cancellations() + self.relayer.relay_due(force=force_relay):
             self.indexer.sync()
 
+    def check_node(self) -> None:
+        """Raises NodeUnreachable or ChainReset if the node cannot be used (see the module)."""
+        try:
+            if self.indexer.check_chain() | bool(self.relayer.requeue_lost()):
+                self.relayer.ledger.tx.forget_nonce()  # the node lost our latest transactions
+            behind = self.relayer.ledger.chain.keep_clock()
+            if behind:
+                log.warning("the node's clock ran %d s back (restarted from a state file): set forward again", behind)
+        except NODE_ERRORS as exc:
+            raise NodeUnreachable(
+                f"the chain node does not answer ({type(exc).__name__}); accepted orders are kept and relayed "
+                "when it is back"
+            ) from exc
+        self._checked_at = time.monotonic()
+
     # ─────────────── loop ───────────────
 
     def _run(self) -> None:
@@ -92,6 +123,11 @@ class ChainWorker:
             try:
                 self.step()
                 self.last_error = None
+                self.node_problem = None
+            except (NodeUnreachable, ChainReset, *NODE_ERRORS) as exc:
+                self._node_failed(exc)
+                time.sleep(ERROR_BACKOFF_S)
+                continue
             except Exception as exc:  # a node that went away must not kill the service
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("chain worker step failed; retrying")
@@ -108,6 +144,26 @@ class ChainWorker:
             self.step(force_relay=True)
         except Exception:
             log.exception("final relay on shutdown failed; the orders stay queued for the next start")
+
+    def _node_failed(self, exc: BaseException) -> None:
+        problem = exc if isinstance(exc, (NodeUnreachable, ChainReset)) else None
+        if problem is None:
+            problem = NodeUnreachable(
+                f"the chain node does not answer ({type(exc).__name__}); accepted orders are kept and relayed "
+                "when it is back"
+            )
+        if self.node_problem is None or str(self.node_problem) != str(problem):
+            log.warning("chain node unusable: %s", problem)
+        self.node_problem = problem
+        self.last_error = f"{type(problem).__name__}: {problem}"
+        self._checked_at = 0.0  # check again before anything is sent
+        self.relayer.ledger.tx.forget_nonce()  # a restarted node has lost its pool
+        while True:  # the work waiting for the chain fails now instead of waiting for it
+            try:
+                _, future = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            future.set_exception(problem)
 
 
 def _run_into(fn: Callable[[], T], future: Future[T]) -> None:

@@ -36,7 +36,7 @@ SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "expiry": int,
             "r": str,
             "vs": str,
-            "status": str,  # accepted | relayed | rejected | withdrawn
+            "status": str,  # accepted | relayed | rejected | withdrawn | abandoned (`gridledger migrate`)
             "reason": str,
             "error": str,
             "tx_hash": str,

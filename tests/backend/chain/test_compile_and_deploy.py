@@ -59,7 +59,7 @@ def test_deploy_records_then_reuses_and_refuses_other_sources(build, tmp_path) -
     assert Deployment.load(chain.chain_id, tmp_path) == first
 
 
-def test_a_stale_record_of_a_reset_chain_is_replaced(build, tmp_path) -> None:
+def test_a_stale_record_of_a_reset_chain_is_refused_then_set_aside_on_purpose(build, tmp_path) -> None:
     settings = Settings(chain="embedded")
     roles = Roles.from_settings(settings)
     chain = connect(settings)
@@ -67,8 +67,14 @@ def test_a_stale_record_of_a_reset_chain_is_replaced(build, tmp_path) -> None:
     ensure_deployed(chain, tx, roles, build, settings, directory=tmp_path)
     fresh = connect(settings)  # a new chain with the same id and no code
     tx2 = Transactor(fresh, RevertDecoder(c.abi for c in build.contracts.values()))
-    _, deployed = ensure_deployed(fresh, tx2, roles, build, settings, directory=tmp_path)
+    record = (tmp_path / f"{fresh.chain_id}.json").read_text()
+    with pytest.raises(DeploymentError, match="gridledger migrate"):
+        ensure_deployed(fresh, tx2, roles, build, settings, directory=tmp_path)
+    assert (tmp_path / f"{fresh.chain_id}.json").read_text() == record  # never overwritten silently
+    _, deployed = ensure_deployed(fresh, tx2, roles, build, settings, directory=tmp_path, fresh=True)
     assert deployed
+    (aside,) = tmp_path.glob(f"{fresh.chain_id}.0x*.json")
+    assert aside.read_text() == record
 
 
 def test_roles_are_granted(ledger) -> None:
