@@ -49,6 +49,10 @@ RELAY_BATCH_SIZE = 100
 # 9 M to settle (benchmarks/gas.py), well under EIP-7825's 16,777,216.
 CLEARING_CHUNK = 1_000
 READINGS_BATCH = 2_000  # meter readings per transaction: about 7 M gas
+# Onboarding batches: a registration writes three new storage words (about 75k gas), a first
+# deposit one (about 30k with the admission), so both stay near 8 M gas a transaction.
+REGISTER_BATCH = 100
+DEPOSIT_BATCH = 250
 SLOT_STATUS = ("open", "clearing", "cleared", "settling", "settled")
 
 
@@ -144,6 +148,37 @@ class Ledger:
         self.admit([account])
         return receipt
 
+    def register_many(
+        self,
+        accounts: Sequence[str],
+        *,
+        meter_ids: Sequence[int],
+        buses: Sequence[int],
+        capacities_w: Sequence[int],
+        batch_size: int = REGISTER_BATCH,
+    ) -> list[TxReceipt]:
+        """Registers ``accounts[i]`` with ``meter_ids[i]``, ``buses[i]`` and ``capacities_w[i]``
+        (facilitator's key), ``batch_size`` a transaction (``registerMany``), and admits each
+        batch to the energy market as :meth:`register` does: a feeder's onboarding in a few
+        transactions instead of two a participant. A refused batch changes nothing; the batches
+        before it stay registered."""
+        n = len(accounts)
+        if not len(meter_ids) == len(buses) == len(capacities_w) == n:
+            raise ValueError(
+                f"register_many needs one meter id, bus and capacity per account: {n} accounts, "
+                f"{len(meter_ids)} meter ids, {len(buses)} buses, {len(capacities_w)} capacities"
+            )
+        receipts = []
+        for k in range(0, n, batch_size):
+            batch = slice(k, k + batch_size)
+            call = self.registry.functions.registerMany(
+                list(accounts[batch]), list(meter_ids[batch]), list(buses[batch]), list(capacities_w[batch])
+            )
+            count = len(accounts[batch])
+            receipts.append(self.tx.send(self.roles.facilitator, call, action=f"registration of {count} participants"))
+            receipts.append(self.admit(accounts[batch]))
+        return receipts
+
     def admit(self, accounts: Sequence[str]) -> TxReceipt:
         """Copies what the registry says about ``accounts`` into the energy market (any key may;
         an account's first order does it otherwise)."""
@@ -157,6 +192,24 @@ class Ledger:
         market = self.market.address
         self.tx.send(account, self.token.functions.approve(market, amount), action="approve the market")
         return self.tx.send(account, self.market.functions.deposit(amount), action=f"deposit {amount}")
+
+    def deposit_for(
+        self, funder: LocalAccount, amounts: Mapping[str, int], *, batch_size: int = DEPOSIT_BATCH
+    ) -> list[TxReceipt]:
+        """Moves ``amounts[a]`` from ``funder``'s wallet into each registered participant ``a``'s
+        market account: one approval of the total, then ``depositFor`` for ``batch_size``
+        accounts a transaction."""
+        accounts, values = list(amounts), list(amounts.values())
+        if not accounts:
+            return []
+        market = self.market.address
+        total = sum(values)
+        receipts = [self.tx.send(funder, self.token.functions.approve(market, total), action="approve the market")]
+        for k in range(0, len(accounts), batch_size):
+            call = self.market.functions.depositFor(accounts[k : k + batch_size], values[k : k + batch_size])
+            count = len(accounts[k : k + batch_size])
+            receipts.append(self.tx.send(funder, call, action=f"deposit for {count} participants"))
+        return receipts
 
     def withdraw(self, account: LocalAccount, amount: int) -> TxReceipt:
         return self.tx.send(account, self.market.functions.withdraw(amount), action=f"withdraw {amount}")

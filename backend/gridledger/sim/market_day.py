@@ -118,6 +118,7 @@ def run_market_day(
             buses=[p.bus for p in profiles],
             capacities_w=[capacity_w(p, floor_w=DEFAULT_CAPACITY_W) for p in profiles],
             deposits=deposits,
+            gas_money=False,  # the facilitator relays their orders: they send no transaction of their own
         )
     participants = [Participant(a, p, d) for a, p, d in zip(accounts, profiles, deposits, strict=True)]
     grid.bus_of = {p.address: p.profile.bus for p in participants}
