@@ -12,8 +12,8 @@ the slot's orders from the chain, ``facilitate``, the commit); the peak resident
 process and of the node. With fewer than 96 slots it also prints a whole day extrapolated from
 the slots run (labelled as such). Hardhat and anvil nodes are started and stopped here.
 
-A phase the chain refuses (e.g. a transaction above EIP-7825's 16,777,216 gas) ends the run:
-the figures measured until then are printed with the refusal.
+A phase the chain refuses (e.g. a transaction above EIP-7825's 16,777,216 gas) ends the run, and
+so does SIGINT (Ctrl-C): the figures measured until then are printed with the reason.
 
 ``--python-side`` measures, without a chain, what the facilitator's and the prosumers' Python
 does in one slot (12:00) for each number of prosumers: signing every order, ``facilitate``
@@ -210,6 +210,8 @@ def main() -> None:
             run_market_day(ledger, config, on_slot=progress, clock=clock)
         except GridLedgerError as exc:
             refusal = str(exc)
+        except KeyboardInterrupt:  # SIGINT: print what was measured until then
+            refusal = "interrupted (SIGINT) before the day's end: the figures are of the slots settled so far"
         wall = time.perf_counter() - day_started
         node_rss = group_rss_kib(running.pid) if running else None
 
@@ -218,7 +220,7 @@ def main() -> None:
     table(clock.figures, slots)
     print(f"wall time of the run: {wall:.1f} s")
     if refusal:
-        print(f"REFUSED after {slots} settled slots: {refusal}")
+        print(f"STOPPED after {slots} settled slots: {refusal}")
 
     clearing = [
         sum(c) for c in zip(*(clock.figures[n].stretches for n in CLEARING if n in clock.figures), strict=False)
