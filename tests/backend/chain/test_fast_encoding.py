@@ -82,4 +82,3 @@ def test_fast_encoding_equals_eth_abi(name) -> None:
 )
 def test_what_it_does_not_take_goes_to_eth_abi(types, values) -> None:
     assert fast_encode(types, values) is None
-
