@@ -114,6 +114,7 @@ class Ledger:
         self.roles = roles
         self.tx = transactor
         self._hashes: dict[Order, bytes] = {}
+        self._indexes: dict[str, int] = {}  # participant numbers (registrations never change)
         w3 = chain.w3
 
         def bind(name: str) -> Contract:
@@ -405,13 +406,7 @@ class Ledger:
         """Posts net metered energy per account (Wh, positive = taken from the grid), in batches
         of ``batch_size`` meters, stored by the registry's participant numbers."""
         action = f"meter readings of slot {delivery_start}"
-        accounts = list(readings)
-        (indexes,) = (
-            self.tx.view(self.registry.functions.indexesOf(accounts), ("uint32[]",), action=action)
-            if accounts
-            else ([],)
-        )
-        data = pack_readings(dict(zip(accounts, indexes, strict=True)), readings)
+        data = pack_readings(self.participant_indexes(list(readings), action=action), readings)
         step = 8 * batch_size
         return [
             self.tx.send(
@@ -421,6 +416,16 @@ class Ledger:
             )
             for k in range(0, max(len(data), 1), step)
         ]
+
+    def participant_indexes(self, accounts: Sequence[str], *, action: str) -> dict[str, int]:
+        """The registry's participant numbers of ``accounts`` (``indexesOf``; NotRegistered for
+        one it does not know). Remembered: a registration never changes, and asking for a
+        feeder's thousand meters took about half a second a slot."""
+        unknown = [a for a in accounts if a not in self._indexes]
+        if unknown:
+            (indexes,) = self.tx.view(self.registry.functions.indexesOf(unknown), ("uint32[]",), action=action)
+            self._indexes.update(zip(unknown, indexes, strict=True))
+        return {a: self._indexes[a] for a in accounts}
 
     def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> list[TxReceipt]:
         """Settles a cleared and metered slot (any key may; the facilitator's is used): the
@@ -558,9 +563,11 @@ class Ledger:
         the deployment's block, and a sequence the chain still does not confirm raises."""
         state = self.slot_state(delivery_start)
         found = self._slot_orders(delivery_start, self.deployment.block if from_block is None else from_block)
-        if from_block is not None and from_block > self.deployment.block and not _confirms(found, state):
+        confirmed = _confirms(found, state)
+        if not confirmed and from_block is not None and from_block > self.deployment.block:
             found = self._slot_orders(delivery_start, self.deployment.block)
-        if not _confirms(found, state):
+            confirmed = _confirms(found, state)
+        if not confirmed:
             raise LedgerError(
                 f"the {len(found)} orders read from the logs of slot {delivery_start} do not hash to its "
                 f"order chain on the ledger ({state.orders} orders): the node's logs are incomplete or inconsistent"
