@@ -21,10 +21,10 @@ from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.address import is_checksum_address
 from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractCustomError, ContractLogicError
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
-from gridledger.chain.connection import Chain
+from gridledger.chain.connection import LOCAL_DEVNETS, Chain
 from gridledger.chain.reverts import RevertDecoder
 from gridledger.errors import LedgerError
 
@@ -90,9 +90,10 @@ class Transactor:
         else:
             tx = call.build_transaction(params)
         try:
-            if self.chain.kind == "embedded":
-                # py-evm's estimate_gas binary-searches (about nine executions); one eth_call
-                # finds the same reverts, and the cap is the limit (only gas used is paid).
+            if self.chain.kind == "embedded" or self.chain.kind in LOCAL_DEVNETS:
+                # estimate_gas binary-searches (about nine executions: a second for a relay batch
+                # on a loaded anvil); one eth_call finds the same reverts, and the cap is the
+                # limit (only gas used is paid). A remote node gets an estimate.
                 w3.eth.call(tx)
             else:
                 estimate = w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "gas"})  # type: ignore[arg-type]
@@ -101,6 +102,10 @@ class Transactor:
                 tx["gas"] = min(int(estimate * GAS_MARGIN) + 10_000, MAX_TX_GAS)
         except RevertError as exc:
             raise self._revert(exc, action) from None
+        except Web3RPCError as exc:
+            if "out of gas" in str(exc).lower():  # a devnet's eth_call at the cap
+                raise _too_big(action) from None
+            raise
         return tx
 
     def view(self, call: ContractFunction, types: Sequence[str], *, action: str) -> tuple[Any, ...]:
@@ -133,7 +138,9 @@ class Transactor:
         except Exception:
             self._nonces.pop(account.address, None)
             raise
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        # A local node mines at once: web3's default 0.1 s between polls was most of a devnet
+        # transaction's wall time.
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.005)
         self.gas_used[kind] += receipt["gasUsed"]
         if receipt["status"] != 1:
             raise self._replay_failure(tx, receipt, action)
