@@ -247,7 +247,12 @@ def main() -> None:
             f"{SLOTS_PER_DAY} × {per_slot:.1f} s = {fixed + SLOTS_PER_DAY * per_slot:,.0f} s "
             f"(from {slots} slots {args.first_slot}–{args.first_slot + slots - 1}; the day's slots differ in orders)"
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"CPU time of this process: {usage.ru_utime + usage.ru_stime:.1f} s (user {usage.ru_utime:.1f} s): "
+        "on a shared machine, what the run itself needed"
+    )
+    peak = usage.ru_maxrss  # KiB on Linux
     line = f"peak resident memory: this process {peak / 1024 / 1024:.2f} GiB"
     if node_rss:
         line += f"; the {args.chain} node {node_rss[1] / 1024 / 1024:.2f} GiB (now {node_rss[0] / 1024 / 1024:.2f})"
