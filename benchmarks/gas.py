@@ -7,7 +7,8 @@ Targets: a meter reading ≤ 5,000 gas; a relayed order ≤ 15,000 in steady sta
 a prosumer's first; a committed fill and a settled fill ≤ 10,000 each; every transaction under
 EIP-7825's 16,777,216 gas.
 
-What is measured: 100 prosumers (registered, with a deposit) relay their first order, then
+What is measured: onboarding (``registerMany``, ``admit``, ``depositFor`` per participant); 100
+prosumers (registered, with a deposit) relay their first order, then
 their next one (steady state); four prosumers that never deposited relay a first sale (their
 account word is new: the worst first order); the steady slot is cleared (all orders cross),
 metered and settled; the DSO sets a day's tariff (96 slots). ``--tariff`` sets the steady
@@ -49,7 +50,9 @@ def main() -> None:
     n = args.orders
 
     ledger, _ = Ledger.open(Settings(), record=False)
-    prosumers = make_prosumers(ledger, count=n, deposit=10**10)
+    onboarding = dict(ledger.tx.gas_used)
+    prosumers = make_prosumers(ledger, count=n, deposit=10**10, gas_money=False)
+    onboarded = {k: v - onboarding.get(k, 0) for k, v in ledger.tx.gas_used.items()}
     balancing = ledger.roles.balancing
     ledger.fund_gas(balancing.address, 10**18)
     ledger.mint(balancing.address, 10**12)
@@ -81,6 +84,11 @@ def main() -> None:
     alternate = lambda k: Side.BUY if k % 2 == 0 else Side.SELL  # noqa: E731
     print(f"batches of {n} orders, half buy (escrowed) and half sell, embedded chain (revm, Prague gas rules)")
     print(f"every transaction below stays under EIP-7825's cap of {MAX_TX_GAS:,} gas")
+    report(f"onboarding {n} prosumers: registerMany", onboarded.get("registerMany", 0), n, "participant")
+    report(f"onboarding {n} prosumers: admit", onboarded.get("admit", 0), n, "participant")
+    report(
+        f"onboarding {n} prosumers: depositFor (one pull of the sum)", onboarded.get("depositFor", 0), n, "participant"
+    )
     relay(
         f"{n} prosumers, first order each (registry read once)",
         batch(slot0, prosumers, side_of=alternate),

@@ -12,8 +12,8 @@ the slot's orders from the chain, ``facilitate``, the commit); the peak resident
 process and of the node. With fewer than 96 slots it also prints a whole day extrapolated from
 the slots run (labelled as such). Hardhat and anvil nodes are started and stopped here.
 
-A phase the chain refuses (e.g. a transaction above EIP-7825's 16,777,216 gas) ends the run:
-the figures measured until then are printed with the refusal.
+A phase the chain refuses (e.g. a transaction above EIP-7825's 16,777,216 gas) ends the run, and
+so does SIGINT (Ctrl-C): the figures measured until then are printed with the reason.
 
 ``--python-side`` measures, without a chain, what the facilitator's and the prosumers' Python
 does in one slot (12:00) for each number of prosumers: signing every order, ``facilitate``
@@ -210,6 +210,8 @@ def main() -> None:
             run_market_day(ledger, config, on_slot=progress, clock=clock)
         except GridLedgerError as exc:
             refusal = str(exc)
+        except KeyboardInterrupt:  # SIGINT: print what was measured until then
+            refusal = "interrupted (SIGINT) before the day's end: the figures are of the slots settled so far"
         wall = time.perf_counter() - day_started
         node_rss = group_rss_kib(running.pid) if running else None
 
@@ -218,7 +220,7 @@ def main() -> None:
     table(clock.figures, slots)
     print(f"wall time of the run: {wall:.1f} s")
     if refusal:
-        print(f"REFUSED after {slots} settled slots: {refusal}")
+        print(f"STOPPED after {slots} settled slots: {refusal}")
 
     clearing = [
         sum(c) for c in zip(*(clock.figures[n].stretches for n in CLEARING if n in clock.figures), strict=False)
@@ -245,7 +247,12 @@ def main() -> None:
             f"{SLOTS_PER_DAY} × {per_slot:.1f} s = {fixed + SLOTS_PER_DAY * per_slot:,.0f} s "
             f"(from {slots} slots {args.first_slot}–{args.first_slot + slots - 1}; the day's slots differ in orders)"
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        f"CPU time of this process: {usage.ru_utime + usage.ru_stime:.1f} s (user {usage.ru_utime:.1f} s): "
+        "on a shared machine, what the run itself needed"
+    )
+    peak = usage.ru_maxrss  # KiB on Linux
     line = f"peak resident memory: this process {peak / 1024 / 1024:.2f} GiB"
     if node_rss:
         line += f"; the {args.chain} node {node_rss[1] / 1024 / 1024:.2f} GiB (now {node_rss[0] / 1024 / 1024:.2f})"

@@ -232,6 +232,26 @@ contract EnergyMarket is IEnergyMarket, AccessControl, EIP712, ReentrancyGuardTr
     }
 
     /// @inheritdoc IEnergyMarket
+    function depositFor(address[] calldata accounts, uint256[] calldata amounts) external nonReentrant {
+        uint256 n = accounts.length;
+        if (amounts.length != n) revert LengthMismatch(n, amounts.length);
+        // slither-disable-next-line uninitialized-local
+        uint256 total;
+        for (uint256 i; i < n; ++i) {
+            address account = accounts[i];
+            uint256 amount = amounts[i];
+            if (amount == 0) revert ZeroAmount();
+            uint256 word = _accounts[account];
+            // Only registered participants: admitting one reverts with NotRegistered otherwise.
+            if ((word >> MAX_ENERGY_SHIFT) & MASK_32 == 0) word = _admitted(word, account);
+            _accounts[account] = _credit(word, amount);
+            total += amount;
+            emit Deposited(account, amount);
+        }
+        TOKEN.safeTransferFrom(msg.sender, address(this), total);
+    }
+
+    /// @inheritdoc IEnergyMarket
     function withdraw(uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         uint256 word = _accounts[msg.sender];

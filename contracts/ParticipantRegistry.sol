@@ -30,18 +30,23 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
         external
         onlyRole(FACILITATOR_ROLE)
     {
-        if (account == address(0)) revert ZeroAccount();
-        if (capacityW < MIN_CAPACITY_W) revert InvalidCapacity(capacityW, MIN_CAPACITY_W);
-        if (_participants[account].capacityW != 0) revert AlreadyRegistered(account);
-        address holder = _meterAccounts[meterId];
-        if (holder != address(0)) revert MeterIdTaken(meterId, holder);
+        _register(account, meterId, bus, capacityW);
+    }
 
-        // Fits: one registration per transaction, so 2^32 of them cannot happen.
-        uint32 index = uint32(_accounts.length);
-        _participants[account] = Participant({meterId: meterId, bus: bus, capacityW: capacityW, index: index});
-        _meterAccounts[meterId] = account;
-        _accounts.push(account);
-        emit ParticipantRegistered(account, meterId, bus, capacityW, index);
+    /// @inheritdoc IParticipantRegistry
+    function registerMany(
+        address[] calldata accounts,
+        uint64[] calldata meterIds,
+        uint32[] calldata buses,
+        uint32[] calldata capacitiesW
+    ) external onlyRole(FACILITATOR_ROLE) {
+        uint256 n = accounts.length;
+        if (meterIds.length != n) revert LengthMismatch(n, meterIds.length);
+        if (buses.length != n) revert LengthMismatch(n, buses.length);
+        if (capacitiesW.length != n) revert LengthMismatch(n, capacitiesW.length);
+        for (uint256 i; i < n; ++i) {
+            _register(accounts[i], meterIds[i], buses[i], capacitiesW[i]);
+        }
     }
 
     /// @inheritdoc IParticipantRegistry
@@ -62,7 +67,7 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
 
     /// @inheritdoc IParticipantRegistry
     function participantCount() external view returns (uint32) {
-        return uint32(_accounts.length); // fits: see register
+        return uint32(_accounts.length); // fits: see _register
     }
 
     /// @inheritdoc IParticipantRegistry
@@ -79,5 +84,20 @@ contract ParticipantRegistry is AccessControl, IParticipantRegistry {
             if (p.capacityW == 0) revert NotRegistered(accounts[i]);
             indexes[i] = p.index;
         }
+    }
+
+    function _register(address account, uint64 meterId, uint32 bus, uint32 capacityW) private {
+        if (account == address(0)) revert ZeroAccount();
+        if (capacityW < MIN_CAPACITY_W) revert InvalidCapacity(capacityW, MIN_CAPACITY_W);
+        if (_participants[account].capacityW != 0) revert AlreadyRegistered(account);
+        address holder = _meterAccounts[meterId];
+        if (holder != address(0)) revert MeterIdTaken(meterId, holder);
+
+        // Fits: 2^32 registrations would need more gas than any chain's blocks have held.
+        uint32 index = uint32(_accounts.length);
+        _participants[account] = Participant({meterId: meterId, bus: bus, capacityW: capacityW, index: index});
+        _meterAccounts[meterId] = account;
+        _accounts.push(account);
+        emit ParticipantRegistered(account, meterId, bus, capacityW, index);
     }
 }

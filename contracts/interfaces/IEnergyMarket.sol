@@ -107,7 +107,8 @@ interface IEnergyMarket {
 
     // ───────────────────────────── events ─────────────────────────────
 
-    /// @notice `amount` tokens moved from `account`'s wallet into its market account.
+    /// @notice `amount` tokens moved into `account`'s market account: from its wallet
+    /// (`deposit`) or from a funder's (`depositFor`).
     event Deposited(address indexed account, uint256 amount);
     /// @notice `amount` tokens moved from `account`'s market account back to its wallet.
     event Withdrawn(address indexed account, uint256 amount);
@@ -282,6 +283,13 @@ interface IEnergyMarket {
 
     /// @notice Moves `amount` tokens from the caller into its market account (approve first).
     function deposit(uint256 amount) external;
+
+    /// @notice Moves the sum of `amounts` from the caller's wallet (approve it first) into the
+    /// market accounts of `accounts`, `amounts[i]` to `accounts[i]` (an account named twice
+    /// gets both), one `Deposited(accounts[i], amounts[i])` each: a funder onboarding a feeder
+    /// in one transaction. Each account must be a registered participant (it is admitted as
+    /// `admit` would) and each amount positive; all or nothing.
+    function depositFor(address[] calldata accounts, uint256[] calldata amounts) external;
 
     /// @notice Moves `amount` of the caller's available market balance back to its wallet.
     function withdraw(uint256 amount) external;

@@ -38,12 +38,24 @@ interface IParticipantRegistry {
     error NotRegistered(address account);
     /// @notice There is no participant number `index`: `count` participants are registered (0 to count − 1).
     error UnknownParticipant(uint32 index, uint32 count);
+    /// @notice Array arguments of different lengths (as the energy market's error of that name).
+    error LengthMismatch(uint256 a, uint256 b);
 
     // ───────────────────────────── functions ─────────────────────────────
 
     /// @notice Registers `account` with its meter, connection bus and capacity. Facilitator only.
     /// @param capacityW the connection's capacity in W, at least 4 W
     function register(address account, uint64 meterId, uint32 bus, uint32 capacityW) external;
+
+    /// @notice Registers `accounts[i]` with `meterIds[i]`, `buses[i]` and `capacitiesW[i]`, in
+    /// order, as `register` would one by one (numbers, events and refusals alike), in one
+    /// transaction: onboarding a feeder. All or nothing. Facilitator only.
+    function registerMany(
+        address[] calldata accounts,
+        uint64[] calldata meterIds,
+        uint32[] calldata buses,
+        uint32[] calldata capacitiesW
+    ) external;
 
     /// @notice The participant record of `account`; reverts with NotRegistered if there is none.
     function participant(address account) external view returns (Participant memory);

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
@@ -25,6 +25,8 @@ from gridledger.chain.connection import Chain, Roles, connect
 from gridledger.chain.deploy import Deployment, ensure_deployed
 from gridledger.chain.reverts import RevertDecoder, refusal
 from gridledger.chain.slots import (
+    ORDER_CANCELLED_TOPIC,
+    ORDER_RECORDED_TOPIC,
     ZERO_HASH,
     ClearingItem,
     SlotOrder,
@@ -33,13 +35,14 @@ from gridledger.chain.slots import (
     clearing_items,
     pack_order,
     pack_readings,
-    recorded_order,
+    raw_recorded_orders,
     split,
 )
+from gridledger.chain.slots import chain as order_chain
 from gridledger.chain.transactions import PreparedTx, Transactor
 from gridledger.config import Settings
 from gridledger.encoding import short_hex
-from gridledger.errors import OrderError
+from gridledger.errors import LedgerError, OrderError
 from gridledger.flex.products import FlexOffer, FlexRequest, SignedOffer
 from gridledger.market.orders import Order, RecordedOrder, SignedOrder
 from gridledger.wallet.signing import order_hash, sign_cancellation, sign_offer, sign_order
@@ -49,6 +52,12 @@ RELAY_BATCH_SIZE = 100
 # 9 M to settle (benchmarks/gas.py), well under EIP-7825's 16,777,216.
 CLEARING_CHUNK = 1_000
 READINGS_BATCH = 2_000  # meter readings per transaction: about 7 M gas
+# Onboarding batches: a registration writes three new storage words (about 75k gas), a first
+# deposit one (about 30k with the admission), so both stay near 8 M gas a transaction.
+REGISTER_BATCH = 100
+DEPOSIT_BATCH = 250
+HASHES_REMEMBERED = 100_000  # order hashes kept (hash_of): a few slots of a feeder's orders, ~25 MB
+SLOT_STATE_ABI = "(bytes32,bytes32,bytes32,uint32,uint32,uint8,uint64,uint64,uint16,uint16,int256)"
 SLOT_STATUS = ("open", "clearing", "cleared", "settling", "settled")
 
 
@@ -104,6 +113,8 @@ class Ledger:
         self.deployment = deployment
         self.roles = roles
         self.tx = transactor
+        self._hashes: dict[Order, bytes] = {}
+        self._indexes: dict[str, int] = {}  # participant numbers (registrations never change)
         w3 = chain.w3
 
         def bind(name: str) -> Contract:
@@ -144,6 +155,37 @@ class Ledger:
         self.admit([account])
         return receipt
 
+    def register_many(
+        self,
+        accounts: Sequence[str],
+        *,
+        meter_ids: Sequence[int],
+        buses: Sequence[int],
+        capacities_w: Sequence[int],
+        batch_size: int = REGISTER_BATCH,
+    ) -> list[TxReceipt]:
+        """Registers ``accounts[i]`` with ``meter_ids[i]``, ``buses[i]`` and ``capacities_w[i]``
+        (facilitator's key), ``batch_size`` a transaction (``registerMany``), and admits each
+        batch to the energy market as :meth:`register` does: a feeder's onboarding in a few
+        transactions instead of two a participant. A refused batch changes nothing; the batches
+        before it stay registered."""
+        n = len(accounts)
+        if not len(meter_ids) == len(buses) == len(capacities_w) == n:
+            raise ValueError(
+                f"register_many needs one meter id, bus and capacity per account: {n} accounts, "
+                f"{len(meter_ids)} meter ids, {len(buses)} buses, {len(capacities_w)} capacities"
+            )
+        receipts = []
+        for k in range(0, n, batch_size):
+            batch = slice(k, k + batch_size)
+            call = self.registry.functions.registerMany(
+                list(accounts[batch]), list(meter_ids[batch]), list(buses[batch]), list(capacities_w[batch])
+            )
+            count = len(accounts[batch])
+            receipts.append(self.tx.send(self.roles.facilitator, call, action=f"registration of {count} participants"))
+            receipts.append(self.admit(accounts[batch]))
+        return receipts
+
     def admit(self, accounts: Sequence[str]) -> TxReceipt:
         """Copies what the registry says about ``accounts`` into the energy market (any key may;
         an account's first order does it otherwise)."""
@@ -157,6 +199,24 @@ class Ledger:
         market = self.market.address
         self.tx.send(account, self.token.functions.approve(market, amount), action="approve the market")
         return self.tx.send(account, self.market.functions.deposit(amount), action=f"deposit {amount}")
+
+    def deposit_for(
+        self, funder: LocalAccount, amounts: Mapping[str, int], *, batch_size: int = DEPOSIT_BATCH
+    ) -> list[TxReceipt]:
+        """Moves ``amounts[a]`` from ``funder``'s wallet into each registered participant ``a``'s
+        market account: one approval of the total, then ``depositFor`` for ``batch_size``
+        accounts a transaction."""
+        accounts, values = list(amounts), list(amounts.values())
+        if not accounts:
+            return []
+        market = self.market.address
+        total = sum(values)
+        receipts = [self.tx.send(funder, self.token.functions.approve(market, total), action="approve the market")]
+        for k in range(0, len(accounts), batch_size):
+            call = self.market.functions.depositFor(accounts[k : k + batch_size], values[k : k + batch_size])
+            count = len(accounts[k : k + batch_size])
+            receipts.append(self.tx.send(funder, call, action=f"deposit for {count} participants"))
+        return receipts
 
     def withdraw(self, account: LocalAccount, amount: int) -> TxReceipt:
         return self.tx.send(account, self.market.functions.withdraw(amount), action=f"withdraw {amount}")
@@ -173,7 +233,9 @@ class Ledger:
         return self.tx.send(account, call, action="cancel order")
 
     def sign(self, account: LocalAccount, order: Order) -> SignedOrder:
-        return sign_order(account, order, chain_id=self.chain.chain_id, market_address=self.market.address)
+        signed = sign_order(account, order, chain_id=self.chain.chain_id, market_address=self.market.address)
+        self._remember_hash(order, signed.order_hash)
+        return signed
 
     def sign_cancellation(self, account: LocalAccount, order_hash: bytes) -> tuple[bytes, bytes]:
         return sign_cancellation(account, order_hash, chain_id=self.chain.chain_id, market_address=self.market.address)
@@ -333,7 +395,8 @@ class Ledger:
 
     def network_tariff(self, delivery_start: int) -> int:
         """The slot's network tariff, token base units per kWh (0 when none was set)."""
-        return int(self.market.functions.networkTariff(delivery_start).call())
+        call = self.market.functions.networkTariff(delivery_start)
+        return int(self.tx.view(call, ("uint64",), action=f"network tariff of slot {delivery_start}")[0])
 
     # ─────────────── meter operator and settlement ───────────────
 
@@ -343,13 +406,7 @@ class Ledger:
         """Posts net metered energy per account (Wh, positive = taken from the grid), in batches
         of ``batch_size`` meters, stored by the registry's participant numbers."""
         action = f"meter readings of slot {delivery_start}"
-        accounts = list(readings)
-        (indexes,) = (
-            self.tx.view(self.registry.functions.indexesOf(accounts), ("uint32[]",), action=action)
-            if accounts
-            else ([],)
-        )
-        data = pack_readings(dict(zip(accounts, indexes, strict=True)), readings)
+        data = pack_readings(self.participant_indexes(list(readings), action=action), readings)
         step = 8 * batch_size
         return [
             self.tx.send(
@@ -359,6 +416,16 @@ class Ledger:
             )
             for k in range(0, max(len(data), 1), step)
         ]
+
+    def participant_indexes(self, accounts: Sequence[str], *, action: str) -> dict[str, int]:
+        """The registry's participant numbers of ``accounts`` (``indexesOf``; NotRegistered for
+        one it does not know). Remembered: a registration never changes, and asking for a
+        feeder's thousand meters took about half a second a slot."""
+        unknown = [a for a in accounts if a not in self._indexes]
+        if unknown:
+            (indexes,) = self.tx.view(self.registry.functions.indexesOf(unknown), ("uint32[]",), action=action)
+            self._indexes.update(zip(unknown, indexes, strict=True))
+        return {a: self._indexes[a] for a in accounts}
 
     def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> list[TxReceipt]:
         """Settles a cleared and metered slot (any key may; the facilitator's is used): the
@@ -405,7 +472,12 @@ class Ledger:
         """How many orders each chunk of the slot's clearing covered, in chunk order (the chunks
         committed so far, if the clearing is unfinished)."""
         chunks = self.slot_state(delivery_start).chunks
-        ends = [int(self.market.functions.clearingChunk(delivery_start, k).call()[1]) for k in range(chunks)]
+        action = f"clearing chunks of slot {delivery_start}"
+        clearing_chunk = self.market.functions.clearingChunk
+        ends = [
+            int(self.tx.view(clearing_chunk(delivery_start, k), ("bytes32", "uint32"), action=action)[1])
+            for k in range(chunks)
+        ]
         return [end - start for start, end in zip([0, *ends], ends, strict=False)]
 
     # ─────────────── flexibility market ───────────────
@@ -482,30 +554,48 @@ class Ledger:
 
     def slot_orders(self, delivery_start: int, *, from_block: int | None = None) -> list[SlotOrder]:
         """Every order the chain recorded for the slot, cancelled ones included, in arrival
-        order: the sequence of the slot's order chain."""
-        start = self.deployment.block if from_block is None else from_block
-        filters: dict[str, Any] = {"deliveryStart": delivery_start}
-        recorded = self.market.events.OrderRecorded.get_logs(from_block=start, argument_filters=filters)
+        order: the sequence of the slot's order chain.
+
+        Read from the node's raw logs (decoded here: ``slots.raw_recorded_orders``) and then
+        confirmed by the chain itself: the links of what was read must hash to the slot's order
+        chain (``slotState``), count and all. ``from_block`` (where the slot's orders began, if
+        known) narrows the scan; if the chain says orders were missed, the scan starts again from
+        the deployment's block, and a sequence the chain still does not confirm raises."""
+        state = self.slot_state(delivery_start)
+        found = self._slot_orders(delivery_start, self.deployment.block if from_block is None else from_block)
+        confirmed = _confirms(found, state)
+        if not confirmed and from_block is not None and from_block > self.deployment.block:
+            found = self._slot_orders(delivery_start, self.deployment.block)
+            confirmed = _confirms(found, state)
+        if not confirmed:
+            raise LedgerError(
+                f"the {len(found)} orders read from the logs of slot {delivery_start} do not hash to its "
+                f"order chain on the ledger ({state.orders} orders): the node's logs are incomplete or inconsistent"
+            )
+        return found
+
+    def _slot_orders(self, delivery_start: int, start: int) -> list[SlotOrder]:
+        eth, market = self.chain.w3.eth, self.market.address
+        slot_topic = HexStr("0x" + delivery_start.to_bytes(32, "big").hex())
+        recorded = eth.get_logs(
+            {"address": market, "fromBlock": start, "topics": [HexStr("0x" + ORDER_RECORDED_TOPIC.hex()), slot_topic]}
+        )
+        # The cancellations of the slot's orders since ``start`` (a cancellation follows its order).
         cancelled = {
-            bytes(log["args"]["orderHash"]) for log in self.market.events.OrderCancelled.get_logs(from_block=start)
+            bytes(log["topics"][1])
+            for log in eth.get_logs(
+                {"address": market, "fromBlock": start, "topics": [HexStr("0x" + ORDER_CANCELLED_TOPIC.hex())]}
+            )
         }
-        ordered = sorted((recorded_order(log, self.hash_of) for log in recorded), key=lambda r: r.arrival)
+        ordered = sorted(raw_recorded_orders(recorded, self.hash_of), key=lambda r: r.arrival)
         return [SlotOrder(r, k, r.order_hash in cancelled) for k, r in enumerate(ordered)]
 
     def slot_state(self, delivery_start: int) -> SlotState:
-        (
-            orders_hash,
-            fills_hash,
-            report_hash,
-            orders,
-            cancelled,
-            status,
-            price,
-            tariff,
-            chunks,
-            settled,
-            pot,
-        ) = self.market.functions.slotState(delivery_start).call()
+        # Decoded with eth-abi (``Transactor.view``): web3's ``.call()`` took ~0.2 s here under load.
+        call = self.market.functions.slotState(delivery_start)
+        ((orders_hash, fills_hash, report_hash, orders, cancelled, status, price, tariff, chunks, settled, pot),) = (
+            self.tx.view(call, (SLOT_STATE_ABI,), action=f"state of slot {delivery_start}")
+        )
         return SlotState(
             bytes(orders_hash),
             bytes(fills_hash),
@@ -533,8 +623,21 @@ class Ledger:
         return bytes(self.market.functions.orderHash(order.as_abi()).call())
 
     def hash_of(self, order: Order) -> bytes:
-        """The order's EIP-712 hash, computed here (the same digest the contract computes)."""
-        return order_hash(order, chain_id=self.chain.chain_id, market_address=self.market.address)
+        """The order's EIP-712 hash, computed here (the same digest the contract computes).
+
+        Remembered per order: a slot's orders are hashed when signed, read back, committed and
+        settled, about 0.15–0.35 ms each time, which at a feeder's thousands of orders a slot
+        was a second a slot."""
+        known = self._hashes.get(order)
+        if known is None:
+            known = order_hash(order, chain_id=self.chain.chain_id, market_address=self.market.address)
+            self._remember_hash(order, known)
+        return known
+
+    def _remember_hash(self, order: Order, hash_: bytes) -> None:
+        if len(self._hashes) >= HASHES_REMEMBERED:
+            self._hashes.clear()  # a day of 5,000 prosumers is about 400,000 orders: forget, recompute
+        self._hashes[order] = hash_
 
     def next_nonce(self, prosumer: str) -> int:
         """The lowest nonce ``prosumer`` may still use: nonces only go up."""
@@ -557,3 +660,11 @@ def fills_hash(fills: Iterable[tuple[bytes, int]]) -> bytes:
     for hash_, filled_wh in fills:
         chain = bytes(keccak(chain + hash_ + filled_wh.to_bytes(32, "big")))
     return chain
+
+
+def _confirms(orders: Sequence[SlotOrder], state: SlotState) -> bool:
+    """Whether ``orders`` are the slot's whole order chain: as many as it counts, and their links
+    hash to its value (the contract keeps its first 28 bytes)."""
+    if len(orders) != state.orders:
+        return False
+    return order_chain(o.link for o in orders)[:28] == state.orders_hash[:28]

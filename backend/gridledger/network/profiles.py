@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
+import pickle
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,14 +100,51 @@ def describe_codes(codes: tuple[str, ...]) -> str:
 @cache
 def load_grid(code: str = DEFAULT_GRID) -> Any:
     """The SimBench pandapower net (loaded once per process: it takes seconds, ~15 s for the
-    MV/LV grids)."""
+    MV/LV grids, ~20 s more under load for importing simbench itself).
+
+    Parsed once per machine: the net is pickled to ``<GRIDLEDGER_CACHE_DIR or .cache>/simbench/``
+    under the installed simbench version and the grid's code, and read back from there (about a
+    second for the MV/LV grids). The cache holds only what this function wrote (it is read with
+    pickle, so it must stay a directory only this project writes); delete it to parse again."""
+    path = _grid_cache(code)
+    if path is not None and path.exists():
+        try:
+            with path.open("rb") as f:
+                return pickle.load(f)  # our own cache: see the docstring
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            path.unlink(missing_ok=True)  # unreadable (e.g. written by another pandas): parse again
     import simbench
 
     require_grid(code)
     try:
-        return simbench.get_simbench_net(code)
+        net = simbench.get_simbench_net(code)
     except Exception as exc:
         raise ConfigurationError(f"cannot load SimBench grid {code!r}: {exc}") from None
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.part")
+            with partial.open("wb") as f:
+                pickle.dump(net, f, protocol=pickle.HIGHEST_PROTOCOL)
+            partial.replace(path)  # atomic: a concurrent reader sees the whole file or none
+        except OSError:
+            pass  # a read-only checkout parses every time
+    return net
+
+
+def _grid_cache(code: str) -> Path | None:
+    """Where the parsed grid ``code`` is cached, or None when the cache is switched off
+    (``GRIDLEDGER_CACHE_DIR=""``). Keyed by the simbench and pandas versions that parsed it."""
+    from gridledger.paths import PROJECT_ROOT
+
+    root = os.environ.get("GRIDLEDGER_CACHE_DIR", str(PROJECT_ROOT / ".cache"))
+    if not root or "/" in code or not code.isprintable():
+        return None
+    try:
+        key = f"simbench-{metadata.version('simbench')}-pandas-{metadata.version('pandas')}"
+    except metadata.PackageNotFoundError:
+        return None
+    return Path(root) / "simbench" / f"{code}.{key}.pickle"
 
 
 def grid_loads(code: str) -> int:

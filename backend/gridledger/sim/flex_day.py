@@ -179,6 +179,8 @@ class FlexCycle:
         # Settlement only credits (pull payments): each party takes its balance, as a wallet would.
         for account in [p.account for _, p in self.awarded] + [self.ledger.roles.dso]:
             if self.ledger.flex_claimable(account.address) > 0:
+                if self.ledger.chain.w3.eth.get_balance(account.address) == 0:  # onboarded without gas money
+                    self.ledger.fund_gas(account.address, 10**18)
                 self.ledger.claim_flex(account)
 
 

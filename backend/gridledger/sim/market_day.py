@@ -4,7 +4,8 @@ Each prosumer's orders follow its day-ahead net position from the SimBench profi
 consumer bids to buy, a net producer offers to sell, at limit prices between the feed-in
 tariff and the retail tariff. Slots run as a pipeline on the chain's clock:
 
-    ds − gate − 60 s   the facilitator relays the slot's signed orders
+    ds − gate − 540 s  the facilitator relays the slot's signed orders (right after the slot
+                       before starts: a devnet's clock runs on while thousands of orders go in)
     ds − gate          the gate closes; the facilitator clears the slot from the recorded orders
     ds + 900 s         delivery ends; the meter operator posts readings and the slot settles
 
@@ -42,6 +43,11 @@ from gridledger.sim.participants import DEFAULT_CAPACITY_W, Participant, make_pr
 from gridledger.sim.phases import PhaseClock, PhaseFigures
 from gridledger.store.reports import ReportStore
 from gridledger.units import DEFAULT_GRID, SLOT_HOURS, SLOT_SECONDS, SLOTS_PER_DAY
+
+# How long before its gate a slot's orders are relayed: 60 s was too short on a Hardhat or anvil
+# node, whose clock runs in real time (a 5,000-prosumer slot's relay took 85 s on a loaded machine
+# and the gate closed on it). 540 s starts right after the slot before (ds − 900 s) has begun.
+RELAY_LEAD_SECONDS = 540
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ def run_market_day(
             buses=[p.bus for p in profiles],
             capacities_w=[capacity_w(p, floor_w=DEFAULT_CAPACITY_W) for p in profiles],
             deposits=deposits,
+            gas_money=False,  # the facilitator relays their orders: they send no transaction of their own
         )
     participants = [Participant(a, p, d) for a, p, d in zip(accounts, profiles, deposits, strict=True)]
     grid.bus_of = {p.address: p.profile.bus for p in participants}
@@ -141,9 +148,9 @@ def run_market_day(
             cycle = FlexCycle(ledger, grid, participants, day_start, random.Random(config.seed + 1))
 
     def clear(k: int) -> tuple[int, FacilitatedSlot, int]:
-        """Slot ``k`` up to its commit: orders relayed a minute before its gate, cleared at the gate."""
+        """Slot ``k`` up to its commit: orders relayed nine minutes before its gate, cleared at the gate."""
         ds = day_start + k * SLOT_SECONDS
-        ledger.chain.move_time_to(ds - gate - 60)
+        ledger.chain.move_time_to(ds - gate - RELAY_LEAD_SECONDS)
         if cycle:
             with clock.phase("flexibility"):
                 cycle.before_slot(ds)
@@ -219,7 +226,8 @@ def _available(ledger: Ledger, addresses: list[str], *, batch: int = 500) -> dic
     available: dict[str, int] = {}
     for start in range(0, len(addresses), batch):
         chunk = addresses[start : start + batch]
-        accounts = ledger.market.functions.accountsOf(chunk).call()
+        call = ledger.market.functions.accountsOf(chunk)  # decoded with eth-abi: web3's .call() took seconds
+        (accounts,) = ledger.tx.view(call, ("(uint128,uint128)[]",), action="the day's final balances")
         available.update((a, int(account[0])) for a, account in zip(chunk, accounts, strict=True))
     return available
 

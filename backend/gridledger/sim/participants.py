@@ -50,9 +50,13 @@ def make_prosumers(
     capacities_w: Sequence[int] | None = None,
     deposits: Sequence[int] | None = None,
     first_meter_id: int = 1000,
+    gas_money: bool = True,
 ) -> list[LocalAccount]:
     """Derives ``count`` prosumer keys, registers them and gives each ``deposit`` (or its own of
-    ``deposits``) in the market.
+    ``deposits``) in the market, in batches: the registrations (``registerMany``), then the
+    admin mints the deposits to itself and pays them in (``depositFor``). With ``gas_money``
+    each prosumer also gets native currency for transactions of its own (one transfer each);
+    a day whose orders the facilitator relays needs none.
 
     Keys come from the development mnemonic after the role accounts, so a run is repeatable.
     """
@@ -60,15 +64,19 @@ def make_prosumers(
 
     seed = mnemonic or Settings().mnemonic
     accounts = derive_accounts(seed, FIRST_PROSUMER_INDEX, count)
-    for i, account in enumerate(accounts):
-        amount = deposits[i] if deposits else deposit
-        ledger.fund_gas(account.address, GAS_MONEY_WEI)
-        ledger.register(
-            account.address,
-            meter_id=first_meter_id + i,
-            bus=buses[i] if buses else i,
-            capacity_w=capacities_w[i] if capacities_w else DEFAULT_CAPACITY_W,
-        )
-        ledger.mint(account.address, amount)
-        ledger.deposit(account, amount)
+    addresses = [str(a.address) for a in accounts]
+    if gas_money:
+        for address in addresses:
+            ledger.fund_gas(address, GAS_MONEY_WEI)
+    ledger.register_many(
+        addresses,
+        meter_ids=[first_meter_id + i for i in range(count)],
+        buses=list(buses) if buses else list(range(count)),
+        capacities_w=list(capacities_w) if capacities_w else [DEFAULT_CAPACITY_W] * count,
+    )
+    amounts = {a: deposits[i] if deposits else deposit for i, a in enumerate(addresses)}
+    if amounts:
+        admin = ledger.roles.admin
+        ledger.mint(admin.address, sum(amounts.values()))
+        ledger.deposit_for(admin, amounts)
     return accounts
