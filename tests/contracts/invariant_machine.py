@@ -51,6 +51,7 @@ from gridledger.errors import (
     GridLedgerError,
     InsufficientFunds,
     LedgerError,
+    NotRegisteredError,
     OrderError,
     OrderExpiredError,
     ReplayRejected,
@@ -68,6 +69,7 @@ START_LEAD = 1_800  # every example starts 30 minutes before its first slot
 WALLET = 50_000_000  # tokens each prosumer holds outside the market, to deposit
 BALANCING_FLOAT = 1_000 * DEPOSIT  # the balancing account pays surplus buy-backs from this
 DSO_FUNDS = 100_000_000
+FUNDER_FUNDS = 40_000_000  # a wallet that deposits into others' accounts: a few batches, then too little
 GATE = 300  # the deployment's gate closure (Settings.gate_closure_seconds)
 SHORTFALL_PRICE, SURPLUS_PRICE = 400_000, 50_000  # the deployment's imbalance prices
 CAPACITY_W = 30_000  # make_prosumers' default capacity
@@ -117,6 +119,8 @@ def world() -> World:
         dso = ledger.roles.dso
         ledger.fund_gas(dso.address, 10**18)
         ledger.mint(dso.address, DSO_FUNDS)
+        ledger.fund_gas(ledger.roles.meter.address, 10**18)
+        ledger.mint(ledger.roles.meter.address, FUNDER_FUNDS)  # deposits for others (depositFor)
         _WORLD = World(build, ledger, prosumers, ledger.chain.tester.take_snapshot())
     return _WORLD
 
@@ -218,6 +222,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self._reads: tuple[int, dict[str, Any]] | None = None
         self._started = False
         self.dso_wallet = DSO_FUNDS
+        self.funder_wallet = FUNDER_FUNDS
         self.requests: list[ModelRequest] = []
         self.offers: list[ModelOffer] = []
         self.offer_nonce = dict.fromkeys(self.addresses, 0)
@@ -350,6 +355,38 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.wallet[account.address] -= amount
         self.available[account.address] += amount
         RUNS["deposits"] += 1
+
+    @rule(
+        amounts=st.dictionaries(who, st.integers(0, WALLET // 10), min_size=1, max_size=PROSUMERS),
+        refusal=st.sampled_from(["none", "none", "zero", "stranger", "too_much"]),
+    )
+    def deposit_for(self, amounts: dict[int, int], refusal: str) -> None:
+        """A funder (the meter operator's wallet here) deposits into several accounts in one transaction
+        (``depositFor``); the whole batch is refused if any amount is zero or any account is not
+        registered, or if the funder's wallet cannot cover the total."""
+        funder = self.ledger.roles.meter
+        batch = {self.addresses[i]: max(amount, 1) for i, amount in amounts.items()}
+        total = sum(batch.values())
+        if refusal == "zero":
+            batch[next(iter(batch))] = 0
+            act = lambda: self.ledger.deposit_for(funder, batch)  # noqa: E731
+            self.expect_refusal(Refused(LedgerError, "ZeroAmount"), act, mines=1)  # the approval is mined
+            return
+        if refusal == "stranger":
+            stranger = {**batch, "0x000000000000000000000000000000000000dEaD": 1}
+            act = lambda: self.ledger.deposit_for(funder, stranger)  # noqa: E731
+            self.expect_refusal(Refused(NotRegisteredError, "NotRegistered"), act, mines=1)
+            return
+        if refusal == "too_much" or total > self.funder_wallet:
+            over = {**batch, self.addresses[0]: batch.get(self.addresses[0], 0) + self.funder_wallet + 1}
+            act = lambda: self.ledger.deposit_for(funder, over)  # noqa: E731
+            self.expect_refusal(Refused(InsufficientFunds, "ERC20InsufficientBalance"), act, mines=1)
+            return
+        self.ledger.deposit_for(funder, batch)
+        self.funder_wallet -= total
+        for address, amount in batch.items():
+            self.available[address] += amount
+        RUNS["deposits for others"] += 1
 
     @rule(i=who, fraction=st.integers(0, 100), too_much=st.integers(0, 3))
     def withdraw(self, i: int, fraction: int, too_much: int) -> None:
