@@ -151,7 +151,7 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     announced = ex.gateway.announce(rid)
     assert announced.failed == {}
     (request_message_id,) = announced.sent
-    (flex_request,) = ex.agr_messages("FlexRequest")
+    (flex_request,) = wait_until(lambda: ex.agr_messages("FlexRequest"), "the FlexRequest at the aggregator")
     received = from_xml(flex_request["xml"])
     period, first = isp_of(request.window_start, TZ)
     assert received.message_id == request_message_id and received.congestion_point == EAN
