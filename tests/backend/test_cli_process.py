@@ -93,7 +93,7 @@ def test_ctrl_c_at_the_password_prompt_exits_130(env) -> None:
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr
     assert stderr == "error: interrupted\n"
 
 
