@@ -85,6 +85,9 @@ def test_ctrl_c_at_the_password_prompt_exits_130(env) -> None:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As at a terminal: a background job of a non-interactive shell (a CI script's `&`)
+        # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None
