@@ -11,34 +11,25 @@ load is not controlled: compare figures taken in one run.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import statistics
+import sys
 import time
+import types
+from pathlib import Path
 
 import numpy as np
 
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import Schedule, ac_check
-from gridledger.units import W_PER_MW
 
+ROOT = Path(__file__).resolve().parents[1]
+# slither-analyzer installs a top-level ``tests`` package into site-packages: name ours explicitly.
+_tests = types.ModuleType("tests")
+_tests.__path__ = [str(ROOT / "tests")]
+sys.modules["tests"] = _tests
 
-def fresh_runpp(model: NetworkModel, schedule: Schedule) -> list[np.ndarray]:
-    import pandapower
-
-    net = copy.deepcopy(model.net)
-    pandapower.create_loads(net, buses=model.buses, p_mw=0.0)
-    net.load["scaling"], net.sgen["scaling"] = 1.0, 1.0
-    net.load["p_mw"] = np.concatenate([schedule.load_p_w[0], schedule.market_p_w[0]]) / W_PER_MW
-    net.load["q_mvar"] = np.concatenate([schedule.load_q_var[0], np.zeros(len(model.buses))]) / W_PER_MW
-    net.sgen["p_mw"] = schedule.sgen_p_w[0] / W_PER_MW
-    net.sgen["q_mvar"] = 0.0
-    pandapower.runpp(net, max_iteration=30)
-    return [
-        net.res_line.loading_percent.to_numpy(float),
-        net.res_trafo.loading_percent.to_numpy(float),
-        net.res_bus.vm_pu.to_numpy(float),
-    ]
+from tests.backend.network.test_ac_check import fresh_runpp  # noqa: E402  the test's reference
 
 
 def main() -> None:
