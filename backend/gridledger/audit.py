@@ -85,7 +85,7 @@ def audit_slot(
         r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
     }
     stated = SlotInputs.from_report(delivery_start, recorded, bus_of, row["report"])
-    implied = BaselineRef.for_delivery(model, model.source, delivery_start, _registered_buses(ledger, events[-1]))
+    implied = BaselineRef.for_delivery(model, model.source, delivery_start, registered_buses(ledger, events[-1]))
     if stated.baseline != implied:
         differences.append(
             f"baseline: the report checks the slot on {stated.baseline.as_dict()}, but its delivery time "
@@ -113,7 +113,7 @@ def audit_slot(
     return audit
 
 
-def _registered_buses(ledger: Ledger, commit: Any) -> list[int]:
+def registered_buses(ledger: Ledger, commit: Any) -> list[int]:
     """The participants' buses in registration order, as the registry had them at the commit."""
     logs = ledger.registry.events.ParticipantRegistered.get_logs(
         from_block=ledger.deployment.block, to_block=commit["blockNumber"]

@@ -1,19 +1,17 @@
 """The dashboard in a real browser (Debian's Chromium through Playwright) against `gridledger serve`
 as its own process on an anvil node: a prosumer signs orders in the page with a key kept in the
-browser, sees them on-chain, cancels one; the operating parties clear, meter and settle the slot
-and run a flexibility request through the API; every view then shows those numbers, live updates
-arrive as server-sent events, and each view fits a 390 px phone screen.
+browser, sees them on-chain, cancels one; another signs through an injected EIP-1193 wallet
+(``window.ethereum``, whose ``eth_signTypedData_v4`` this test answers with eth-account, an EIP-712
+implementation independent of the page's), declining once; the operating parties clear, meter and
+settle the slot and run a flexibility request through the API; every view then shows those numbers
+(the network view every element's loading and voltage as GET /network/slots/{ds}/flows has them),
+live updates arrive as server-sent events, and each view fits a 390 px phone screen.
 
-Anvil rather than the embedded chain: the test funds wallets and moves the chain's clock from
-outside the server's process, which only a node allows. Screenshots of each view go to
-``artifacts/browser/`` (git ignores it)."""
+Screenshots of each view go to ``artifacts/browser/`` (git ignores it)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,25 +22,18 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from playwright.sync_api import Page, expect, sync_playwright
-from tests.integration.test_api_devnet import wait_until_up
-from tests.integration.test_devnet import free_port
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from tests.integration.serving import DEPOSIT, serving
 
-from gridledger.api.client import ApiError, GridLedgerClient
-from gridledger.chain import deploy, devnet
-from gridledger.chain.connection import FIRST_PROSUMER_INDEX, Roles, derive_account
-from gridledger.chain.ledger import Ledger
-from gridledger.config import Settings
-from gridledger.market.orders import Side
+from gridledger.api.client import ApiError
 from gridledger.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.devnet
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = PROJECT_ROOT / "artifacts" / "browser"
-GRIDLEDGER = str(Path(sys.executable).parent / "gridledger")
-DEPOSIT = 100_000_000  # 100 tokens
 ZONE = "Europe/Berlin"  # the browser's time zone: the page shows local times, UTC on hover
 
 
@@ -79,50 +70,21 @@ def market(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """anvil, `gridledger serve` on it, and two registered prosumers with 100 tokens each."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's browser (apt-get install chromium); scripts/test.sh does")
-    tmp = tmp_path_factory.mktemp("dashboard")
-    node_port, api_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{api_port}"
-    env = os.environ | {
-        "GRIDLEDGER_CHAIN": "anvil",
-        "GRIDLEDGER_DEVNET_PORT": str(node_port),
-        "GRIDLEDGER_DATABASE": str(tmp / "facilitator.sqlite"),
-        "GRIDLEDGER_DEPLOYMENTS_DIR": str(tmp),
-        "GRIDLEDGER_API_PORT": str(api_port),
-    }
-    settings = Settings(chain="anvil", devnet_port=node_port)
-    alice, bob = (derive_account(settings.mnemonic, FIRST_PROSUMER_INDEX + i) for i in range(2))
-    with pytest.MonkeyPatch.context() as mp, devnet.running("anvil", node_port):
-        mp.setattr(deploy, "DEPLOYMENTS_DIR", tmp)
-        server = subprocess.Popen(
-            [GRIDLEDGER, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            wait_until_up(url, server)
-            ledger, _ = Ledger.open(settings)
-            roles = Roles.from_settings(settings)
-            api = GridLedgerClient(url)
-            for i, account in enumerate((alice, bob)):
-                body = {"account": account.address, "meter_id": 1 + i, "bus": 3 + i, "capacity_w": 20_000}
-                api.request("POST", "/participants", body=body, signer=roles.facilitator)
-            for account, amount in ((alice, DEPOSIT), (bob, DEPOSIT), (roles.balancing, 10 * DEPOSIT)):
-                ledger.fund_gas(account.address, 10**18)
-                ledger.mint(account.address, amount)
-                ledger.deposit(account, amount)
-            eventually(lambda: api.get(f"/participants/{bob.address}")["market_balance"]["available"] == DEPOSIT)
-            events = Events(url)
-            yield {
-                "url": url,
-                "api": api,
-                "ledger": ledger,
-                "roles": roles,
-                "alice": alice,
-                "bob": bob,
-                "events": events,
-            }
-            events.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    with serving(tmp_path_factory.mktemp("dashboard")) as served:
+        alice, bob = served.prosumers(2)
+        served.register([alice, bob])
+        served.fund([alice, bob], DEPOSIT)
+        events = Events(served.url)
+        yield {
+            "url": served.url,
+            "api": served.api,
+            "ledger": served.ledger,
+            "roles": served.roles,
+            "alice": alice,
+            "bob": bob,
+            "events": events,
+        }
+        events.close()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
@@ -159,6 +121,67 @@ def choose(page: Page, select: str, value: str, view: str) -> None:
     page.evaluate("delete document.body.dataset.rendered")
     page.locator(select).select_option(value)
     expect(page.locator("body")).to_have_attribute("data-rendered", view, timeout=30_000)
+
+
+def loading_colour(value: float) -> str:
+    """The page's colour for a loading (its legend: ≤ 50, ≤ 80, ≤ 100, above 100 %)."""
+    for top, colour in ((50, "#2e7d32"), (80, "#9e9d24"), (100, "#ef6c00")):
+        if value <= top:
+            return colour
+    return "#c62828"
+
+
+def voltage_colour(vm_pu: float, limits: dict[str, float]) -> str:
+    """The page's colour for a bus voltage (its legend: below the band, to 0.97, to 1.03, to the band's top, above)."""
+    if vm_pu < limits["v_min_pu"]:
+        return "#c62828"
+    for top, colour in ((0.97, "#ef6c00"), (1.03, "#2e7d32"), (limits["v_max_pu"], "#1565c0")):
+        if vm_pu <= top:
+            return colour
+    return "#6a1b9a"
+
+
+def lowest_voltage_bus(flows: dict[str, Any]) -> int:
+    """The bus with the slot's lowest voltage."""
+    return int(min(flows["buses"], key=lambda b: b["vm_pu"])["index"])
+
+
+def injected_wallet(
+    browser: Browser, account: LocalAccount, chain_id: int, decisions: list[str], asked: list[dict[str, Any]]
+) -> Page:
+    """A page whose ``window.ethereum`` is an EIP-1193 provider for ``account``, as an extension
+    injects one: it shares the account and the chain id, and hands ``eth_signTypedData_v4`` to
+    this test, which signs with eth-account (``Account.sign_typed_data``) or, when the next of
+    ``decisions`` is ``"decline"``, refuses as a wallet does when its user says no (code 4001).
+    Every typed-data request is appended to ``asked``."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=ZONE, locale="en-US")
+
+    def sign(address: str, typed_json: str) -> dict[str, Any]:
+        assert address.lower() == account.address.lower(), address
+        typed = json.loads(typed_json)
+        asked.append(typed)
+        if decisions.pop(0) == "decline":
+            return {"declined": True}
+        return {"signature": Account.sign_typed_data(account.key, full_message=typed).signature.to_0x_hex()}
+
+    context.expose_function("walletSign", sign)
+    context.add_init_script(
+        """
+        window.ethereum = {
+          async request({ method, params }) {
+            if (method === "eth_requestAccounts" || method === "eth_accounts") return [ADDRESS];
+            if (method === "eth_chainId") return CHAIN_ID;
+            if (method === "eth_signTypedData_v4") {
+              const answer = await window.walletSign(params[0], params[1]);
+              if (answer.declined) throw Object.assign(new Error("User rejected the request."), { code: 4001 });
+              return answer.signature;
+            }
+            throw Object.assign(new Error(`${method} is not supported`), { code: 4200 });
+          },
+        };
+        """.replace("ADDRESS", json.dumps(account.address)).replace("CHAIN_ID", json.dumps(hex(chain_id)))
+    )
+    return context.new_page()
 
 
 def percent(value: float) -> str:
@@ -232,9 +255,49 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
         eventually(lambda: api.get(f"/orders/{cancelled}")["status"] == "cancelled")
         expect(page.locator(f".status[data-hash='{cancelled}']")).to_have_text("cancelled", timeout=30_000)
 
-        # Bob sells 1.5 kWh at ≥ 0.09 through the API; a flexibility request at his bus.
-        bob_order = api.place(bob, side=Side.SELL, delivery_start=slot, energy_wh=1_500, price_per_kwh=90_000)
-        eventually(lambda: api.get(f"/orders/{bob_order['order_hash']}")["status"] == "on_chain")
+        # Bob sells 1.5 kWh at ≥ 0.09 from his own browser through its injected wallet: he first
+        # declines the signature (EIP-1193 error 4001), which the page says in words, posting nothing.
+        decisions: list[str] = []
+        asked: list[dict[str, Any]] = []
+        wallet_page = injected_wallet(browser, bob, ledger.chain.chain_id, decisions, asked)
+        show(wallet_page, url, "prosumer")
+        wallet_page.click("#injected")
+        expect(wallet_page.locator("#address")).to_have_text(bob.address)
+        expect(wallet_page.locator("#account")).to_contain_text("browser wallet (eth_signTypedData_v4)")
+        bob_form = wallet_page.locator("#order-form")
+        bob_form.locator("select[name=side]").select_option("sell")
+        bob_form.locator("select[name=slot]").select_option(str(slot))
+        bob_form.locator("input[name=energy]").fill("1.5")
+        bob_form.locator("input[name=price]").fill("0.09")
+        decisions.append("decline")
+        bob_form.locator("button[type=submit]").click()
+        expect(wallet_page.locator("#error")).to_have_text(
+            "You declined the signature of the order in your wallet: nothing was sent."
+        )
+        assert api.get(f"/participants/{bob.address}/orders") == []
+        assert api.get(f"/participants/{bob.address}")["next_nonce"] == 0
+        decisions.append("sign")
+        bob_form.locator("button[type=submit]").click()
+        expect(wallet_page.locator("#order-hash")).to_have_count(1)
+        expect(wallet_page.locator("#error")).to_be_hidden()
+        bob_hash = wallet_page.locator("#order-hash").inner_text()
+        assert "hashed it differently" not in wallet_page.locator("#order-result").inner_text()
+        # What the wallet was asked to sign: the market's domain and the order as typed, as EIP-712 JSON.
+        typed = asked[-1]
+        assert (typed["primaryType"], typed["domain"]) == ("Order", api.get("/version")["eip712_domain"])
+        assert typed["message"] | {"prosumer": typed["message"]["prosumer"].lower()} == {
+            "prosumer": bob.address.lower(),
+            "side": 1,
+            "deliveryStart": str(slot),
+            "energyWh": 1_500,
+            "pricePerKWh": "90000",
+            "nonce": "0",
+            "expiry": str(slot),
+        }
+        eventually(lambda: api.get(f"/orders/{bob_hash}")["status"] == "on_chain")
+        assert api.get(f"/orders/{bob_hash}")["order"]["prosumer"] == bob.address
+        wallet_page.context.close()
+        # A flexibility request at Bob's bus.
         flex = run_flexibility(market, slot)
 
         # The service's market clock clears the slot at its gate closure and settles it once the
@@ -291,6 +354,34 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
         expect(page.locator("#worst-line")).to_contain_text(percent(report["check"]["max_line_loading_percent"]))
         expect(page.locator("#worst-trafo")).to_contain_text(percent(report["check"]["max_trafo_loading_percent"]))
         expect(page.locator("#curtailments")).to_contain_text("No trade was curtailed in this slot.")
+        # Every element coloured by the slot's re-run power flow, its value on hover, with a legend.
+        flows = api.get(f"/network/slots/{slot}/flows")
+        assert flows["matches_report"] is True and flows["report_hash"] == cleared["network_report_hash"]
+        lines = page.locator("#grid-svg line.line")
+        assert lines.count() == len(flows["lines"])
+        worst = max(flows["lines"], key=lambda e: e["loading_percent"])
+        quiet = min(flows["lines"], key=lambda e: e["loading_percent"])
+        for line in (worst, quiet):
+            drawn = page.locator(f"#grid-svg line.line[data-index='{line['index']}']")
+            assert drawn.get_attribute("stroke") == loading_colour(line["loading_percent"])
+            expect(drawn.locator("title")).to_contain_text(f"{percent(line['loading_percent'])} loading")
+        [trafo] = flows["trafos"]
+        drawn = page.locator(f"#grid-svg line.trafo[data-index='{trafo['index']}']")
+        assert drawn.get_attribute("stroke") == loading_colour(trafo["loading_percent"])
+        expect(drawn.locator("title")).to_contain_text(f"{percent(trafo['loading_percent'])} loading")
+        for bus in (b for b in flows["buses"] if b["index"] in (4, lowest_voltage_bus(flows))):
+            drawn = page.locator(f"#grid-svg circle.bus[data-index='{bus['index']}']")
+            assert drawn.get_attribute("fill") == voltage_colour(bus["vm_pu"], grid["limits"])
+            expect(drawn.locator("title")).to_contain_text(f"{bus['vm_pu']:.3f} pu")
+        legend = page.locator("#grid-legend")
+        for text in (
+            "Line and transformer loading",
+            "% of rating",
+            "above 100 % (overloaded)",
+            "Bus voltage",
+            "pu of nominal",
+        ):
+            expect(legend).to_contain_text(text)
         page.screenshot(path=SCREENSHOTS / "network.png", full_page=True)
 
         # Flexibility: the request, its offer, the award, the activation and measurement, the payments.
@@ -323,7 +414,7 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
     seen = {
         (kind, d.get("order_hash") or d.get("delivery_start") or d.get("request_id")) for kind, d in events.received
     }
-    for h in (kept, cancelled, bob_order["order_hash"]):
+    for h in (kept, cancelled, bob_hash):
         assert ("order_accepted", h) in seen and ("order_on_chain", h) in seen
     assert ("order_cancelled", cancelled) in seen
     assert ("slot_cleared", slot) in seen and ("slot_settled", slot) in seen

@@ -293,8 +293,22 @@ class SolvedSlot:
         )
 
 
-def ac_check(model: NetworkModel, schedule: Schedule) -> SlotCheck:
-    """A full pandapower AC power flow of the schedule's first slot."""
+@dataclass(frozen=True)
+class SlotFlows:
+    """Every element's result of one slot's AC power flow, in pandapower's element order
+    (``net.line``, ``net.trafo``, ``net.bus``): loading in %, voltage magnitude in pu."""
+
+    line_loading_percent: FloatArray
+    trafo_loading_percent: FloatArray
+    vm_pu: FloatArray
+
+    def check(self, model: NetworkModel) -> SlotCheck:
+        return _check(model, "pandapower", self.line_loading_percent, self.trafo_loading_percent, self.vm_pu)
+
+
+def ac_flows(model: NetworkModel, schedule: Schedule) -> SlotFlows:
+    """A full pandapower AC power flow of the schedule's first slot: every line's and
+    transformer's loading and every bus's voltage (copies: the net is reused by the next call)."""
     ac = _ac_net(model)
     net = ac.net
     # Whole columns: the model's loads, then one market load per bus (the order _AcNet made).
@@ -307,13 +321,16 @@ def ac_check(model: NetworkModel, schedule: Schedule) -> SlotCheck:
     except Exception as exc:
         ac.start = None  # the next call builds everything again
         raise NetworkError(f"AC power flow did not converge on {model.source}: {exc}") from None
-    return _check(
-        model,
-        "pandapower",
-        net.res_line.loading_percent.to_numpy(float),
-        net.res_trafo.loading_percent.to_numpy(float),
-        net.res_bus.vm_pu.to_numpy(float),
+    return SlotFlows(
+        net.res_line.loading_percent.to_numpy(float).copy(),
+        net.res_trafo.loading_percent.to_numpy(float).copy(),
+        net.res_bus.vm_pu.to_numpy(float).copy(),
     )
+
+
+def ac_check(model: NetworkModel, schedule: Schedule) -> SlotCheck:
+    """A full pandapower AC power flow of the schedule's first slot, checked against the limits."""
+    return ac_flows(model, schedule).check(model)
 
 
 class _AcNet:

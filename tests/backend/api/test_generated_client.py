@@ -190,6 +190,8 @@ def test_a_client_generated_from_the_openapi_document_calls_every_operation(api,
     grid = client.call("GET", "/network/grid")
     assert len(grid.buses) == 111 and grid.participant_buses == [3, 4, 5]
     assert client.call("GET", "/audit/slots/{delivery_start}", delivery_start=slot).confirmed is True
+    flows = client.call("GET", "/network/slots/{delivery_start}/flows", delivery_start=slot)
+    assert flows.matches_report is True and len(flows.buses) == 111
 
     # ─── flexibility ───
     dso = ledger.roles.dso

@@ -1,7 +1,7 @@
 """One router per resource: service, participants, orders, slots, flexibility, the clock, wallets;
-the dashboard's read-only overview and the server-sent events."""
+the dashboard's read-only overview, a slot's flows per element and the server-sent events."""
 
-from gridledger.api.routes import clock, events, flex, orders, overview, participants, service, slots, wallet
+from gridledger.api.routes import clock, events, flex, flows, orders, overview, participants, service, slots, wallet
 
 ROUTERS = (
     service.router,
@@ -9,6 +9,7 @@ ROUTERS = (
     orders.router,
     slots.router,
     overview.router,
+    flows.router,
     flex.router,
     clock.router,
     wallet.router,

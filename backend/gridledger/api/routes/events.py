@@ -1,13 +1,17 @@
-"""Server-sent events: what changes in the facilitator's index, as it changes."""
+"""Server-sent events: what changes in the facilitator's index, as it changes.
+
+One poller per app reads the index (``EventFeed``) for every connected stream and hands each
+change to every stream's queue: the index is read once per tick however many pages listen, so
+the tick can be short (a state that lasts a tick or longer reaches every page, and the same one)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from gridledger.api.deps import FacilitatorDep
@@ -16,9 +20,71 @@ from gridledger.api.schemas import ServerEvent
 from gridledger.service.queries import EventFeed
 
 router = APIRouter(tags=["events"], responses=refusals(413, 503))
-POLL_S = 0.5
+POLL_S = 0.1  # one read of the index per tick for all streams together
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
+QUEUE_LIMIT = 10_000  # a stream this far behind is closed; its page reconnects (retry) and reads the routes
 STREAM = ServerEvent.model_json_schema()
+Event = tuple[str, dict[str, Any]]
+LAGGED: Event = ("", {})  # the last item of a stream that fell too far behind
+
+
+class Feed(Protocol):
+    def poll(self) -> list[Event]: ...
+
+
+class FeedHub:
+    """Polls one feed while any stream listens and gives each change to every listener.
+
+    The poller starts with the first listener (its first poll only takes the index's state as
+    the start, as ``EventFeed`` does) and stops with the last; a later listener starts a fresh
+    feed, so nothing that happened while no one listened is replayed."""
+
+    def __init__(self, make_feed: Callable[[], Feed], poll_s: float = POLL_S) -> None:
+        self._make_feed = make_feed
+        self.poll_s = poll_s
+        self._queues: set[asyncio.Queue[Event]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+
+    @property
+    def listeners(self) -> int:
+        return len(self._queues)
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        if self._task is None or self._task.done():
+            feed = self._make_feed()
+            feed.poll()  # the state now: later polls send what changes
+            self._task = asyncio.get_running_loop().create_task(self._run(feed))
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        self._queues.discard(queue)
+
+    async def _run(self, feed: Feed) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            if not self._queues:
+                return
+            self.polls += 1
+            events = feed.poll()
+            for queue in list(self._queues):
+                for event in events:
+                    try:
+                        queue.put_nowait(event)
+                    except asyncio.QueueFull:  # this stream cannot keep up: end it, keep the others
+                        self._queues.discard(queue)
+                        queue.get_nowait()
+                        queue.put_nowait(LAGGED)
+                        break
+
+
+def hub_of(app: FastAPI, make_feed: Callable[[], Feed]) -> FeedHub:
+    hub: FeedHub | None = getattr(app.state, "event_hub", None)
+    if hub is None:
+        hub = app.state.event_hub = FeedHub(make_feed)
+    return hub
 
 
 @router.get(
@@ -37,21 +103,23 @@ STREAM = ServerEvent.model_json_schema()
 async def events(service: FacilitatorDep, request: Request) -> StreamingResponse:
     """Orders accepted, recorded and cancelled, slots cleared and settled, flexibility requests that moved,
     from the index, from the moment of connecting (read the routes for the state before)."""
-    feed = EventFeed(service.ctx)
-    feed.poll()  # the state at connection: later polls send what changes
+    hub = hub_of(request.app, lambda: EventFeed(service.ctx))
 
     async def stream() -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
-        idle = 0.0
-        while not await request.is_disconnected():
-            for kind, data in feed.poll():
+        queue = hub.subscribe()  # here, not before: a stream that never starts never listens
+        try:
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                try:
+                    kind, data = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if (kind, data) == LAGGED:
+                    return
                 yield frame(kind, data)
-                idle = 0.0
-            await asyncio.sleep(POLL_S)
-            idle += POLL_S
-            if idle >= KEEPALIVE_S:
-                yield ": keep-alive\n\n"
-                idle = 0.0
+        finally:
+            hub.unsubscribe(queue)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

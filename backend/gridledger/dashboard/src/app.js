@@ -163,8 +163,8 @@ async function showNetwork() {
   const grid = state.grid;
   $("#grid-caption").textContent = `${grid.network_model}: ${grid.buses.length} buses, ${grid.lines.length} lines, ${grid.trafos.length} transformers; ${grid.geodata ? "SimBench geodata" : "schematic (the model has no geodata)"}. Limits: loading ≤ ${pct(grid.limits.max_loading_percent)}, voltage ${grid.limits.v_min_pu}–${grid.limits.v_max_pu} pu.`;
   const ds = $("#network-slot").value;
-  const report = ds ? await api(`/slots/${ds}/network-report`) : null;
-  drawGrid(grid, report?.report);
+  const [report, flows] = ds ? await Promise.all([api(`/slots/${ds}/network-report`), api(`/network/slots/${ds}/flows`)]) : [null, null];
+  drawGrid(grid, report?.report, flows);
   const check = report?.report.check;
   $("#network-summary").innerHTML = !report ? `<dt>Slot</dt><dd>No slot has been cleared yet: nothing was checked.</dd>` : `
     <dt>Check</dt><dd class="${report.passed ? "ok" : "bad"}">${report.passed ? "passed" : "violations left"}</dd>
@@ -173,25 +173,38 @@ async function showNetwork() {
     <dt>Lowest voltage</dt><dd>${pu(check.v_min_pu)} at ${esc(nameOf(grid.buses, check.v_min_bus))}</dd>
     <dt>Highest voltage</dt><dd>${pu(check.v_max_pu)} at ${esc(nameOf(grid.buses, check.v_max_bus))}</dd>
     <dt>Curtailed</dt><dd>${kWh(report.curtailed_wh)}</dd>
-    <dt>Report hash (on-chain)</dt><dd>${short(report.report_hash)}</dd>`;
+    <dt>Report hash (on-chain)</dt><dd>${short(report.report_hash)}</dd>
+    <dt>Every element</dt><dd id="flows-note">${flows.matches_report
+      ? "re-run from the published model, the slot's baseline, the orders on the chain and the report's curtailments: its worst values are the report's"
+      : `<span class="bad">re-run from public facts, but its worst values differ from the report's</span>`}</dd>`;
   const violations = check?.violations ?? [];
   $("#violations").innerHTML = table(["Element", "Limit", "Value", "Allowed"], violations.map((v) =>
     [`${esc(v.element)} ${esc(v.name)}`, esc(v.limit), v.limit === "max_loading_percent" ? pct(v.value) : pu(v.value), v.limit === "max_loading_percent" ? pct(v.limit_value) : pu(v.limit_value)]),
     report ? "None: every line and transformer within its loading limit, every bus inside the voltage band." : "No slot checked yet.");
-  const curtailments = report?.report.curtailments ?? [];
-  $("#curtailments").innerHTML = table(["Order", "Prosumer", "Side", "Curtailed", "Why"], curtailments.map((c) =>
-    [short(c.order_hash), short(c.prosumer), esc(c.side), kWh(c.curtailed_wh),
+  const curtailments = flows?.curtailments ?? [];
+  $("#curtailments").innerHTML = table(["Order", "Prosumer", "Side", "Bus", "Traded", "Curtailed", "Why"], curtailments.map((c) =>
+    [short(c.order_hash), short(c.prosumer), esc(c.side), esc(nameOf(grid.buses, c.bus)), kWh(c.filled_wh), kWh(c.curtailed_wh),
       `<span class="text">${(c.reasons ?? []).map((r) => esc(reason(r))).join("; ")}</span>`]),
     report ? "No trade was curtailed in this slot." : "No slot checked yet.");
 }
 
 const nameOf = (items, index) => items.find((i) => i.index === index)?.name ?? `#${index}`;
 function reason(r) {
-  const unit = r.limit === "max_loading_percent" ? "%" : " pu";
-  return `${r.element ?? ""} ${r.name ?? ""}: ${r.value}${unit} against ${r.limit} ${r.limit_value}${unit}`.trim();
+  if (r.rule) return `${r.rule} (${r.choice ?? ""})`; // the joint clearing of trades and flexibility
+  const [show, limit] = r.limit === "max_loading_percent" ? [pct, "loading limit"] : [pu, r.limit === "v_min_pu" ? "lowest voltage allowed" : "highest voltage allowed"];
+  return `${r.element ?? ""} ${r.name ?? ""} at ${show(r.value)} against its ${limit} of ${show(r.limit_value)}`.trim();
 }
 
-function drawGrid(grid, report) {
+// Colour bins with their legend: loading of lines and transformers, bus voltage against the band.
+const LOADING_BINS = [[50, "#2e7d32", "below 50 %"], [80, "#9e9d24", "50–80 %"], [100, "#ef6c00", "80–100 %"], [Infinity, "#c62828", "above 100 % (overloaded)"]];
+const loadingColour = (value) => LOADING_BINS.find(([upTo]) => value <= upTo)[1];
+function voltageBins(limits) {
+  return [[limits.v_min_pu, "#c62828", `below ${pu(limits.v_min_pu)} (outside the band)`], [0.97, "#ef6c00", `${pu(limits.v_min_pu)}–${pu(0.97)}`],
+    [1.03, "#2e7d32", `${pu(0.97)}–${pu(1.03)}`], [limits.v_max_pu, "#1565c0", `${pu(1.03)}–${pu(limits.v_max_pu)}`], [Infinity, "#6a1b9a", `above ${pu(limits.v_max_pu)} (outside the band)`]];
+}
+const voltageColour = (bins, value) => bins.find(([upTo], i) => (i === 0 ? value < upTo : value <= upTo))[1];
+
+function drawGrid(grid, report, flows) {
   const xs = grid.buses.map((b) => b.x), ys = grid.buses.map((b) => b.y);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const W = 1000, H = 600, m = 20;
@@ -200,25 +213,38 @@ function drawGrid(grid, report) {
   const at = Object.fromEntries(grid.buses.map((b) => [b.index, [sx(b.x), sy(b.y)]]));
   const check = report?.check;
   const bad = new Set((check?.violations ?? []).map((v) => `${v.element}:${v.index}`));
+  // GET /network/slots/{ds}/flows: every element's value of the chosen slot (none before a slot is cleared)
+  const loading = { line: new Map((flows?.lines ?? []).map((e) => [e.index, e.loading_percent])), trafo: new Map((flows?.trafos ?? []).map((e) => [e.index, e.loading_percent])) };
+  const voltage = new Map((flows?.buses ?? []).map((b) => [b.index, b.vm_pu]));
+  const vBins = voltageBins(grid.limits);
+  const curtailedAt = new Set((flows?.curtailments ?? []).map((c) => c.bus));
   const edge = (kind, e, a, b, width) => {
+    const value = loading[kind].get(e.index);
     const worst = check && ((kind === "line" && e.index === check.max_line) || (kind === "trafo" && e.index === check.max_trafo));
-    const colour = bad.has(`${kind}:${e.index}`) ? "#c62828" : worst ? "#d9822b" : kind === "trafo" ? "#555" : "#8aa4c0";
-    const load = worst ? ` — ${pct(kind === "line" ? check.max_line_loading_percent : check.max_trafo_loading_percent)}` : "";
-    return `<line x1="${at[a][0]}" y1="${at[a][1]}" x2="${at[b][0]}" y2="${at[b][1]}" stroke="${colour}" stroke-width="${worst ? width * 2 : width}"><title>${kind} ${esc(e.name)}${load}</title></line>`;
+    const colour = value != null ? loadingColour(value) : kind === "trafo" ? "#555" : "#8aa4c0";
+    const title = `${kind === "line" ? "line" : "transformer"} ${esc(e.name)}${value != null ? `: ${pct(value)} loading` : ""}${worst ? " (the slot's worst)" : ""}${bad.has(`${kind}:${e.index}`) ? " — above its limit" : ""}`;
+    return `<line class="${kind}" data-index="${e.index}" x1="${at[a][0]}" y1="${at[a][1]}" x2="${at[b][0]}" y2="${at[b][1]}" stroke="${colour}" stroke-width="${worst ? width * 2 : width}"><title>${title}</title></line>`;
   };
   const participants = new Set(grid.participant_buses);
   const svg = [
-    ...grid.lines.map((l) => edge("line", l, l.from_bus, l.to_bus, 2)),
+    ...grid.lines.map((l) => edge("line", l, l.from_bus, l.to_bus, 2.5)),
     ...grid.trafos.map((t) => edge("trafo", t, t.hv_bus, t.lv_bus, 5)),
     ...grid.buses.map((b) => {
-      const extreme = check && (b.index === check.v_min_bus || b.index === check.v_max_bus);
-      const label = extreme ? ` — ${pu(b.index === check.v_min_bus ? check.v_min_pu : check.v_max_pu)}` : "";
-      const fill = bad.has(`bus:${b.index}`) ? "#c62828" : extreme ? "#d9822b" : participants.has(b.index) ? "#11703a" : "#13314f";
-      return `<circle class="bus" cx="${at[b.index][0]}" cy="${at[b.index][1]}" r="${participants.has(b.index) || extreme ? 6 : 3.5}" fill="${fill}"><title>bus ${esc(b.name)} (${b.vn_kv} kV)${label}</title></circle>`;
+      const value = voltage.get(b.index);
+      const fill = value != null ? voltageColour(vBins, value) : "#13314f";
+      const notes = [participants.has(b.index) ? "a participant's connection" : "", curtailedAt.has(b.index) ? "a trade curtailed here" : ""].filter(Boolean);
+      const title = `bus ${esc(b.name)} (${b.vn_kv} kV)${value != null ? `: ${pu(value)}` : ""}${notes.length ? ` — ${notes.join(", ")}` : ""}`;
+      const ring = participants.has(b.index) ? ` stroke="#13314f" stroke-width="2"` : "";
+      return `<circle class="bus" data-index="${b.index}" cx="${at[b.index][0]}" cy="${at[b.index][1]}" r="${participants.has(b.index) || curtailedAt.has(b.index) ? 6 : 4}" fill="${fill}"${ring}><title>${title}</title></circle>`;
     }),
   ];
-  $("#grid-svg").innerHTML = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="the grid">${svg.join("")}</svg>
-    <p class="muted">Green: buses with a participant. Orange: the worst line and transformer and the lowest and highest voltage of the chosen slot (the report names these; hover for values). Red: a crossed limit.</p>`;
+  const key = (colour, text, round) => `<li><span class="swatch${round ? " round" : ""}" style="background:${colour}"></span>${text}</li>`;
+  const legend = flows ? `<div class="legend" id="grid-legend">
+      <div><strong>Line and transformer loading</strong> (% of rating)<ul>${LOADING_BINS.map(([, c, t]) => key(c, t)).join("")}</ul></div>
+      <div><strong>Bus voltage</strong> (pu of nominal; allowed ${pu(grid.limits.v_min_pu)}–${pu(grid.limits.v_max_pu)})<ul>${vBins.map(([, c, t]) => key(c, t, true)).join("")}</ul></div>
+    </div><p class="muted">Hover over a line, transformer or bus for its value. Thick: the slot's worst line and transformer. Ringed: buses with a participant.</p>`
+    : `<p class="muted">Choose a cleared slot to colour the grid by its loadings and voltages. Ringed: buses with a participant.</p>`;
+  $("#grid-svg").innerHTML = `<svg viewBox="0 0 ${W} ${H}" role="img" aria-label="the grid">${svg.join("")}</svg>${legend}`;
 }
 
 async function showFlexibility() {
@@ -249,16 +275,34 @@ function useKey(hex) {
   state.signer = { address: account.address, kind: "key in this browser", sign: (typed) => account.signTypedData(typed) };
 }
 
+// EIP-1193 errors in words: 4001 is the user saying no in the wallet (EIP-1193, "User Rejected Request").
+function walletError(error, what) {
+  if (error?.code === 4001) return new ApiError(`You declined ${what} in your wallet: nothing was sent.`);
+  return new ApiError(`Your wallet refused ${what}: ${error?.message ?? error}`);
+}
+
 async function useInjected() {
   const provider = window.ethereum;
   if (!provider) throw new ApiError("No browser wallet found (window.ethereum is missing): install one such as MetaMask, or use a key kept in this browser.");
-  const [address] = await provider.request({ method: "eth_requestAccounts" });
+  let address, chainId;
+  try {
+    [address] = await provider.request({ method: "eth_requestAccounts" });
+    chainId = Number(await provider.request({ method: "eth_chainId" }));
+  } catch (e) { throw walletError(e, "the connection"); }
+  if (!address) throw new ApiError("Your wallet shared no account: unlock it and connect again.");
+  if (chainId !== state.version.chain_id) {
+    throw new ApiError(`Your wallet is on chain ${chainId}, this market on chain ${state.version.chain_id}: switch your wallet's network, then connect again.`);
+  }
   state.signer = {
     address, kind: "browser wallet (eth_signTypedData_v4)",
-    sign: (typed) => provider.request({
-      method: "eth_signTypedData_v4",
-      params: [address, JSON.stringify({ ...typed, types: { EIP712Domain: DOMAIN_TYPE, ...typed.types } }, (_, v) => (typeof v === "bigint" ? v.toString() : v))],
-    }),
+    sign: async (typed) => {
+      try {
+        return await provider.request({
+          method: "eth_signTypedData_v4",
+          params: [address, JSON.stringify({ ...typed, types: { EIP712Domain: DOMAIN_TYPE, ...typed.types } }, (_, v) => (typeof v === "bigint" ? v.toString() : v))],
+        });
+      } catch (e) { throw walletError(e, `the signature of the ${typed.primaryType === "Order" ? "order" : "cancellation"}`); }
+    },
   };
 }
 
