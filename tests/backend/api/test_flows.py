@@ -95,7 +95,10 @@ def test_flows_are_refused_for_a_bad_slot_an_uncleared_one_and_a_report_the_chai
     assert bad["fields"][0]["field"] == "path.delivery_start"
     assert "multiple of 900" in bad["fields"][0]["problem"]
     never = api.next_slot() + 9_000
-    assert "has not been cleared yet" in refused(lambda: api.client.get(f"/network/slots/{never}/flows"), 404)["detail"]
+    assert (
+        "has no orders and no clearing"
+        in refused(lambda: api.client.get(f"/network/slots/{never}/flows"), 404)["detail"]
+    )
 
     slot, _, _ = trade_a_slot(api, wallets)
     api.move_time_to(slot - 300)
@@ -178,4 +181,4 @@ def test_a_curtailed_slot_s_flows_include_the_curtailment(ledger, tmp_path, rura
         assert float(traded.res_bus.at[FAR, "vm_pu"]) < UK_LIMITS.v_min_pu < far
 
 
-CHARGERS = 8
+CHARGERS = 10  # 11 kW each: the far bus falls to ~0.93 pu at any time of day, below the UK band
