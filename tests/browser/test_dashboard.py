@@ -124,18 +124,20 @@ def choose(page: Page, select: str, value: str, view: str) -> None:
 
 
 def loading_colour(value: float) -> str:
-    """The page's colour for a loading (its legend: ≤ 50, ≤ 80, ≤ 100, above 100 %)."""
-    for top, colour in ((50, "#2e7d32"), (80, "#9e9d24"), (100, "#ef6c00")):
+    """The page's colour for a loading in % (its legend's bins)."""
+    for top, colour in ((25, "#81c784"), (50, "#2e7d32"), (80, "#c0ca33"), (100, "#ef6c00")):
         if value <= top:
             return colour
     return "#c62828"
 
 
 def voltage_colour(vm_pu: float, limits: dict[str, float]) -> str:
-    """The page's colour for a bus voltage (its legend: below the band, to 0.97, to 1.03, to the band's top, above)."""
+    """The page's colour for a bus voltage in pu (its legend's bins: below the band, up to 0.95,
+    0.98, 1.02, 1.05, the band's top, above)."""
     if vm_pu < limits["v_min_pu"]:
         return "#c62828"
-    for top, colour in ((0.97, "#ef6c00"), (1.03, "#2e7d32"), (limits["v_max_pu"], "#1565c0")):
+    bins = ((0.95, "#ef6c00"), (0.98, "#c0ca33"), (1.02, "#2e7d32"), (1.05, "#64b5f6"), (limits["v_max_pu"], "#1565c0"))
+    for top, colour in bins:
         if vm_pu <= top:
             return colour
     return "#6a1b9a"
@@ -369,7 +371,8 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
         drawn = page.locator(f"#grid-svg line.trafo[data-index='{trafo['index']}']")
         assert drawn.get_attribute("stroke") == loading_colour(trafo["loading_percent"])
         expect(drawn.locator("title")).to_contain_text(f"{percent(trafo['loading_percent'])} loading")
-        for bus in (b for b in flows["buses"] if b["index"] in (4, lowest_voltage_bus(flows))):
+        highest = max(flows["buses"], key=lambda b: b["vm_pu"])["index"]
+        for bus in (b for b in flows["buses"] if b["index"] in (4, lowest_voltage_bus(flows), highest)):
             drawn = page.locator(f"#grid-svg circle.bus[data-index='{bus['index']}']")
             assert drawn.get_attribute("fill") == voltage_colour(bus["vm_pu"], grid["limits"])
             expect(drawn.locator("title")).to_contain_text(f"{bus['vm_pu']:.3f} pu")
@@ -419,7 +422,7 @@ def test_a_prosumer_trades_in_the_browser_and_every_view_shows_the_slot(market) 
     assert ("order_cancelled", cancelled) in seen
     assert ("slot_cleared", slot) in seen and ("slot_settled", slot) in seen
     flex_states = [d["status"] for kind, d in events.received if kind == "flexibility"]
-    # The feed sends a request's state as each poll (0.5 s) finds it: the clock's award can be
+    # The feed sends a request's state as each poll (0.1 s) finds it: the clock's award can be
     # followed by the activation and settlement within one poll, so "awarded" may not show.
     assert flex_states[0] == "open" and flex_states[-1] == "settled", flex_states
     cleared_event = next(d for kind, d in events.received if kind == "slot_cleared" and d["delivery_start"] == slot)

@@ -89,6 +89,9 @@ def test_a_congested_slot_is_cleared_with_flexibility_and_audited(ledger, tmp_pa
 
         audit = api.chain(lambda: audit_slot(ledger, rural2, BatchEngine(rural2), ReportStore(database), slot))
         assert audit.confirmed, audit.differences
+        # The per-element flows re-run with the activations (and any curtailment) give the report's extremes.
+        flows = api.client.get(f"/network/slots/{slot}/flows")
+        assert flows["matches_report"] is True and flows["activations"] == flexibility["activations"]
 
         # A report that claims less flexibility than the chain activated is caught.
         store = ReportStore(database)

@@ -196,11 +196,13 @@ function reason(r) {
 }
 
 // Colour bins with their legend: loading of lines and transformers, bus voltage against the band.
-const LOADING_BINS = [[50, "#2e7d32", "below 50 %"], [80, "#9e9d24", "50–80 %"], [100, "#ef6c00", "80–100 %"], [Infinity, "#c62828", "above 100 % (overloaded)"]];
+const LOADING_BINS = [[25, "#81c784", "up to 25 %"], [50, "#2e7d32", "25–50 %"], [80, "#c0ca33", "50–80 %"], [100, "#ef6c00", "80–100 %"], [Infinity, "#c62828", "above 100 % (overloaded)"]];
 const loadingColour = (value) => LOADING_BINS.find(([upTo]) => value <= upTo)[1];
 function voltageBins(limits) {
-  return [[limits.v_min_pu, "#c62828", `below ${pu(limits.v_min_pu)} (outside the band)`], [0.97, "#ef6c00", `${pu(limits.v_min_pu)}–${pu(0.97)}`],
-    [1.03, "#2e7d32", `${pu(0.97)}–${pu(1.03)}`], [limits.v_max_pu, "#1565c0", `${pu(1.03)}–${pu(limits.v_max_pu)}`], [Infinity, "#6a1b9a", `above ${pu(limits.v_max_pu)} (outside the band)`]];
+  const band = (a, b) => `${pu(a)}–${pu(b)}`;
+  return [[limits.v_min_pu, "#c62828", `below ${pu(limits.v_min_pu)} (outside the band)`], [0.95, "#ef6c00", band(limits.v_min_pu, 0.95)],
+    [0.98, "#c0ca33", band(0.95, 0.98)], [1.02, "#2e7d32", band(0.98, 1.02)], [1.05, "#64b5f6", band(1.02, 1.05)],
+    [limits.v_max_pu, "#1565c0", band(1.05, limits.v_max_pu)], [Infinity, "#6a1b9a", `above ${pu(limits.v_max_pu)} (outside the band)`]];
 }
 const voltageColour = (bins, value) => bins.find(([upTo], i) => (i === 0 ? value < upTo : value <= upTo))[1];
 
