@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gridledger.agents.ev import EV_EVERY, ElectricVehicle
 from gridledger.agents.operators import Dso, MeterOperator
 from gridledger.agents.prosumer import Battery, Prosumer
 from gridledger.api.client import ApiError, GridLedgerClient
@@ -129,7 +130,8 @@ def _make_agents(model: NetworkModel, settings: Settings, count: int, now: int, 
                 unit = at_bus.iloc[0]
                 capacity = int(float(unit.max_e_mwh) * 1e6)
                 battery = Battery(int(abs(float(unit.p_mw)) * 1e6), capacity, capacity / 2)
-        result.append(Prosumer(name, account, profile, battery, seed=k))
+        ev = ElectricVehicle() if k % EV_EVERY == EV_EVERY - 1 else None
+        result.append(Prosumer(name, account, profile, battery, seed=k, ev=ev))
     return result
 
 
@@ -138,7 +140,8 @@ def _join(client: GridLedgerClient, service: Facilitator, community: list[Prosum
     issuer (outside the market, as a bank would pay it in), then deposited by the agent's permit."""
     ledger = service.ctx.ledger
     for k, agent in enumerate(community):
-        capacity = capacity_w(agent.profile, floor_w=10_000)
+        # The EV's charger comes on top of the household's peak (orders above capacity are refused).
+        capacity = capacity_w(agent.profile, floor_w=10_000) + (agent.ev.power_w if agent.ev is not None else 0)
         body = {"account": agent.account.address, "meter_id": 10_000 + k, "bus": agent.bus, "capacity_w": capacity}
         client.request("POST", "/participants", body=body, signer=ledger.roles.facilitator)
         service.on_chain(partial(ledger.mint, agent.account.address, STARTING_TOKENS))
@@ -174,7 +177,8 @@ def _trade(
         for slot in calendar:
             # Order while the gate is open with time to spare; meter once delivered.
             if slot not in ordered and now < slot - gate - SLOT_SECONDS // 3:
-                placed = [p for a in community if (p := a.trade(client, slot)) is not None]
+                last = _last_price(client)
+                placed = [p for a in community if (p := a.trade(client, slot, last_price_per_kwh=last)) is not None]
                 result.orders += len(placed)
                 ordered.add(slot)
                 progress(f"slot {slot}: {len(placed)} orders")
@@ -192,6 +196,12 @@ def _trade(
         except ApiError as exc:  # a slot without orders was never cleared: nothing to show
             if exc.status != 404:
                 raise
+
+
+def _last_price(client: GridLedgerClient) -> int | None:
+    """The market's last cleared price (GET /market/slots, newest first), None before any clearing."""
+    prices = [s["clearing_price_per_kwh"] for s in client.get("/market/slots?limit=96")]
+    return next((int(p) for p in prices if p is not None), None)
 
 
 def _settled(client: GridLedgerClient, calendar: list[int]) -> bool:

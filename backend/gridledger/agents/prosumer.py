@@ -2,12 +2,16 @@
 
 Devices: the household load and (every second one) rooftop PV of a SimBench load's profiles
 (``network.profiles.day_profiles``); a battery where the grid has a storage unit at the agent's
-bus (power ``p_mw``, energy ``max_e_mwh``, starting half full, state of charge tracked here).
+bus (power ``p_mw``, energy ``max_e_mwh``, starting half full, state of charge tracked here);
+for every fourth agent an electric vehicle on a home charger, with its own charging strategy
+(``agents/ev.py``).
 
 Bidding strategy (one order per slot, placed before the slot's gate closes):
 
 1. Forecast the slot's net energy: load minus PV, Wh (the profile is the forecast; the meter
-   later reads the same figure, so a forecast error never hides the market's own behaviour).
+   later reads the same figure, so a forecast error never hides the market's own behaviour),
+   plus what the EV decides to charge (``ElectricVehicle.charge_wh``, which sees the household's
+   surplus and the market's last cleared price).
 2. The battery first serves the household: it charges from a surplus and discharges into a
    deficit, within its power for one slot and its energy between 10 % and 90 % state of charge.
 3. What is left is traded: a surplus is offered at the export tariff plus a markup, a deficit
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
+from gridledger.agents.ev import ElectricVehicle
 from gridledger.api.client import GridLedgerClient
 from gridledger.market.orders import Side
 from gridledger.network.profiles import ProsumerProfile
@@ -60,6 +65,7 @@ class Prosumer:
     profile: ProsumerProfile
     battery: Battery | None = None
     seed: int = 0
+    ev: ElectricVehicle | None = None
     markup_per_kwh: int = field(init=False)
     discount_per_kwh: int = field(init=False)
     metered: dict[int, int] = field(default_factory=dict)  # slot → net Wh (positive = taken from the grid)
@@ -79,18 +85,24 @@ class Prosumer:
         k = (delivery_start % DAY_SECONDS) // SLOT_SECONDS
         return float(self.profile.net_w[k]) / SLOTS_PER_HOUR
 
-    def plan(self, delivery_start: int) -> int:
-        """The slot's net energy after the battery (what the meter will read), Wh."""
+    def plan(self, delivery_start: int, *, last_price_per_kwh: int | None = None) -> int:
+        """The slot's net energy after the EV and the battery (what the meter will read), Wh;
+        decided once per slot (later calls return the same figure)."""
         if delivery_start not in self.metered:
             net = self.forecast_wh(delivery_start)
+            if self.ev is not None:
+                net += self.ev.charge_wh(delivery_start, household_wh=net, last_price_per_kwh=last_price_per_kwh)
             if self.battery is not None:
                 net = self.battery.serve(net)
             self.metered[delivery_start] = round(net)
         return self.metered[delivery_start]
 
-    def trade(self, client: GridLedgerClient, delivery_start: int) -> dict[str, object] | None:
-        """Signs and submits the slot's order over HTTP (``None``: nothing worth trading)."""
-        net = self.plan(delivery_start)
+    def trade(
+        self, client: GridLedgerClient, delivery_start: int, *, last_price_per_kwh: int | None = None
+    ) -> dict[str, object] | None:
+        """Signs and submits the slot's order over HTTP (``None``: nothing worth trading);
+        ``last_price_per_kwh`` is the market's last cleared price, which the EV's strategy reads."""
+        net = self.plan(delivery_start, last_price_per_kwh=last_price_per_kwh)
         if abs(net) < MIN_ORDER_WH:
             return None
         if net < 0:

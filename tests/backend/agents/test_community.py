@@ -41,6 +41,10 @@ def test_a_small_community_clears_and_settles_its_slots_on_chain(tmp_path) -> No
     assert held + others == STARTING_TOKENS * len(agents)
     # Every agent signed its own deposit: none holds tokens outside the market, none holds gas.
     assert all(ledger.token_balance(a) == 0 and ledger.chain.w3.eth.get_balance(a) == 0 for a in agents)
+    # Every fourth agent has an EV (away at 09:00: it charges at night); its connection carries the charger too.
+    assert [a.ev is not None for a in result.agents] == [False, False, False, True]
+    ev_agent = result.agents[3]
+    assert ledger.registry.functions.participant(ev_agent.account.address).call()[2] >= 10_000 + ev_agent.ev.power_w
     # The DSO's forecast found "congestion" at this threshold; the clock awarded its request.
     assert len(result.flex_requests) == 1
     assert list(result.flex_status.values()) == ["awarded"]
