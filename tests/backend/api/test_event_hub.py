@@ -73,3 +73,20 @@ def test_a_listener_too_far_behind_is_ended_and_the_others_keep_receiving(monkey
         hub.unsubscribe(fast)
 
     asyncio.run(scenario())
+
+
+def test_a_commit_by_another_connection_is_read_at_the_next_tick_not_the_next_poll() -> None:
+    version = [1]
+    feed = ScriptedFeed([[], [CLEARED]])
+
+    async def scenario() -> None:
+        hub = FeedHub(lambda: feed, lambda: version[0], poll_s=60.0, tick_s=0.01)  # the fallback never comes
+        listener = hub.subscribe()
+        await asyncio.sleep(0.1)
+        assert feed.polls == 1  # only the start: nothing was committed
+        version[0] += 1  # the indexer commits
+        assert await take(listener, 1) == [CLEARED]
+        assert feed.polls == 2
+        hub.unsubscribe(listener)
+
+    asyncio.run(scenario())

@@ -1,8 +1,11 @@
 """Server-sent events: what changes in the facilitator's index, as it changes.
 
 One poller per app reads the index (``EventFeed``) for every connected stream and hands each
-change to every stream's queue: the index is read once per tick however many pages listen, so
-the tick can be short (a state that lasts a tick or longer reaches every page, and the same one)."""
+change to every stream's queue: the index is read once however many pages listen. It reads it
+as soon as another connection commits to the database (SQLite's ``PRAGMA data_version``, checked
+every ``TICK_S``: the chain thread's indexer writes through its own connection), and at least
+every ``POLL_S`` (orders the API itself accepts are written through the connection it reads
+with, which ``data_version`` does not count). A state that lasts a tick reaches every page."""
 
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from gridledger.api.schemas import ServerEvent
 from gridledger.service.queries import EventFeed
 
 router = APIRouter(tags=["events"], responses=refusals(413, 503))
-POLL_S = 0.1  # one read of the index per tick for all streams together
+TICK_S = 0.02  # how often the database's version is checked (a cheap pragma)
+POLL_S = 0.1  # the longest wait between two reads of the index
 KEEPALIVE_S = 15.0  # a comment line keeps proxies from closing an idle stream
 QUEUE_LIMIT = 10_000  # a stream this far behind is closed; its page reconnects (retry) and reads the routes
 STREAM = ServerEvent.model_json_schema()
@@ -39,9 +43,17 @@ class FeedHub:
     the start, as ``EventFeed`` does) and stops with the last; a later listener starts a fresh
     feed, so nothing that happened while no one listened is replayed."""
 
-    def __init__(self, make_feed: Callable[[], Feed], poll_s: float = POLL_S) -> None:
+    def __init__(
+        self,
+        make_feed: Callable[[], Feed],
+        version: Callable[[], int] | None = None,
+        *,
+        poll_s: float = POLL_S,
+        tick_s: float = TICK_S,
+    ) -> None:
         self._make_feed = make_feed
-        self.poll_s = poll_s
+        self._version = version
+        self.poll_s, self.tick_s = poll_s, tick_s
         self._queues: set[asyncio.Queue[Event]] = set()
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
@@ -63,10 +75,17 @@ class FeedHub:
         self._queues.discard(queue)
 
     async def _run(self, feed: Feed) -> None:
+        seen = self._version() if self._version is not None else None
+        waited = 0.0
         while True:
-            await asyncio.sleep(self.poll_s)
+            await asyncio.sleep(self.tick_s)
             if not self._queues:
                 return
+            waited += self.tick_s
+            now = self._version() if self._version is not None else None
+            if now == seen and waited < self.poll_s:
+                continue
+            seen, waited = now, 0.0
             self.polls += 1
             events = feed.poll()
             for queue in list(self._queues):
@@ -80,10 +99,10 @@ class FeedHub:
                         break
 
 
-def hub_of(app: FastAPI, make_feed: Callable[[], Feed]) -> FeedHub:
+def hub_of(app: FastAPI, make_feed: Callable[[], Feed], version: Callable[[], int]) -> FeedHub:
     hub: FeedHub | None = getattr(app.state, "event_hub", None)
     if hub is None:
-        hub = app.state.event_hub = FeedHub(make_feed)
+        hub = app.state.event_hub = FeedHub(make_feed, version)
     return hub
 
 
@@ -103,7 +122,10 @@ def hub_of(app: FastAPI, make_feed: Callable[[], Feed]) -> FeedHub:
 async def events(service: FacilitatorDep, request: Request) -> StreamingResponse:
     """Orders accepted, recorded and cancelled, slots cleared and settled, flexibility requests that moved,
     from the index, from the moment of connecting (read the routes for the state before)."""
-    hub = hub_of(request.app, lambda: EventFeed(service.ctx))
+    db = service.ctx.db
+    hub = hub_of(
+        request.app, lambda: EventFeed(service.ctx), lambda: int(db.execute("PRAGMA data_version").fetchone()[0])
+    )
 
     async def stream() -> AsyncIterator[str]:
         queue = hub.subscribe()  # here, not before: a stream that never starts never listens
