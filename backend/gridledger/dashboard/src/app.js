@@ -163,7 +163,11 @@ async function showNetwork() {
   const grid = state.grid;
   $("#grid-caption").textContent = `${grid.network_model}: ${grid.buses.length} buses, ${grid.lines.length} lines, ${grid.trafos.length} transformers; ${grid.geodata ? "SimBench geodata" : "schematic (the model has no geodata)"}. Limits: loading ≤ ${pct(grid.limits.max_loading_percent)}, voltage ${grid.limits.v_min_pu}–${grid.limits.v_max_pu} pu.`;
   const ds = $("#network-slot").value;
-  const [report, flows] = ds ? await Promise.all([api(`/slots/${ds}/network-report`), api(`/network/slots/${ds}/flows`)]) : [null, null];
+  // The flows can be refused (409: the stored report is not the one on-chain) while the report is
+  // still worth showing: the refusal goes into the summary, in the service's words.
+  const [report, flowsOrError] = ds ? await Promise.all([api(`/slots/${ds}/network-report`),
+    api(`/network/slots/${ds}/flows`).catch((e) => { if (e instanceof ApiError) return e; throw e; })]) : [null, null];
+  const flows = flowsOrError instanceof ApiError ? null : flowsOrError;
   drawGrid(grid, report?.report, flows);
   const check = report?.report.check;
   $("#network-summary").innerHTML = !report ? `<dt>Slot</dt><dd>No slot has been cleared yet: nothing was checked.</dd>` : `
@@ -174,14 +178,14 @@ async function showNetwork() {
     <dt>Highest voltage</dt><dd>${pu(check.v_max_pu)} at ${esc(nameOf(grid.buses, check.v_max_bus))}</dd>
     <dt>Curtailed</dt><dd>${kWh(report.curtailed_wh)}</dd>
     <dt>Report hash (on-chain)</dt><dd>${short(report.report_hash)}</dd>
-    <dt>Every element</dt><dd id="flows-note">${flows.matches_report
+    <dt>Every element</dt><dd id="flows-note">${!flows ? `<span class="bad">${esc(flowsOrError.message)}</span>` : flows.matches_report
       ? "re-run from the published model, the slot's baseline, the orders on the chain and the report's curtailments: its worst values are the report's"
       : `<span class="bad">re-run from public facts, but its worst values differ from the report's</span>`}</dd>`;
   const violations = check?.violations ?? [];
   $("#violations").innerHTML = table(["Element", "Limit", "Value", "Allowed"], violations.map((v) =>
     [`${esc(v.element)} ${esc(v.name)}`, esc(v.limit), v.limit === "max_loading_percent" ? pct(v.value) : pu(v.value), v.limit === "max_loading_percent" ? pct(v.limit_value) : pu(v.limit_value)]),
     report ? "None: every line and transformer within its loading limit, every bus inside the voltage band." : "No slot checked yet.");
-  const curtailments = flows?.curtailments ?? [];
+  const curtailments = flows?.curtailments ?? report?.report.curtailments ?? [];
   $("#curtailments").innerHTML = table(["Order", "Prosumer", "Side", "Bus", "Traded", "Curtailed", "Why"], curtailments.map((c) =>
     [short(c.order_hash), short(c.prosumer), esc(c.side), esc(nameOf(grid.buses, c.bus)), kWh(c.filled_wh), kWh(c.curtailed_wh),
       `<span class="text">${(c.reasons ?? []).map((r) => esc(reason(r))).join("; ")}</span>`]),
