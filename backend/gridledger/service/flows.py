@@ -124,21 +124,21 @@ def _as_json(
         "engine": "pandapower",
         "limits": report["limits"],
         "matches_report": _matches(flows.check(model), report["check"]),
-        "lines": [
-            {"index": int(i), "name": str(net.line.at[i, "name"]), "loading_percent": float(v)}
-            for i, v in zip(net.line.index, flows.line_loading_percent, strict=True)
-        ],
-        "trafos": [
-            {"index": int(i), "name": str(net.trafo.at[i, "name"]), "loading_percent": float(v)}
-            for i, v in zip(net.trafo.index, flows.trafo_loading_percent, strict=True)
-        ],
-        "buses": [
-            {"index": int(i), "name": str(net.bus.at[i, "name"]), "vm_pu": float(v)}
-            for i, v in zip(net.bus.index, flows.vm_pu, strict=True)
-        ],
+        "lines": _elements(net.line, "loading_percent", flows.line_loading_percent),
+        "trafos": _elements(net.trafo, "loading_percent", flows.trafo_loading_percent),
+        "buses": _elements(net.bus, "vm_pu", flows.vm_pu),
         "curtailments": report.get("curtailments", []),
         "activations": report.get("flexibility", {}).get("activations", {}),
     }
+
+
+def _elements(table: Any, key: str, values: Any) -> list[dict[str, Any]]:
+    """One entry per row of a pandapower table, in its order (whole columns: a feeder has thousands)."""
+    names = table["name"].astype(str).tolist()
+    return [
+        {"index": i, "name": n, key: v}
+        for i, n, v in zip(table.index.astype(int).tolist(), names, values.tolist(), strict=True)
+    ]
 
 
 class FlowCache:
