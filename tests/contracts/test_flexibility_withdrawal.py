@@ -9,7 +9,10 @@ from tests.contracts import test_flexibility
 from tests.contracts.test_flexibility import offer
 from web3.logs import DISCARD
 
+from gridledger.encoding import to_hex
 from gridledger.errors import FlexRejected, LedgerError
+from gridledger.service.indexer import Indexer
+from gridledger.store.database import open_database
 
 setup = test_flexibility.setup  # three registered providers at buses 0, 1, 2 and an open request
 REVOCATION = bytes.fromhex("ab" * 32)  # the keccak-256 of a sealed FlexOfferRevocation
@@ -23,7 +26,7 @@ def withdraw(ledger, account, offer_id: bytes):
     return ledger.tx.send(account, ledger.flex.functions.withdrawOffer(offer_id), action="withdraw offer")
 
 
-def test_a_provider_withdraws_its_offer_which_then_cannot_be_awarded(setup) -> None:
+def test_a_provider_withdraws_its_offer_which_then_cannot_be_awarded(setup, tmp_path) -> None:
     ledger, (a, b, _), request, rid = setup
     kept = ledger.sign_offer(a, offer(a, rid, request, power_w=6_000, availability=1, utilisation=1, bus=0))
     gone = ledger.sign_offer(b, offer(b, rid, request, power_w=5_000, availability=1, utilisation=1, bus=1))
@@ -42,6 +45,12 @@ def test_a_provider_withdraws_its_offer_which_then_cannot_be_awarded(setup) -> N
     assert ledger.flex.functions.offerWithdrawn(gone.offer_id).call() is True
     assert ledger.flex.functions.offerWithdrawn(kept.offer_id).call() is False
     assert balances(ledger, [a.address, b.address]) == before  # offers escrow nothing
+    # The facilitator's index drops it from the offers its award rule chooses from.
+    index = open_database(tmp_path / "index.sqlite")
+    Indexer(ledger, index).sync()
+    assert [r["offer_id"] for r in index.execute_returning_dicts("select offer_id from flex_offers")] == [
+        to_hex(kept.offer_id)
+    ]
 
     with pytest.raises(FlexRejected, match="was withdrawn: it can be neither awarded nor withdrawn again") as again:
         withdraw(ledger, b, gone.offer_id)

@@ -4,6 +4,7 @@ the on-chain records and token movements checked; and every refusal UFTP defines
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from shapeshifter_uftp import (
     FlexOffer,
     FlexOfferOption,
     FlexOfferOptionISP,
+    FlexOfferRevocation,
     Metering,
     MeteringISP,
     MeteringProfile,
@@ -30,11 +32,21 @@ from shapeshifter_uftp import (
 )
 from shapeshifter_uftp.exceptions import ClientTransportException, InvalidSignatureException
 from shapeshifter_uftp.transport import from_xml, to_xml
-from tests.backend.uftp.conftest import AGR_DOMAIN, CRO_DOMAIN, DSO_DOMAIN, EAN, TZ, Exchange, keypair, wait_until
+from tests.backend.uftp.conftest import (
+    AGR_DOMAIN,
+    CRO_DOMAIN,
+    DSO_DOMAIN,
+    EAN,
+    TZ,
+    Exchange,
+    keypair,
+    wait_until,
+    window_start,
+)
 from xsdata.models.datatype import XmlDate, XmlDuration
 
 from gridledger.audit import audit_uftp_offers
-from gridledger.encoding import to_hex
+from gridledger.encoding import from_hex, to_hex
 from gridledger.uftp.codec import verify_sealed
 from gridledger.uftp.cro import CRO_MESSAGE_PATH, connection_ean
 from gridledger.uftp.mapping import isp_of
@@ -363,3 +375,42 @@ def _unsealable(sealed: bytes, key: bytes) -> bool:
     except InvalidSignatureException:
         return False
     return True
+
+
+def test_a_revocation_withdraws_the_offer_on_chain(exchange: Exchange) -> None:
+    ex = exchange
+    # The aggregator's portfolio (as the whole cycle announced it; again here so this test stands alone).
+    updates, queries = (len(ex.agr_messages(t)) for t in ("AgrPortfolioUpdateResponse", "AgrPortfolioQueryResponse"))
+    cro_client(ex).send_agr_portfolio_update(update(ex, ex.provider.address))
+    wait_until(lambda: ex.agr_messages("AgrPortfolioUpdateResponse")[updates:], "the AGRPortfolioUpdateResponse")
+    start = ex.chain(lambda: window_start(ex.ledger))
+    period, _ = isp_of(start, TZ)
+    cro_client(ex).send_agr_portfolio_query(AgrPortfolioQuery(time_zone=TZ, period=XmlDate.from_date(period)))
+    wait_until(lambda: ex.agr_messages("AgrPortfolioQueryResponse")[queries:], "the AGRPortfolioQueryResponse")
+
+    request = dataclasses.replace(ex.request, window_start=start, bid_deadline=start - 3_600)
+    rid = ex.chain(lambda: ex.ledger.post_flex_request(request))
+    assert ex.gateway.announce(rid).failed == {}
+    (row,) = wait_until(
+        lambda: ex.gateway.store.rows("select * from uftp_offers where request_id = ?", rid), "the offer on the ledger"
+    )
+    offer_id = from_hex(row["offer_id"])
+    before = ledger_state(ex)[1:]  # the market's token balance and its UFTP offers
+    seen = len(ex.agr_messages("FlexOfferRevocationResponse"))
+
+    agr_client(ex).send_flex_offer_revocation(FlexOfferRevocation(flex_offer_message_id=row["message_id"]))
+    (answer,) = wait_until(lambda: ex.agr_messages("FlexOfferRevocationResponse")[seen:], "the revocation's response")
+    assert from_xml(answer["xml"]).result == "Accepted"
+    assert ex.chain(lambda: ex.ledger.flex.functions.offerWithdrawn(offer_id).call()) is True
+    (kept,) = ex.gateway.store.rows("select hash from uftp_messages where type = 'FlexOfferRevocation'")
+    (event,) = ex.chain(lambda: ex.ledger.flex.events.OfferWithdrawn.get_logs(from_block=0))
+    assert (bytes(event["args"]["offerId"]), to_hex(event["args"]["sourceMessage"])) == (offer_id, kept["hash"])
+
+    # Revoked twice: the ledger refuses, the aggregator hears why.
+    agr_client(ex).send_flex_offer_revocation(FlexOfferRevocation(flex_offer_message_id=row["message_id"]))
+    (again,) = wait_until(lambda: ex.agr_messages("FlexOfferRevocationResponse")[seen + 1 :], "the second response")
+    refused = from_xml(again["xml"])
+    assert refused.result == "Rejected"
+    assert "the ledger refused the revocation" in refused.rejection_reason
+    assert "was withdrawn: it can be neither awarded nor withdrawn again" in refused.rejection_reason
+    assert ledger_state(ex)[1:] == before
