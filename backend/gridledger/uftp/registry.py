@@ -20,6 +20,7 @@ serves only the congestion points listed for it here.
 from __future__ import annotations
 
 import json
+import re
 from base64 import b64decode, b64encode
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from eth_utils.address import is_address, to_checksum_address
 
 from gridledger.errors import ConfigurationError
+
+# UFTP's EntityAddress, as its XML schema has it.
+ENTITY_ADDRESS = re.compile(r"ean\.[0-9]{12,34}|ea1\.[0-9]{4}-[0-9]{2}\..{1,244}:.{1,244}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,11 @@ class UftpRegistry:
                 f"if cro is given); missing or wrong: {exc}"
             ) from None
         _check_key(source, "dso.signing_key", dso.signing_key, 64)
+        odd = [ean for ean in points if not ENTITY_ADDRESS.fullmatch(ean)]
+        if odd:
+            raise ConfigurationError(
+                f"{source}: congestion points {odd} are no UFTP EntityAddress (ean. + 12 to 34 digits, or ea1.…)"
+            )
         if cro is not None:
             _check_key(source, "cro.signing_key", cro.signing_key, 64)
             if cro.signing_key == dso.signing_key:
