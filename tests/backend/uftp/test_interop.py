@@ -414,3 +414,10 @@ def test_a_revocation_withdraws_the_offer_on_chain(exchange: Exchange) -> None:
     assert "the ledger refused the revocation" in refused.rejection_reason
     assert "was withdrawn: it can be neither awarded nor withdrawn again" in refused.rejection_reason
     assert ledger_state(ex)[1:] == before
+
+    # The audit traces the withdrawal to the aggregator's signed revocation, and catches a swap.
+    (traced,) = [a for a in audit(ex, lambda h: served(ex, h)) if a.offer_id == offer_id]
+    assert traced.confirmed, traced.differences
+    swapped = from_hex(kept["hash"])
+    (caught,) = [a for a in audit(ex, lambda h: b"x" if h == swapped else served(ex, h)) if a.offer_id == offer_id]
+    assert caught.differences == [f"the revocation served as {kept['hash']} hashes to {to_hex(keccak(b'x'))}"]
