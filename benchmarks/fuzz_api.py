@@ -22,7 +22,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "backend" / "api"))
+sys.path[:0] = [str(ROOT / "tests" / "backend" / "api"), str(ROOT)]  # fuzzing.py and the tests' helpers
 
 from fuzzing import fuzz, prepare  # noqa: E402
 

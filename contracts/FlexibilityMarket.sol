@@ -77,6 +77,8 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     // UFTP: the Ed25519 key a provider bound to its account, and the signed message behind an offer.
     mapping(address provider => bytes32 publicKey) private _uftpKeys;
     mapping(bytes32 offerId => bytes32 sourceMessage) private _offerSources;
+    // Withdrawn offers: kept apart from OfferState so that `offer()` keeps its return type.
+    mapping(bytes32 offerId => bool) private _withdrawn;
 
     constructor(IERC20 token, IParticipantRegistry registry, address admin)
         EIP712("GridLedger FlexibilityMarket", "1")
@@ -175,6 +177,19 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         emit OfferSourced(offerId, o.provider, publicKey, sourceMessage);
     }
 
+    /// @inheritdoc IFlexibilityMarket
+    function withdrawOffer(bytes32 offerId) external {
+        address provider = _offers[offerId].provider;
+        if (provider != address(0) && provider != msg.sender) revert NotOfferProvider(offerId, provider, msg.sender);
+        _withdraw(offerId, bytes32(0));
+    }
+
+    /// @inheritdoc IFlexibilityMarket
+    function withdrawUftpOffer(bytes32 offerId, bytes32 sourceMessage) external onlyRole(FACILITATOR_ROLE) {
+        if (_offerSources[offerId] == bytes32(0)) revert NotUftpOffer(offerId);
+        _withdraw(offerId, sourceMessage);
+    }
+
     // ───────────────────────────── facilitator ─────────────────────────────
 
     /// @inheritdoc IFlexibilityMarket
@@ -195,6 +210,7 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
             OfferState storage o = _offers[offerIds[i]];
             if (o.provider == address(0) || o.requestId != requestId) revert UnknownOffer(offerIds[i]);
             if (o.awarded) revert DuplicateAward(offerIds[i]);
+            if (_withdrawn[offerIds[i]]) revert OfferIsWithdrawn(offerIds[i]);
             o.awarded = true;
             awardedW += o.powerW;
             awarded.push(offerIds[i]);
@@ -335,6 +351,11 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     }
 
     /// @inheritdoc IFlexibilityMarket
+    function offerWithdrawn(bytes32 offerId) external view returns (bool) {
+        return _withdrawn[offerId];
+    }
+
+    /// @inheritdoc IFlexibilityMarket
     function maxSpend(Request calldata r) public pure returns (uint256) {
         uint256 priceSum = uint256(r.maxAvailabilityPricePerKWh) + r.maxUtilisationPricePerKWh;
         return _ceilDiv(uint256(r.powerW) * r.windowSlots * priceSum, W_SLOTS_PER_KWH);
@@ -408,6 +429,20 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
         emit OfferSubmitted(
             offerId, o.requestId, o.provider, o.powerW, o.availabilityPricePerKWh, o.utilisationPricePerKWh, o.bus
         );
+    }
+
+    /// @dev Marks an unawarded offer withdrawn, up to its request's bid deadline.
+    function _withdraw(bytes32 offerId, bytes32 sourceMessage) private {
+        OfferState storage o = _offers[offerId];
+        address provider = o.provider;
+        if (provider == address(0)) revert UnknownOffer(offerId);
+        if (_withdrawn[offerId]) revert OfferIsWithdrawn(offerId);
+        if (o.awarded) revert OfferAlreadyAwarded(offerId);
+        uint64 requestId = o.requestId;
+        uint40 deadline = _requests[requestId].bidDeadline;
+        if (block.timestamp > deadline) revert WithdrawalAfterDeadline(requestId, deadline, block.timestamp);
+        _withdrawn[offerId] = true;
+        emit OfferWithdrawn(offerId, requestId, provider, sourceMessage);
     }
 
     function _requireInWindow(uint64 requestId, Request storage r, uint40 slot) private view {

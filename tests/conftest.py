@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -77,3 +78,20 @@ def market_total(ledger: Ledger, accounts: list[str], slots: list[int]) -> int:
     whose settlement is under way (negative while sellers are paid ahead of buyers)."""
     total = sum(sum(ledger.account_of(a)) for a in accounts)
     return total + sum(ledger.slot_state(s).pot for s in slots)
+
+
+def flex_request_body(window_start: int, **changes: Any) -> dict[str, Any]:
+    """The body of ``POST /flex/requests`` the tests' DSO posts: 10 kW up at bus 4 for an hour
+    from ``window_start``, bids until an hour before; ``changes`` replace fields."""
+    return {
+        "service": "secure",
+        "direction": "up",
+        "baseline": "meter_before_after",
+        "congestion_bus": 4,
+        "power_w": 10_000,
+        "window_start": window_start,
+        "window_slots": 4,
+        "bid_deadline": window_start - 3_600,
+        "max_availability_price_per_kwh": 100_000,
+        "max_utilisation_price_per_kwh": 300_000,
+    } | changes

@@ -29,6 +29,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 from shapeshifter_uftp.exceptions import InvalidSignatureException, SchemaException
 from shapeshifter_uftp.uftp import FlexOffer as UftpFlexOffer
+from shapeshifter_uftp.uftp import FlexOfferRevocation
 
 from gridledger.chain.ledger import Ledger
 from gridledger.chain.slots import SettlementOutcome, unpack_outcomes, unpack_readings
@@ -287,11 +288,19 @@ def audit_uftp_offers(
     facilitator serves at GET /uftp/messages/{hash}) hashes to the recorded hash, its Ed25519 seal
     verifies with the key the provider itself bound on-chain, and the offer it maps to (README,
     "UFTP field mapping") is, field for field, the one recorded: its EIP-712 hash is the offer id.
+    An offer the facilitator withdrew (``withdrawUftpOffer``) must have the aggregator's signed
+    FlexOfferRevocation of that FlexOffer behind it.
     ``congestion_points`` (EAN → bus), ``time_zone`` and ``currency`` are the DSO's published UFTP terms."""
     flex = ledger.flex
     bindings: dict[str, list[tuple[int, bytes]]] = {}
     for e in flex.events.UftpKeyBound.get_logs(from_block=ledger.deployment.block):
         bindings.setdefault(e["args"]["provider"], []).append((int(e["blockNumber"]), bytes(e["args"]["publicKey"])))
+    # Withdrawn by the facilitator on a revocation (a provider's own withdrawal carries no message).
+    revoked = {
+        bytes(e["args"]["offerId"]): bytes(e["args"]["sourceMessage"])
+        for e in flex.events.OfferWithdrawn.get_logs(from_block=ledger.deployment.block)
+        if any(e["args"]["sourceMessage"])
+    }
     audits = []
     for event in flex.events.OfferSourced.get_logs(from_block=ledger.deployment.block):
         args = event["args"]
@@ -305,7 +314,33 @@ def audit_uftp_offers(
             audit.differences.append(
                 f"offer {short_hex(offer_id)} of {provider}: its recorded source differs from its event"
             )
+        revocation = revoked.get(offer_id)
+        if revocation is not None and not audit.differences:
+            audit.differences.extend(
+                _revocation_differences(fetch, revocation, audit.source_message, bytes(args["publicKey"]))
+            )
     return audits
+
+
+def _revocation_differences(
+    fetch: Callable[[bytes], bytes | None], revocation: bytes, offer: bytes, key: bytes
+) -> list[str]:
+    """A UFTP offer the facilitator withdrew: the FlexOfferRevocation it recorded must be the
+    aggregator's (sealed with the key the offer was made with) and name that offer's message."""
+    sealed = fetch(revocation)
+    if sealed is None:
+        return [f"the signed UFTP revocation {to_hex(revocation)} is not available"]
+    if keccak(sealed) != revocation:
+        return [f"the revocation served as {to_hex(revocation)} hashes to {to_hex(keccak(sealed))}"]
+    try:
+        payload = verify_sealed(sealed, key)
+    except (InvalidSignatureException, SchemaException):
+        return [f"the revocation {to_hex(revocation)} is not a UFTP message sealed with key {to_hex(key)}"]
+    offered = fetch(offer)
+    offer_message_id = verify_sealed(offered, key).message_id if offered is not None else None
+    if not isinstance(payload, FlexOfferRevocation) or payload.flex_offer_message_id != offer_message_id:
+        return [f"the revocation {to_hex(revocation)} does not revoke the offer's FlexOffer {offer_message_id}"]
+    return []
 
 
 def _uftp_differences(

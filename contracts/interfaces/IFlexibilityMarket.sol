@@ -134,6 +134,13 @@ interface IFlexibilityMarket {
     /// aggregator's sealed FlexOffer (its Ed25519 signature followed by the XML), signed with
     /// `publicKey`, the key `provider` had bound. The facilitator serves the message by this hash.
     event OfferSourced(bytes32 indexed offerId, address indexed provider, bytes32 publicKey, bytes32 sourceMessage);
+    /// @notice `provider` withdrew its unawarded offer `offerId` for request `requestId` before the
+    /// bid deadline: it can no longer be awarded. `sourceMessage` is the keccak-256 of the
+    /// aggregator's signed UFTP FlexOfferRevocation when the facilitator withdrew a UFTP offer for
+    /// it (`withdrawUftpOffer`), zero when the provider withdrew it itself.
+    event OfferWithdrawn(
+        bytes32 indexed offerId, uint64 indexed requestId, address indexed provider, bytes32 sourceMessage
+    );
     /// @notice The award, with the hash of the facilitator's award report (its rule and sensitivities).
     event Awarded(uint64 indexed requestId, bytes32[] offerIds, uint32 awardedPowerW, bytes32 awardReportHash);
     /// @notice Offer `offerId` was activated at `powerW` for the slot starting at `slot`, which
@@ -231,6 +238,17 @@ interface IFlexibilityMarket {
     error UftpKeyNotBound(address provider);
     /// @notice `account` has no claimable balance: nothing was credited to it since its last claim.
     error NothingToClaim(address account);
+    /// @notice Only offer `offerId`'s provider `provider` may withdraw it, not `caller`.
+    error NotOfferProvider(bytes32 offerId, address provider, address caller);
+    /// @notice Offer `offerId` was withdrawn: it cannot be awarded or withdrawn again.
+    error OfferIsWithdrawn(bytes32 offerId);
+    /// @notice Offer `offerId` is awarded: it binds its provider and cannot be withdrawn.
+    error OfferAlreadyAwarded(bytes32 offerId);
+    /// @notice Request `requestId`'s bid deadline `bidDeadline` has passed (block time `nowTs`):
+    /// its offers stand and can no longer be withdrawn.
+    error WithdrawalAfterDeadline(uint64 requestId, uint40 bidDeadline, uint256 nowTs);
+    /// @notice Offer `offerId` did not come through UFTP: only its provider can withdraw it (`withdrawOffer`).
+    error NotUftpOffer(bytes32 offerId);
 
     // ───────────────────────────── functions ─────────────────────────────
 
@@ -255,8 +273,21 @@ interface IFlexibilityMarket {
     /// @return offerId the offer's EIP-712 hash
     function submitUftpOffer(Offer calldata offer_, bytes32 sourceMessage) external returns (bytes32 offerId);
 
+    /// @notice Withdraws the caller's offer `offerId` while it is unawarded, up to its request's
+    /// bid deadline; no tokens move (offers escrow nothing).
+    function withdrawOffer(bytes32 offerId) external;
+
+    /// @notice Withdraws UFTP offer `offerId` for its provider, on the aggregator's signed
+    /// FlexOfferRevocation whose keccak-256 is `sourceMessage` (facilitator only; audited as the
+    /// offer itself is). Same conditions as `withdrawOffer`.
+    function withdrawUftpOffer(bytes32 offerId, bytes32 sourceMessage) external;
+
+    /// @notice Whether offer `offerId` was withdrawn.
+    function offerWithdrawn(bytes32 offerId) external view returns (bool);
+
     /// @notice Awards `offerIds` of request `requestId` after its bid deadline and before its
-    /// window (facilitator only), with the hash of the award report that chose them.
+    /// window (facilitator only), with the hash of the award report that chose them. A withdrawn
+    /// offer cannot be awarded.
     function award(uint64 requestId, bytes32[] calldata offerIds, bytes32 awardReportHash) external;
 
     /// @notice Orders an awarded offer to deliver `powerW` in the slot starting at `slot`, before

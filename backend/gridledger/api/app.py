@@ -76,6 +76,7 @@ def uftp_router(service: Facilitator, config: str) -> APIRouter:
     """The UFTP endpoint over the service's deployment: ledger writes on its chain thread, messages
     kept in its SQLite file, operator routes behind the DSO's signed request."""
     # Imported here: shapeshifter-uftp takes seconds to import, and only a UFTP-enabled node needs it.
+    from gridledger.uftp.cro import CommonReference
     from gridledger.uftp.gateway import UftpGateway
     from gridledger.uftp.registry import UftpRegistry
     from gridledger.uftp.router import make_router
@@ -84,10 +85,13 @@ def uftp_router(service: Facilitator, config: str) -> APIRouter:
     def dso(raw: SignedByDso) -> None:
         del raw  # the dependency checks the DSO's signature; the routes take no body
 
-    gateway = UftpGateway(
-        service.ctx.ledger,
-        UftpRegistry.load(config),
-        MessageStore(service.ctx.settings.database),
-        on_chain=service.ctx.on_chain,
-    )
+    ctx = service.ctx
+    registry = UftpRegistry.load(config)
+    store = MessageStore(ctx.settings.database)
+    cro = None
+    if registry.cro is not None:  # congestion points' connections from the published model's feeders
+        cro = CommonReference(
+            ctx.ledger, registry, store, area=lambda bus: ctx.batch_engine().feeder_of(bus), on_chain=ctx.on_chain
+        )
+    gateway = UftpGateway(ctx.ledger, registry, store, on_chain=ctx.on_chain, cro=cro)
     return make_router(gateway, operator=[Depends(dso)])

@@ -437,6 +437,29 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
             "payments and refunds are credited when a request settles"
         ),
     ),
+    "NotOfferProvider": (
+        errors.FlexRejected,
+        lambda a: f"only offer {_short(a['offerId'])}'s provider {a['provider']} may withdraw it, not {a['caller']}",
+    ),
+    "OfferIsWithdrawn": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])} was withdrawn: it can be neither awarded nor withdrawn again",
+    ),
+    "OfferAlreadyAwarded": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])} is awarded and binds its provider: it cannot be withdrawn",
+    ),
+    "WithdrawalAfterDeadline": (
+        errors.FlexRejected,
+        lambda a: (
+            f"request {a['requestId']} took offers until {clock(a['bidDeadline'])}; offers can be withdrawn until "
+            "then, not after"
+        ),
+    ),
+    "NotUftpOffer": (
+        errors.FlexRejected,
+        lambda a: f"offer {_short(a['offerId'])} did not come through UFTP: only its provider withdraws it",
+    ),
     # ── OpenZeppelin ──
     "SafeCastOverflowedUintDowncast": (
         errors.LedgerError,

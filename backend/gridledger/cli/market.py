@@ -137,8 +137,16 @@ def audit(
     slot: Annotated[
         list[int] | None, typer.Option(help="delivery start(s) to audit; default: every cleared slot")
     ] = None,
+    uftp_terms: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRIDLEDGER_UFTP_TERMS",
+            help="the DSO's UFTP terms (JSON of GET /uftp/terms, or the UFTP register): also trace every UFTP offer "
+            "to its aggregator's signed message, kept in GRIDLEDGER_DATABASE",
+        ),
+    ] = None,
 ) -> None:
-    """Re-run clearing and network validation for cleared slots and compare with the chain."""
+    """Re-run clearing and network validation for cleared slots and compare with the chain; trace UFTP offers."""
     from gridledger.chain.ledger import Ledger
 
     settings = Settings()
@@ -155,7 +163,7 @@ def audit(
         }
     )
     failed = 0
-    for result in _audit(ledger, settings, slots, grid=network):
+    for result in _audit(ledger, settings, slots, grid=network) if slots else []:
         clock = datetime.fromtimestamp(result.delivery_start, tz=UTC).strftime("%Y-%m-%d %H:%M")
         if result.confirmed:
             console.print(f"{clock}  confirmed")
@@ -165,8 +173,48 @@ def audit(
             for difference in result.differences:
                 console.print(f"    - {difference}", soft_wrap=True, markup=False)
     console.print(f"{len(slots) - failed} of {len(slots)} slots confirmed")
+    failed += _audit_uftp(ledger, settings, uftp_terms)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _audit_uftp(ledger: Ledger, settings: Settings, terms_path: str | None) -> int:
+    """Prints each UFTP-sourced offer confirmed or refuted (with why); the number refuted."""
+    sourced = ledger.flex.events.OfferSourced.get_logs(from_block=ledger.deployment.block)
+    if not sourced:
+        return 0
+    if terms_path is None:
+        raise GridLedgerError(
+            f"{len(sourced)} offers on the ledger came through UFTP: give the DSO's UFTP terms (--uftp-terms, the JSON "
+            "of GET /uftp/terms) to trace them to the aggregators' signed messages"
+        )
+    from gridledger.audit import audit_uftp_offers
+    from gridledger.encoding import short_hex, to_hex
+    from gridledger.uftp.registry import PublicTerms
+    from gridledger.uftp.store import MessageStore
+
+    terms = PublicTerms.load(terms_path)
+    store = MessageStore(settings.database)
+
+    def fetch(message_hash: bytes) -> bytes | None:
+        row = store.message(to_hex(message_hash))
+        return bytes(row["body"]) if row is not None and row["direction"] == "in" else None
+
+    audits = audit_uftp_offers(
+        ledger, fetch, congestion_points=terms.congestion_points, time_zone=terms.time_zone, currency=terms.currency
+    )
+    refuted = 0
+    for a in audits:
+        what = f"UFTP offer {short_hex(a.offer_id)}  message {short_hex(a.source_message)}"
+        if a.confirmed:
+            console.print(f"{what}  confirmed", soft_wrap=True)
+        else:
+            refuted += 1
+            console.print(f"{what}  [red]REFUTED[/]", soft_wrap=True)
+            for difference in a.differences:
+                console.print(f"    - {difference}", soft_wrap=True, markup=False)
+    console.print(f"{len(audits) - refuted} of {len(audits)} UFTP offers traced to their signed messages")
+    return refuted
 
 
 def flex_report(

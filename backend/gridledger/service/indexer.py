@@ -459,6 +459,10 @@ class Indexer:
             ],
         )
 
+    def _on_OfferWithdrawn(self, a: dict[str, Any], entry: LogReceipt) -> None:
+        # A withdrawn offer can no longer be awarded: it leaves the candidates the award reads.
+        self.db.execute("delete from flex_offers where offer_id = ?", [to_hex(a["offerId"])])
+
     def _on_Awarded(self, a: dict[str, Any], entry: LogReceipt) -> None:
         self.db.execute(
             "update flex_requests set status = 'awarded', awarded_power_w = ?, award_report_hash = ? "

@@ -2,7 +2,8 @@
 
 Incoming (aggregator → DSO), verified by ``codec.open_signed`` and kept by ``store``:
 FlexRequestResponse, FlexOffer (→ ``submitUftpOffer`` on-chain, with the message's hash),
-FlexOfferRevocation, FlexOrderResponse, Metering, FlexSettlementResponse, TestMessage.
+FlexOfferRevocation (→ ``withdrawUftpOffer``, with its hash), FlexOrderResponse, Metering,
+FlexSettlementResponse, TestMessage.
 Outgoing (DSO → aggregator) through the library's ``ShapeshifterDsoAgrClient``: FlexRequest
 (``announce``), FlexOfferResponse, FlexOrder (``order``), FlexSettlement (``settle``) and the
 responses UFTP requires.
@@ -43,6 +44,7 @@ from gridledger.errors import LedgerError, NotFoundError
 from gridledger.flex.products import FlexRequest as LedgerRequest
 from gridledger.uftp import mapping
 from gridledger.uftp.codec import Opened, UftpRejection, open_signed
+from gridledger.uftp.cro import CommonReference
 from gridledger.uftp.registry import Aggregator, UftpRegistry
 from gridledger.uftp.store import MessageStore
 
@@ -76,7 +78,9 @@ class Delivery:
 
 class UftpGateway:
     """``on_chain`` runs a ledger write on the deployment's chain thread (``ServiceContext.on_chain``
-    in ``gridledger serve``); ``send`` delivers an outgoing message (the library's client by default)."""
+    in ``gridledger serve``); ``send`` delivers an outgoing message (the library's client by default);
+    ``cro``, when GridLedger is also the CRO, adds the aggregators whose portfolio has connections
+    on a request's congestion point to those the register lists for it."""
 
     def __init__(
         self,
@@ -86,7 +90,9 @@ class UftpGateway:
         *,
         on_chain: Callable[[Callable[[], Any]], Any] = _direct,
         send: Callable[[Aggregator, PayloadMessage], None] | None = None,
+        cro: CommonReference | None = None,
     ) -> None:
+        self.cro = cro
         self.ledger = ledger
         self.registry = registry
         self.store = store
@@ -145,13 +151,14 @@ class UftpGateway:
             self._offer(opened, payload, aggregator)
             return True
         if isinstance(payload, FlexOfferRevocation):
-            raise UftpRejection(
-                "Invalid Message: an offer is binding once GridLedger's ledger has recorded it (the flexibility "
-                "market has no withdrawal); offer less or not at all instead"
-            )
+            self._revoke(opened, payload, aggregator)
+            return True
         if isinstance(payload, Metering | TestMessage):
             return True  # kept as sent; the ledger's measurements are the meter operator's
-        raise UftpRejection(f"Invalid Message: '{type(payload).__name__}' is not a message a DSO takes from an AGR")
+        raise UftpRejection(
+            f"Invalid Message: '{type(payload).__name__}' is not a message a DSO takes from an AGR (portfolio "
+            "messages go to the CRO's endpoint, GET /uftp/terms)"
+        )
 
     def _offer(self, opened: Opened, offer: FlexOffer, aggregator: Aggregator) -> None:
         sent = self.store.rows(
@@ -203,6 +210,26 @@ class UftpGateway:
             request_id,
         )
 
+    def _revoke(self, opened: Opened, revocation: FlexOfferRevocation, aggregator: Aggregator) -> None:
+        """Withdraws the on-chain offer a FlexOffer of this aggregator made (``withdrawUftpOffer``,
+        with the revocation's hash): only while it is unawarded, up to the request's bid deadline."""
+        rows = self.store.rows(
+            "select offer_id from uftp_offers where message_id = ? and agr_domain = ?",
+            revocation.flex_offer_message_id,
+            aggregator.domain,
+        )
+        if not rows:
+            raise UftpRejection(
+                f"Unknown Reference: FlexOfferMessageID {revocation.flex_offer_message_id!r} is no FlexOffer of "
+                f"{aggregator.domain} that the ledger recorded"
+            )
+        offer_id = bytes.fromhex(str(rows[0]["offer_id"])[2:])
+        try:
+            call = self.ledger.flex.functions.withdrawUftpOffer(offer_id, opened.hash)
+            self.ledger.tx.send(self.ledger.roles.facilitator, call, action=f"UFTP revocation of {aggregator.domain}")
+        except LedgerError as exc:
+            raise UftpRejection(f"Invalid Message: the ledger refused the revocation: {exc}") from None
+
     def _reply(
         self, aggregator: Aggregator, message: PayloadMessage, result: AcceptedRejected, reason: str | None
     ) -> None:
@@ -229,8 +256,9 @@ class UftpGateway:
     # ─────────────── outgoing ───────────────
 
     def announce(self, request_id: int) -> Delivery:
-        """Sends on-chain request ``request_id`` as a FlexRequest to every aggregator registered for
-        its congestion point."""
+        """Sends on-chain request ``request_id`` as a FlexRequest to every aggregator that serves its
+        congestion point: listed for it in the register, or with connections on it in the CRO's
+        portfolio for the request's Period."""
         request: LedgerRequest = self.on_chain(lambda: self.ledger_request(request_id))
         ean = self.registry.congestion_point_of(request.congestion_bus)
         if ean is None:
@@ -238,8 +266,12 @@ class UftpGateway:
                 f"request {request_id}'s congestion bus {request.congestion_bus} is no congestion point of the UFTP "
                 f"register (known: {self.registry.congestion_points})"
             )
+        domains = {a.domain for a in self.registry.serving(ean)}
+        if self.cro is not None:
+            period, _ = mapping.window_isps(request, self.registry.dso.time_zone)
+            domains.update(self.cro.aggregators_on(ean, period))
         delivery = Delivery()
-        for aggregator in self.registry.serving(ean):
+        for aggregator in (a for a in self.registry.aggregators if a.domain in domains):
             message = mapping.flex_request(
                 request_id, request, ean=ean, tz=self.registry.dso.time_zone, recipient=aggregator.domain
             )

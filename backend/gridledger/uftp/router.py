@@ -5,7 +5,10 @@ behaviour of USEF's own service): a message that cannot be read answers 400, one
 sender's registered key 401; a verified message answers 200 at once and is then processed, its
 response message (Accepted, or Rejected with UFTP's reason) sent to the aggregator's endpoint.
 ``GET /uftp/messages/{hash}`` serves a kept message by the keccak-256 the ledger records;
-``GET /uftp/terms`` the DSO's public terms (domain, verify key, time zone, currency, EAN → bus).
+``GET /uftp/terms`` the DSO's public terms (domain, verify key, time zone, currency, EAN → bus,
+and the CRO's domain, verify key and path). With a CRO (``uftp/cro.py``),
+``POST /cro/shapeshifter/api/v3/message`` takes the aggregators' portfolio messages, refused and
+answered the same way.
 The DSO's operator routes (``POST /uftp/requests/{id}/announce|orders|settlement``) send the
 FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator`` guards them
 (``gridledger serve`` passes the DSO's signed-request check).
@@ -13,7 +16,7 @@ FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -22,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from gridledger.errors import NotFoundError
 from gridledger.uftp.codec import UftpTransportError
+from gridledger.uftp.cro import CRO_MESSAGE_PATH, CommonReference
 from gridledger.uftp.gateway import UftpGateway
 
 MESSAGE_PATH = "/shapeshifter/api/v3/message"
@@ -33,14 +37,16 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
 
     @router.post(MESSAGE_PATH, response_class=Response, responses={400: {}, 401: {}})
     async def receive(request: Request, tasks: BackgroundTasks) -> Response:
-        """A UFTP SignedMessage from an aggregator (text/xml)."""
-        body = await request.body()
-        try:
-            job = gateway.receive(body)
-        except UftpTransportError as exc:
-            return Response(str(exc), status_code=exc.status, media_type="text/plain")
-        tasks.add_task(job)
-        return Response(status_code=200)
+        """A UFTP SignedMessage from an aggregator to the DSO (text/xml)."""
+        return _accept(gateway.receive, await request.body(), tasks)
+
+    cro = gateway.cro
+    if cro is not None:
+
+        @router.post(CRO_MESSAGE_PATH, response_class=Response, responses={400: {}, 401: {}})
+        async def receive_cro(request: Request, tasks: BackgroundTasks) -> Response:
+            """A UFTP SignedMessage from an aggregator to the CRO: AGRPortfolioUpdate, AGRPortfolioQuery (text/xml)."""
+            return _accept(cro.receive, await request.body(), tasks)
 
     @router.get("/uftp/messages/{message_hash}", response_class=Response)
     def message(message_hash: HashPath) -> Response:
@@ -65,6 +71,7 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
             "currency": dso.currency,
             "congestion_points": gateway.registry.congestion_points,
             "message_path": MESSAGE_PATH,
+            **(_cro_terms(cro) if cro is not None else {}),
         }
 
     @router.post("/uftp/requests/{request_id}/announce", dependencies=list(operator))
@@ -83,3 +90,17 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
         return {"request_id": request_id, **asdict(await run_in_threadpool(gateway.settle, request_id))}
 
     return router
+
+
+def _cro_terms(cro: CommonReference) -> dict[str, str]:
+    return {"cro_domain": cro.cro.domain, "cro_public_key": cro.cro.public_key, "cro_message_path": CRO_MESSAGE_PATH}
+
+
+def _accept(receive: Callable[[bytes], Callable[[], None]], body: bytes, tasks: BackgroundTasks) -> Response:
+    """HTTP 200 and the message's processing after it, or the transport refusal (nothing kept)."""
+    try:
+        job = receive(body)
+    except UftpTransportError as exc:
+        return Response(str(exc), status_code=exc.status, media_type="text/plain")
+    tasks.add_task(job)
+    return Response(status_code=200)

@@ -40,6 +40,16 @@ create table if not exists uftp_offers (
     ordered integer not null default 0,
     settled integer not null default 0
 );
+create table if not exists uftp_portfolio (
+    agr_domain text not null,         -- the aggregator that announced the connection (AGRPortfolioUpdate)
+    ean text not null,                -- the connection's EntityAddress: ean. + its meter id, 18 digits
+    account text not null,            -- the participant registered with that meter
+    bus integer not null,             -- its connection bus in the published network model
+    start_period text not null,       -- ISO dates; end_period null: open-ended
+    end_period text,
+    message_hash text not null,       -- the AGRPortfolioUpdate it came in
+    primary key (agr_domain, ean)
+);
 """
 
 
@@ -56,6 +66,18 @@ class MessageStore:
     def execute(self, sql: str, *params: Any) -> None:
         with self._lock:
             self._db.execute(sql, params)
+
+    def execute_many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Runs ``statements`` in one transaction: all of them or none."""
+        with self._lock:
+            self._db.execute("begin")
+            try:
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
 
     def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
         with self._lock:

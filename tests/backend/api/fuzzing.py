@@ -38,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from tests.conftest import flex_request_body
 
 from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Order, Side
@@ -261,18 +262,7 @@ def prepare(api: Any, prosumers: list[LocalAccount]) -> Signer:
     dso = ledger.roles.dso
     api.chain(lambda: (ledger.fund_gas(dso.address, 10**18), ledger.mint(dso.address, 10**12)))
     start = api.next_slot() + 4 * 3_600
-    flex_request = {
-        "service": "secure",
-        "direction": "up",
-        "baseline": "meter_before_after",
-        "congestion_bus": 4,
-        "power_w": 10_000,
-        "window_start": start,
-        "window_slots": 4,
-        "bid_deadline": start - 3_600,
-        "max_availability_price_per_kwh": 100_000,
-        "max_utilisation_price_per_kwh": 300_000,
-    }
+    flex_request = flex_request_body(start)
     posted = api.client.request("POST", "/flex/requests", body=flex_request, signer=dso)
     alice = prosumers[0]
     slot = api.next_slot()

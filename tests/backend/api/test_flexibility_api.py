@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from tests.backend.api.test_errors import refused
+from tests.conftest import flex_request_body
 
 from gridledger.api.client import ApiError
 from gridledger.flex.products import FlexOffer
@@ -26,18 +27,7 @@ def flex(api, wallets):
 
     api.chain(fund)
     start = api.next_slot() + 4 * 3_600
-    body = {
-        "service": "secure",
-        "direction": "up",
-        "baseline": "meter_before_after",
-        "congestion_bus": 4,
-        "power_w": 10_000,
-        "window_start": start,
-        "window_slots": 4,
-        "bid_deadline": start - 3_600,
-        "max_availability_price_per_kwh": 100_000,
-        "max_utilisation_price_per_kwh": 300_000,
-    }
+    body = flex_request_body(start)
     posted = api.client.request("POST", "/flex/requests", body=body, signer=dso)
     return posted, body
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fuzzing import fuzz, prepare
+from tests.conftest import flex_request_body
 
 from gridledger.api.errors import ErrorBody
 from gridledger.wallet.requests import sign_request
@@ -49,18 +50,7 @@ def _order(api: Any) -> dict[str, Any]:
 
 def _flex_request(api: Any) -> dict[str, Any]:
     start = api.next_slot() + 4 * 3_600
-    return {
-        "service": "secure",
-        "direction": "up",
-        "baseline": "meter_before_after",
-        "congestion_bus": 4,
-        "power_w": MARKER,
-        "window_start": start,
-        "window_slots": 4,
-        "bid_deadline": start - 3_600,
-        "max_availability_price_per_kwh": 100_000,
-        "max_utilisation_price_per_kwh": 300_000,
-    }
+    return flex_request_body(start, power_w=MARKER)
 
 
 def _offer(api: Any) -> dict[str, Any]:

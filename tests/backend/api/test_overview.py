@@ -10,6 +10,7 @@ import pandas as pd
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.backend.api.test_errors import refused
+from tests.conftest import flex_request_body
 
 from gridledger.api.routes.events import frame
 from gridledger.dashboard import BUILD_DIR, NOT_BUILT, mount_dashboard
@@ -108,18 +109,7 @@ def test_flexibility_requests_are_listed_newest_first(api, wallets) -> None:
     ledger, dso = api.ledger, api.ledger.roles.dso
     api.chain(lambda: (ledger.fund_gas(dso.address, 10**18), ledger.mint(dso.address, 50_000_000)))
     start = api.next_slot() + 4 * 3_600
-    body = {
-        "service": "secure",
-        "direction": "up",
-        "baseline": "meter_before_after",
-        "congestion_bus": 4,
-        "power_w": 10_000,
-        "window_start": start,
-        "window_slots": 4,
-        "bid_deadline": start - 3_600,
-        "max_availability_price_per_kwh": 100_000,
-        "max_utilisation_price_per_kwh": 300_000,
-    }
+    body = flex_request_body(start)
     first = api.client.request("POST", "/flex/requests", body=body, signer=dso)
     second = api.client.request("POST", "/flex/requests", body=body | {"power_w": 5_000}, signer=dso)
     listed = api.client.get("/flex/requests")

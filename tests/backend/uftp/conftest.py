@@ -29,19 +29,23 @@ from tests.conftest import open_ledger
 
 from gridledger.chain.ledger import Ledger
 from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
+from gridledger.network.model import NetworkModel
+from gridledger.network.validation import BatchEngine
 from gridledger.sim.participants import make_prosumers
+from gridledger.uftp.cro import CRO_MESSAGE_PATH, CommonReference
 from gridledger.uftp.gateway import UftpGateway
 from gridledger.uftp.mapping import isp_of
 from gridledger.uftp.registry import UftpRegistry
 from gridledger.uftp.router import MESSAGE_PATH, make_router
 from gridledger.uftp.store import MessageStore
+from gridledger.units import DEFAULT_GRID
 
 ROOT = Path(__file__).resolve().parents[3]
 AGR_VENV = ROOT / ".build" / "uftp-agr-venv"
 AGR_REQUIREMENTS = ["shapeshifter-uftp==2.4.0", "fastapi==0.139.2"]
 TZ = "Europe/Amsterdam"
 EAN = "ean.871685900000000042"
-DSO_DOMAIN, AGR_DOMAIN = "dso.gridledger.test", "agr.gridledger.test"
+DSO_DOMAIN, AGR_DOMAIN, CRO_DOMAIN = "dso.gridledger.test", "agr.gridledger.test", "cro.gridledger.test"
 OFFER_PRICE = "6.00"  # EUR for the whole option
 
 
@@ -90,14 +94,25 @@ class Exchange:
     agr_secret: str
     agr_public: bytes
     dso_public: str
+    cro_public: str
     agr_log: Path
     chain_lock: threading.Lock
+    outsider: LocalAccount  # a participant at a bus outside the congestion point's feeder
 
     def agr_messages(self, type_: str | None = None) -> list[dict[str, Any]]:
+        """What the aggregator logged, whole lines only (a line still being written is left for
+        the next read)."""
         if not self.agr_log.exists():
             return []
-        rows = [json.loads(line) for line in self.agr_log.read_text().splitlines()]
+        text = self.agr_log.read_text()
+        rows = [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
         return [r for r in rows if type_ is None or r["type"] == type_]
+
+    def dso_received(self, type_: str) -> list[dict[str, Any]]:
+        """The messages of ``type_`` GridLedger received and has finished processing (result set)."""
+        return self.gateway.store.rows(
+            "select * from uftp_messages where direction = 'in' and type = ? and result is not null order by at", type_
+        )
 
     def chain(self, fn: Callable[[], Any]) -> Any:
         with self.chain_lock:
@@ -122,11 +137,31 @@ def window_start(ledger: Ledger) -> int:
     return start
 
 
+@pytest.fixture
+def setup(ledger: Ledger) -> tuple[Ledger, LocalAccount, int, FlexRequest, int, str]:
+    """A provider with a bound UFTP key and an open request at its bus (for offers made by hand)."""
+    (provider,) = make_prosumers(ledger, count=1, deposit=1_000_000)
+    bus = int(ledger.registry.functions.participant(provider.address).call()[1])
+    ledger.fund_gas(ledger.roles.dso.address, 10**18)
+    ledger.mint(ledger.roles.dso.address, 100_000_000)
+    start = window_start(ledger)
+    request = FlexRequest(
+        ServiceType.SECURE, Direction.UP, BaselineMethod.NOMINATED, bus, 8_000, start, 4, start - 3_600, 0, 10**6
+    )
+    rid = ledger.post_flex_request(request)
+    secret, _, public = keypair()
+    ledger.tx.send(provider, ledger.flex.functions.bindUftpKey(public), action="bind")
+    return ledger, provider, bus, request, rid, secret
+
+
 @pytest.fixture(scope="module")
 def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exchange]:
     python = agr_python()
     ledger = open_ledger(build)
-    (provider,) = make_prosumers(ledger, count=1, deposit=1_000_000)
+    engine = BatchEngine(NetworkModel.load(DEFAULT_GRID))
+    lv_bus = min(b for b in engine.model.buses if len(engine.feeder_of(b)) < len(engine.model.buses))
+    outside = min(set(engine.model.buses) - engine.feeder_of(lv_bus))
+    provider, outsider = make_prosumers(ledger, count=2, deposit=1_000_000, buses=[lv_bus, outside])
     bus = int(ledger.registry.functions.participant(provider.address).call()[1])
     dso = ledger.roles.dso
     ledger.fund_gas(dso.address, 10**18)
@@ -147,6 +182,7 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     request_id = ledger.post_flex_request(request)
 
     dso_secret, dso_public, _ = keypair()
+    cro_secret, cro_public, _ = keypair()
     agr_secret, agr_public_b64, agr_public = keypair()
     ledger.tx.send(provider, ledger.flex.functions.bindUftpKey(agr_public), action="bind UFTP key")
     dso_port, agr_port = free_port(), free_port()
@@ -154,6 +190,7 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     registry = UftpRegistry.from_dict(
         {
             "dso": {"domain": DSO_DOMAIN, "signing_key": dso_secret, "time_zone": TZ, "currency": "EUR"},
+            "cro": {"domain": CRO_DOMAIN, "signing_key": cro_secret},
             "congestion_points": {EAN: bus},
             "aggregators": [
                 {
@@ -161,7 +198,7 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
                     "public_key": agr_public_b64,
                     "endpoint": f"http://127.0.0.1:{agr_port}{MESSAGE_PATH}",
                     "provider": provider.address,
-                    "congestion_points": [EAN],
+                    # none listed: the aggregator reaches the congestion point through the CRO's portfolio
                 }
             ],
         }
@@ -172,7 +209,9 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
         with lock:
             return fn()
 
-    gateway = UftpGateway(ledger, registry, MessageStore(tmp / "uftp.sqlite"), on_chain=on_chain)
+    store = MessageStore(tmp / "uftp.sqlite")
+    cro = CommonReference(ledger, registry, store, area=engine.feeder_of, on_chain=on_chain)
+    gateway = UftpGateway(ledger, registry, store, on_chain=on_chain, cro=cro)
     app = FastAPI()
     app.include_router(make_router(gateway))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=dso_port, log_level="warning"))
@@ -189,6 +228,8 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
                 "port": agr_port,
                 "dso_public_key": dso_public,
                 "dso_endpoint": f"http://127.0.0.1:{dso_port}{MESSAGE_PATH}",
+                "cro_public_key": cro_public,
+                "cro_endpoint": f"http://127.0.0.1:{dso_port}{CRO_MESSAGE_PATH}",
                 "offer_price": OFFER_PRICE,
                 "log": str(agr_log),
             }
@@ -214,8 +255,10 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
             agr_secret,
             agr_public,
             dso_public,
+            cro_public,
             agr_log,
             lock,
+            outsider,
         )
     finally:
         agent.terminate()

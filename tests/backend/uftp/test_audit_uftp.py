@@ -6,33 +6,15 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-import pytest
 from eth_utils.crypto import keccak
 from shapeshifter_uftp import FlexOffer, FlexOfferOption, FlexOfferOptionISP
 from shapeshifter_uftp.transport import from_xml, seal_message
-from tests.backend.uftp.conftest import EAN, TZ, keypair, window_start
+from tests.backend.uftp.conftest import EAN, TZ, keypair
 from xsdata.models.datatype import XmlDate, XmlDuration
 
 from gridledger.audit import audit_uftp_offers
-from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
-from gridledger.sim.participants import make_prosumers
+from gridledger.flex.products import FlexRequest
 from gridledger.uftp.mapping import isp_of, nonce_of, offer_from_uftp
-
-
-@pytest.fixture
-def setup(ledger):
-    (provider,) = make_prosumers(ledger, count=1, deposit=1_000_000)
-    bus = int(ledger.registry.functions.participant(provider.address).call()[1])
-    ledger.fund_gas(ledger.roles.dso.address, 10**18)
-    ledger.mint(ledger.roles.dso.address, 100_000_000)
-    start = window_start(ledger)
-    request = FlexRequest(
-        ServiceType.SECURE, Direction.UP, BaselineMethod.NOMINATED, bus, 8_000, start, 4, start - 3_600, 0, 10**6
-    )
-    rid = ledger.post_flex_request(request)
-    secret, _, public = keypair()
-    ledger.tx.send(provider, ledger.flex.functions.bindUftpKey(public), action="bind")
-    return ledger, provider, bus, request, rid, secret
 
 
 def signed_offer(request: FlexRequest, secret: str, price: str = "6.00") -> bytes:

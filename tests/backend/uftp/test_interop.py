@@ -4,6 +4,7 @@ the on-chain records and token movements checked; and every refusal UFTP defines
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from decimal import Decimal
 
@@ -11,14 +12,19 @@ import pytest
 import requests
 from eth_utils.crypto import keccak
 from shapeshifter_uftp import (
+    AgrPortfolioQuery,
+    AgrPortfolioUpdate,
+    AgrPortfolioUpdateConnection,
     FlexOffer,
     FlexOfferOption,
     FlexOfferOptionISP,
+    FlexOfferRevocation,
     Metering,
     MeteringISP,
     MeteringProfile,
     MeteringProfileEnum,
     MeteringUnit,
+    ShapeshifterAgrCroClient,
     ShapeshifterAgrDsoClient,
     SignedMessage,
     TestMessage,
@@ -26,12 +32,23 @@ from shapeshifter_uftp import (
 )
 from shapeshifter_uftp.exceptions import ClientTransportException, InvalidSignatureException
 from shapeshifter_uftp.transport import from_xml, to_xml
-from tests.backend.uftp.conftest import AGR_DOMAIN, DSO_DOMAIN, EAN, TZ, Exchange, keypair, wait_until
+from tests.backend.uftp.conftest import (
+    AGR_DOMAIN,
+    CRO_DOMAIN,
+    DSO_DOMAIN,
+    EAN,
+    TZ,
+    Exchange,
+    keypair,
+    wait_until,
+    window_start,
+)
 from xsdata.models.datatype import XmlDate, XmlDuration
 
 from gridledger.audit import audit_uftp_offers
-from gridledger.encoding import to_hex
+from gridledger.encoding import from_hex, to_hex
 from gridledger.uftp.codec import verify_sealed
+from gridledger.uftp.cro import CRO_MESSAGE_PATH, connection_ean
 from gridledger.uftp.mapping import isp_of
 from gridledger.uftp.router import MESSAGE_PATH
 
@@ -44,6 +61,36 @@ def agr_client(ex: Exchange, *, secret: str | None = None, domain: str = AGR_DOM
         recipient_endpoint=ex.dso_url + MESSAGE_PATH,
         recipient_signing_key=ex.dso_public,
     )
+
+
+def cro_client(ex: Exchange, *, secret: str | None = None) -> ShapeshifterAgrCroClient:
+    return ShapeshifterAgrCroClient(
+        sender_domain=AGR_DOMAIN,
+        signing_key=secret or ex.agr_secret,
+        recipient_domain=CRO_DOMAIN,
+        recipient_endpoint=ex.dso_url + CRO_MESSAGE_PATH,
+        recipient_signing_key=ex.cro_public,
+    )
+
+
+def ean_of(ex: Exchange, account: str) -> str:
+    """The connection EntityAddress of a registered participant: ean. + its meter id."""
+    return connection_ean(int(ex.chain(lambda: ex.ledger.registry.functions.participant(account).call()[0])))
+
+
+def update(ex: Exchange, *accounts: str) -> AgrPortfolioUpdate:
+    period, _ = isp_of(ex.request.window_start, TZ)
+    return AgrPortfolioUpdate(
+        time_zone=TZ,
+        connections=[
+            AgrPortfolioUpdateConnection(entity_address=ean, start_period=XmlDate.from_date(period))
+            for ean in (a if a.startswith("ean.") else ean_of(ex, a) for a in accounts)
+        ],
+    )
+
+
+def portfolio(ex: Exchange) -> list[dict[str, object]]:
+    return ex.gateway.store.rows("select agr_domain, ean, bus from uftp_portfolio order by ean")
 
 
 def ledger_state(ex: Exchange) -> tuple[int, int, int]:
@@ -141,25 +188,109 @@ def test_functional_refusal_is_a_rejected_response_and_changes_nothing(exchange:
     assert ledger_state(ex) == before
 
 
+def test_portfolio_refusals_keep_nothing(exchange: Exchange) -> None:
+    ex = exchange
+    before = ledger_state(ex)
+    url = ex.dso_url + CRO_MESSAGE_PATH
+    kept = ex.gateway.store.rows("select count(*) as n from uftp_messages")[0]["n"]
+
+    malformed = requests.post(url, data=b"<SignedMessage", headers={"Content-Type": "text/xml"}, timeout=10)
+    assert malformed.status_code == 400 and "not a UFTP SignedMessage" in malformed.text
+    # Unsigned: the AGRPortfolioUpdate's XML itself as the Body.
+    message = update(ex, ex.provider.address)
+    message.version, message.sender_domain, message.recipient_domain = "3.1.0", AGR_DOMAIN, CRO_DOMAIN
+    message.time_stamp, message.message_id = "2026-01-01T00:00:00+00:00", "6f0c1a4e-0000-4000-8000-000000000003"
+    message.conversation_id = "6f0c1a4e-0000-4000-8000-000000000004"
+    body = to_xml(SignedMessage(sender_domain=AGR_DOMAIN, sender_role=UsefRole.AGR, body=to_xml(message).encode()))
+    unsigned = requests.post(url, data=body.encode(), headers={"Content-Type": "text/xml"}, timeout=10)
+    assert unsigned.status_code == 401 and "not sealed with agr.gridledger.test's registered key" in unsigned.text
+    # Wrongly signed: the library's own CRO client with a key that is not the aggregator's.
+    other_secret, _, _ = keypair()
+    with pytest.raises(ClientTransportException) as wrong:
+        cro_client(ex, secret=other_secret).send_agr_portfolio_update(update(ex, ex.provider.address))
+    assert wrong.value.response.status_code == 401
+    assert ex.gateway.store.rows("select count(*) as n from uftp_messages")[0]["n"] == kept
+
+    # Signed, but one connection is no registered meter: Rejected, and the good one is not kept either.
+    unknown = connection_ean(999_999)
+    updates = len(ex.agr_messages("AgrPortfolioUpdateResponse"))
+    cro_client(ex).send_agr_portfolio_update(update(ex, ex.provider.address, unknown))
+    (answer,) = wait_until(
+        lambda: ex.agr_messages("AgrPortfolioUpdateResponse")[updates:], "the AGRPortfolioUpdateResponse"
+    )
+    rejected = from_xml(answer["xml"])
+    assert rejected.result == "Rejected"
+    assert rejected.rejection_reason == (
+        f"Invalid Connection: no participant is registered with meter 999999 ({unknown})"
+    )
+    # A query before any accepted update: Rejected as well (kept with its result; nothing to answer).
+    period, _ = isp_of(ex.request.window_start, TZ)
+    cro_client(ex).send_agr_portfolio_query(
+        AgrPortfolioQuery(time_zone=TZ, period=XmlDate(period.year, period.month, period.day))
+    )
+    (query,) = wait_until(lambda: ex.dso_received("AgrPortfolioQuery"), "the AGRPortfolioQuery's result")
+    assert query["result"].startswith(f"Invalid Message: {AGR_DOMAIN} represents no connection on {period}")
+    assert portfolio(ex) == [] and ledger_state(ex) == before
+
+
 def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     ex = exchange
     ledger, rid, request = ex.ledger, ex.request_id, ex.request
-    # The aggregator's log holds the earlier test's rejection: count from here.
+    # The aggregator's log holds the earlier tests' rejections: count from here.
     seen = len(ex.agr_messages("FlexOfferResponse"))
+    updates = len(ex.agr_messages("AgrPortfolioUpdateResponse"))
+    queries = len(ex.agr_messages("AgrPortfolioQueryResponse"))
+    period, first = isp_of(request.window_start, TZ)
 
-    # 1. The on-chain request goes out as a FlexRequest; the library's service answers with an offer.
+    # 0. The aggregator tells the CRO which connections it represents (the provider's, and one
+    # outside the congestion point's feeder) and asks where they are.
+    mine, outside = ean_of(ex, ex.provider.address), ean_of(ex, ex.outsider.address)
+    cro_client(ex).send_agr_portfolio_update(update(ex, ex.provider.address, ex.outsider.address))
+    answers = wait_until(
+        lambda: ex.agr_messages("AgrPortfolioUpdateResponse")[updates:], "the AGRPortfolioUpdateResponse"
+    )
+    assert from_xml(answers[0]["xml"]).result == "Accepted"
+    outsider_bus = ex.chain(lambda: ex.ledger.registry.functions.participant(ex.outsider.address).call()[1])
+    assert portfolio(ex) == sorted(
+        [
+            {"agr_domain": AGR_DOMAIN, "ean": mine, "bus": request.congestion_bus},
+            {"agr_domain": AGR_DOMAIN, "ean": outside, "bus": outsider_bus},
+        ],
+        key=lambda r: str(r["ean"]),
+    )
+    cro_client(ex).send_agr_portfolio_query(
+        AgrPortfolioQuery(time_zone=TZ, period=XmlDate(period.year, period.month, period.day))
+    )
+    # The library's service logs the answer only after verifying its seal with the CRO's key.
+    (answer,) = wait_until(
+        lambda: ex.agr_messages("AgrPortfolioQueryResponse")[queries:], "the AGRPortfolioQueryResponse"
+    )
+    reference = from_xml(answer["xml"])
+    assert reference.result == "Accepted" and reference.sender_domain == CRO_DOMAIN
+    (view,) = reference.dso_views
+    (dso,) = view.dso_portfolios
+    (point,) = dso.congestion_points
+    assert dso.dso_domain == DSO_DOMAIN and point.entity_address == EAN
+    assert [c.entity_address for c in point.connections] == [mine]
+    assert [c.entity_address for c in view.connections] == [outside]  # on no congestion point
+
+    # 1. The on-chain request goes out as a FlexRequest, to the aggregator the CRO's portfolio puts
+    # on its congestion point (the register lists none for it); the library's service offers.
     announced = ex.gateway.announce(rid)
     assert announced.failed == {}
     (request_message_id,) = announced.sent
-    (flex_request,) = wait_until(lambda: ex.agr_messages("FlexRequest"), "the FlexRequest at the aggregator")
+    # The aggregator logs the FlexRequest before it answers: its response at GridLedger is the event.
+    wait_until(lambda: ex.dso_received("FlexRequestResponse"), "the FlexRequestResponse at GridLedger")
+    (flex_request,) = ex.agr_messages("FlexRequest")
     received = from_xml(flex_request["xml"])
-    period, first = isp_of(request.window_start, TZ)
-    assert received.message_id == request_message_id and received.congestion_point == EAN
+    assert received.message_id == request_message_id and received.congestion_point == point.entity_address
     assert received.period.to_date() == period and [i.start for i in received.isps] == [first + k for k in range(4)]
     assert {(i.min_power, i.max_power) for i in received.isps} == {(-8_000, 0)}  # Up: consume up to 8 kW less
     responses = wait_until(lambda: ex.agr_messages("FlexOfferResponse")[seen:], "the offer's FlexOfferResponse")
     assert from_xml(responses[0]["xml"]).result == "Accepted"
 
+    (accepted,) = ex.dso_received("FlexRequestResponse")
+    assert verify_sealed(bytes(accepted["body"]), ex.agr_public).result == "Accepted"  # the aggregator's answer
     (row,) = ex.gateway.store.rows("select * from uftp_offers where request_id = ?", rid)
     offer_id, source = bytes.fromhex(row["offer_id"][2:]), bytes.fromhex(row["message_hash"][2:])
     state = ex.chain(lambda: ledger.flex.functions.offer(offer_id).call())
@@ -244,3 +375,49 @@ def _unsealable(sealed: bytes, key: bytes) -> bool:
     except InvalidSignatureException:
         return False
     return True
+
+
+def test_a_revocation_withdraws_the_offer_on_chain(exchange: Exchange) -> None:
+    ex = exchange
+    # The aggregator's portfolio (as the whole cycle announced it; again here so this test stands alone).
+    updates, queries = (len(ex.agr_messages(t)) for t in ("AgrPortfolioUpdateResponse", "AgrPortfolioQueryResponse"))
+    cro_client(ex).send_agr_portfolio_update(update(ex, ex.provider.address))
+    wait_until(lambda: ex.agr_messages("AgrPortfolioUpdateResponse")[updates:], "the AGRPortfolioUpdateResponse")
+    start = ex.chain(lambda: window_start(ex.ledger))
+    period, _ = isp_of(start, TZ)
+    cro_client(ex).send_agr_portfolio_query(AgrPortfolioQuery(time_zone=TZ, period=XmlDate.from_date(period)))
+    wait_until(lambda: ex.agr_messages("AgrPortfolioQueryResponse")[queries:], "the AGRPortfolioQueryResponse")
+
+    request = dataclasses.replace(ex.request, window_start=start, bid_deadline=start - 3_600)
+    rid = ex.chain(lambda: ex.ledger.post_flex_request(request))
+    assert ex.gateway.announce(rid).failed == {}
+    (row,) = wait_until(
+        lambda: ex.gateway.store.rows("select * from uftp_offers where request_id = ?", rid), "the offer on the ledger"
+    )
+    offer_id = from_hex(row["offer_id"])
+    before = ledger_state(ex)[1:]  # the market's token balance and its UFTP offers
+    seen = len(ex.agr_messages("FlexOfferRevocationResponse"))
+
+    agr_client(ex).send_flex_offer_revocation(FlexOfferRevocation(flex_offer_message_id=row["message_id"]))
+    (answer,) = wait_until(lambda: ex.agr_messages("FlexOfferRevocationResponse")[seen:], "the revocation's response")
+    assert from_xml(answer["xml"]).result == "Accepted"
+    assert ex.chain(lambda: ex.ledger.flex.functions.offerWithdrawn(offer_id).call()) is True
+    (kept,) = ex.gateway.store.rows("select hash from uftp_messages where type = 'FlexOfferRevocation'")
+    (event,) = ex.chain(lambda: ex.ledger.flex.events.OfferWithdrawn.get_logs(from_block=0))
+    assert (bytes(event["args"]["offerId"]), to_hex(event["args"]["sourceMessage"])) == (offer_id, kept["hash"])
+
+    # Revoked twice: the ledger refuses, the aggregator hears why.
+    agr_client(ex).send_flex_offer_revocation(FlexOfferRevocation(flex_offer_message_id=row["message_id"]))
+    (again,) = wait_until(lambda: ex.agr_messages("FlexOfferRevocationResponse")[seen + 1 :], "the second response")
+    refused = from_xml(again["xml"])
+    assert refused.result == "Rejected"
+    assert "the ledger refused the revocation" in refused.rejection_reason
+    assert "was withdrawn: it can be neither awarded nor withdrawn again" in refused.rejection_reason
+    assert ledger_state(ex)[1:] == before
+
+    # The audit traces the withdrawal to the aggregator's signed revocation, and catches a swap.
+    (traced,) = [a for a in audit(ex, lambda h: served(ex, h)) if a.offer_id == offer_id]
+    assert traced.confirmed, traced.differences
+    swapped = from_hex(kept["hash"])
+    (caught,) = [a for a in audit(ex, lambda h: b"x" if h == swapped else served(ex, h)) if a.offer_id == offer_id]
+    assert caught.differences == [f"the revocation served as {kept['hash']} hashes to {to_hex(keccak(b'x'))}"]

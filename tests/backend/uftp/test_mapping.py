@@ -139,3 +139,5 @@ def test_the_register_refuses_what_it_cannot_use() -> None:
         UftpRegistry.from_dict({**base, "aggregators": [bad_agr]})
     with pytest.raises(ConfigurationError, match="missing or wrong"):
         UftpRegistry.from_dict({"dso": {}})
+    with pytest.raises(ConfigurationError, match=r"congestion points \['feeder-7'\] are no UFTP EntityAddress"):
+        UftpRegistry.from_dict({**base, "congestion_points": {"feeder-7": 5}, "aggregators": []})

@@ -27,12 +27,14 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
     )
     rid = ledger.post_flex_request(request)
     dso_secret, dso_public, _ = keypair()
+    cro_secret, cro_public, _ = keypair()
     _, agr_public, _ = keypair()
     config = tmp_path / "uftp.json"
     config.write_text(
         json.dumps(
             {
                 "dso": {"domain": "dso.test", "signing_key": dso_secret, "time_zone": TZ},
+                "cro": {"domain": "cro.test", "signing_key": cro_secret},
                 "congestion_points": {EAN: 2},
                 "aggregators": [
                     {
@@ -55,6 +57,10 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
         terms = http.get("/uftp/terms").json()
         assert terms["congestion_points"] == {EAN: 2} and terms["time_zone"] == TZ and terms["currency"] == "EUR"
         assert terms["dso_public_key"] == dso_public and "signing_key" not in json.dumps(terms)
+        assert (terms["cro_domain"], terms["cro_public_key"]) == ("cro.test", cro_public)
+        cro_path = terms["cro_message_path"]
+        assert cro_path == "/cro/shapeshifter/api/v3/message"
+        assert http.post(cro_path, content=b"not xml", headers={"Content-Type": "text/xml"}).status_code == 400
         missing = http.get("/uftp/messages/0x" + "00" * 32)
         assert missing.status_code == 404 and "no signed UFTP message" in missing.json()["detail"]
 
@@ -75,6 +81,7 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
 
     with TestClient(create_app(Facilitator(ledger, settings)), raise_server_exceptions=False) as http:
         assert http.post("/shapeshifter/api/v3/message", content=b"<x/>").status_code == 404
+        assert http.post("/cro/shapeshifter/api/v3/message", content=b"<x/>").status_code == 404
 
 
 def _signed(account, path: str) -> dict[str, str]:

@@ -1,0 +1,393 @@
+"""GridLedger as the Common Reference Operator (CRO) of its grid: the common reference of
+congestion points and of the connections aggregators represent on them (UFTP's portfolio
+messages), so that an aggregator finds the congestion points it can offer on.
+
+- A **congestion point** is the DSO's: an EAN of the register, standing for a bus of the
+  published network model, the bus an on-chain request names as ``congestionBus``. Its
+  **connections** are the buses the grid feeds through the same transformer as that bus
+  (``area``: ``BatchEngine.feeder_of``, the LV grid under its MV/LV transformer).
+- A **connection** is a registered participant: EntityAddress ``ean.`` + its on-chain meter id
+  as 18 digits (``connection_ean``); it lies in the congestion points whose area holds its bus.
+- AGRPortfolioUpdate: the aggregator announces the connections it represents from StartPeriod
+  (to EndPeriod). Each is checked against the participant register on the ledger (the meter is
+  registered) and against the portfolio (no other aggregator represents it in an overlapping
+  period); all are kept or, if one fails, none.
+- AGRPortfolioQuery: answered with an AGRPortfolioQueryResponse sealed with the CRO's key: for the
+  Period, the congestion points holding the aggregator's connections, each with those
+  connections, and its connections outside every congestion point.
+- The DSO side (DSOPortfolioUpdate / DSOPortfolioQuery) is internal: the DSO is GridLedger, its
+  congestion points are the register's, and ``aggregators_on`` is the query the DSO's desk asks
+  before it sends a FlexRequest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import requests
+from eth_utils.crypto import keccak
+from shapeshifter_uftp import ShapeshifterCroAgrClient, transport
+from shapeshifter_uftp.exceptions import ClientTransportException
+from shapeshifter_uftp.uftp import (
+    AcceptedRejected,
+    AgrPortfolioQuery,
+    AgrPortfolioQueryResponse,
+    AgrPortfolioQueryResponseCongestionPoint,
+    AgrPortfolioQueryResponseConnection,
+    AgrPortfolioQueryResponseDSOPortfolio,
+    AgrPortfolioQueryResponseDSOView,
+    AgrPortfolioUpdate,
+    AgrPortfolioUpdateResponse,
+    PayloadMessage,
+    RedispatchBy,
+    TestMessage,
+    TestMessageResponse,
+)
+from xsdata.models.datatype import XmlDate
+
+from gridledger.chain.ledger import Ledger
+from gridledger.encoding import to_hex
+from gridledger.errors import ConfigurationError
+from gridledger.uftp.codec import Opened, UftpRejection, open_signed
+from gridledger.uftp.mapping import to_date
+from gridledger.uftp.registry import Aggregator, Cro, UftpRegistry
+from gridledger.uftp.store import MessageStore
+
+CRO_MESSAGE_PATH = "/cro/shapeshifter/api/v3/message"
+EAN_DIGITS = 18
+UINT64_MAX = 2**64 - 1
+Job = Callable[[], None]
+Area = Callable[[int], frozenset[int]]  # a congestion point's bus → the buses of its connections
+
+
+def connection_ean(meter_id: int) -> str:
+    """The EntityAddress of the connection metered by ``meter_id``."""
+    return f"ean.{meter_id:0{EAN_DIGITS}d}"
+
+
+def meter_of(ean: str) -> int | None:
+    """The meter id an ``ean.`` + digits EntityAddress stands for, if it can be one (uint64)."""
+    digits = ean.removeprefix("ean.")
+    if digits == ean or not digits.isdigit() or not digits.isascii():
+        return None
+    value = int(digits)
+    return value if 1 <= value <= UINT64_MAX else None
+
+
+def _direct(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+@dataclass(frozen=True)
+class Connection:
+    ean: str
+    account: str
+    bus: int
+    start: date
+    end: date | None
+
+    def valid_on(self, period: date) -> bool:
+        return self.start <= period and (self.end is None or period <= self.end)
+
+
+class CommonReference:
+    """The CRO's desk. ``area`` maps a congestion point's bus to the buses of its connections;
+    ``on_chain`` runs ledger reads on the deployment's chain thread, as the DSO's desk does."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        registry: UftpRegistry,
+        store: MessageStore,
+        *,
+        area: Area,
+        on_chain: Callable[[Callable[[], Any]], Any] = _direct,
+        send: Callable[[Aggregator, PayloadMessage], None] | None = None,
+    ) -> None:
+        if registry.cro is None:
+            raise ConfigurationError("the UFTP register has no 'cro' (domain, signing_key): GridLedger is no CRO")
+        self.cro: Cro = registry.cro
+        self.ledger = ledger
+        self.registry = registry
+        self.store = store
+        self.area = area
+        self.on_chain = on_chain
+        self._send = send or self._send_with_library
+
+    # ─────────────── incoming ───────────────
+
+    def receive(self, body: bytes) -> Job:
+        """Verifies and keeps one SignedMessage for the CRO (raises ``UftpTransportError`` for an
+        HTTP refusal: nothing is kept) and returns the work to do after the HTTP 200."""
+        opened = open_signed(body, self.registry)
+        payload = opened.payload
+        aggregator = self.registry.aggregator(opened.sender_domain)
+        assert aggregator is not None  # open_signed found its key
+        fresh = self.store.add_message(
+            hash_=to_hex(opened.hash),
+            direction="in",
+            sender=opened.sender_domain,
+            recipient=str(payload.recipient_domain),
+            type_=type(payload).__name__,
+            message_id=str(payload.message_id),
+            conversation_id=payload.conversation_id,
+            body=opened.sealed,
+        )
+
+        def job() -> None:
+            try:
+                if payload.sender_domain != opened.sender_domain:
+                    raise UftpRejection(
+                        f"Invalid Sender: the envelope says {opened.sender_domain}, the message {payload.sender_domain}"
+                    )
+                if payload.recipient_domain != self.cro.domain:
+                    raise UftpRejection(f"Unknown Recipient: this is the CRO {self.cro.domain}")
+                if not fresh:
+                    raise UftpRejection(f"Duplicate Identifier: MessageID {payload.message_id} was used before")
+                response = self.on_chain(lambda: self._process(opened, aggregator))
+            except UftpRejection as exc:
+                if fresh:  # a replay must not overwrite the result of the message it repeats
+                    self.store.set_result(to_hex(opened.hash), exc.reason)
+                response = _rejected(payload, exc.reason)
+            else:
+                self.store.set_result(to_hex(opened.hash), "Accepted")
+            if response is not None:
+                self.attempt(aggregator, response)
+
+        return job
+
+    def _process(self, opened: Opened, aggregator: Aggregator) -> PayloadMessage:
+        payload = opened.payload
+        if isinstance(payload, AgrPortfolioUpdate):
+            self._update(opened, payload, aggregator)
+            return AgrPortfolioUpdateResponse(
+                agr_portfolio_update_message_id=payload.message_id,
+                conversation_id=payload.conversation_id,
+                result=AcceptedRejected.ACCEPTED,
+            )
+        if isinstance(payload, AgrPortfolioQuery):
+            return self._answer(payload, aggregator)
+        if isinstance(payload, TestMessage):
+            return TestMessageResponse(conversation_id=payload.conversation_id)
+        raise UftpRejection(
+            f"Invalid Message: the CRO takes AGRPortfolioUpdate, AGRPortfolioQuery and TestMessage from an AGR, "
+            f"not '{type(payload).__name__}' (send flexibility messages to the DSO's endpoint)"
+        )
+
+    def _check_time_zone(self, time_zone: str) -> None:
+        if time_zone != self.registry.dso.time_zone:
+            raise UftpRejection(
+                f"TimeZone Rejected: the grid's TimeZone is {self.registry.dso.time_zone}, got {time_zone}"
+            )
+
+    def _update(self, opened: Opened, message: AgrPortfolioUpdate, aggregator: Aggregator) -> None:
+        self._check_time_zone(message.time_zone)
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        seen: set[str] = set()
+        for c in message.connections:
+            ean, start = c.entity_address, to_date(c.start_period)
+            end = to_date(c.end_period) if c.end_period is not None else None
+            if ean in seen:
+                raise UftpRejection(f"Invalid Message: connection {ean} is given twice")
+            seen.add(ean)
+            if end is not None and end < start:
+                raise UftpRejection(f"Invalid Message: connection {ean} ends ({end}) before it starts ({start})")
+            account, bus = self._registered(ean)
+            for other in self.store.rows(
+                "select * from uftp_portfolio where ean = ? and agr_domain != ?", ean, aggregator.domain
+            ):
+                theirs = _connection(other)
+                if _overlap(start, end, theirs.start, theirs.end):
+                    raise UftpRejection(
+                        f"Invalid Connection: {ean} is represented by {other['agr_domain']} from {theirs.start} to "
+                        f"{theirs.end or 'open end'}; a connection has one aggregator at a time"
+                    )
+            rows.append(
+                (
+                    "insert or replace into uftp_portfolio values (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        aggregator.domain,
+                        ean,
+                        account,
+                        bus,
+                        start.isoformat(),
+                        end.isoformat() if end else None,
+                        to_hex(opened.hash),
+                    ),
+                )
+            )
+        self.store.execute_many(rows)
+
+    def _registered(self, ean: str) -> tuple[str, int]:
+        """The account and bus of the participant whose meter ``ean`` names, read from the ledger."""
+        meter = meter_of(ean)
+        if meter is None:
+            raise UftpRejection(
+                f"Invalid Connection: {ean} is not a connection of this grid; a connection's EntityAddress is "
+                f"ean. + its meter id in the participant register ({EAN_DIGITS} digits, e.g. {connection_ean(1000)})"
+            )
+        account = str(self.ledger.registry.functions.accountOfMeter(meter).call())
+        if int(account, 16) == 0:
+            raise UftpRejection(f"Invalid Connection: no participant is registered with meter {meter} ({ean})")
+        bus = int(self.ledger.registry.functions.participant(account).call()[1])
+        return account, bus
+
+    def _answer(self, query: AgrPortfolioQuery, aggregator: Aggregator) -> AgrPortfolioQueryResponse:
+        self._check_time_zone(query.time_zone)
+        period = to_date(query.period)
+        mine = self.connections(aggregator.domain, period)
+        if not mine:
+            raise UftpRejection(
+                f"Invalid Message: {aggregator.domain} represents no connection on {period}; announce them with an "
+                "AGRPortfolioUpdate first"
+            )
+        points = []
+        placed: set[str] = set()
+        for ean, bus in self.registry.congestion_points.items():
+            inside = [c for c in mine if c.bus in self.area(bus)]
+            placed.update(c.ean for c in inside)
+            if inside:
+                points.append(
+                    AgrPortfolioQueryResponseCongestionPoint(
+                        entity_address=ean,
+                        # one on-chain offer per FlexOffer, and any of them may be awarded
+                        mutex_offers_supported=False,
+                        day_ahead_redispatch_by=RedispatchBy.DSO,
+                        intraday_redispatch_by=RedispatchBy.DSO,
+                        connections=[AgrPortfolioQueryResponseConnection(entity_address=c.ean) for c in inside],
+                    )
+                )
+        if not points:
+            raise UftpRejection(
+                f"Invalid Message: none of {aggregator.domain}'s connections on {period} lies in a congestion point of "
+                f"{self.registry.dso.domain}"
+            )
+        return AgrPortfolioQueryResponse(
+            agr_portfolio_query_message_id=query.message_id,
+            conversation_id=query.conversation_id,
+            result=AcceptedRejected.ACCEPTED,
+            time_zone=self.registry.dso.time_zone,
+            period=XmlDate(period.year, period.month, period.day),
+            dso_views=[
+                AgrPortfolioQueryResponseDSOView(
+                    dso_portfolios=[
+                        AgrPortfolioQueryResponseDSOPortfolio(
+                            dso_domain=self.registry.dso.domain, congestion_points=points
+                        )
+                    ],
+                    connections=[
+                        AgrPortfolioQueryResponseConnection(entity_address=c.ean) for c in mine if c.ean not in placed
+                    ],
+                )
+            ],
+        )
+
+    # ─────────────── the common reference ───────────────
+
+    def connections(self, domain: str, period: date) -> list[Connection]:
+        """The connections ``domain`` represents on ``period``."""
+        rows = self.store.rows("select * from uftp_portfolio where agr_domain = ? order by ean", domain)
+        return [c for c in map(_connection, rows) if c.valid_on(period)]
+
+    def aggregators_on(self, ean: str, period: date) -> list[str]:
+        """The DSO's portfolio query, asked internally: the aggregators with a connection in
+        congestion point ``ean`` on ``period``."""
+        bus = self.registry.congestion_points[ean]
+        area = self.area(bus)
+        domains = {
+            str(r["agr_domain"])
+            for r in self.store.rows("select * from uftp_portfolio")
+            if int(r["bus"]) in area and _connection(r).valid_on(period)
+        }
+        return sorted(domains)
+
+    # ─────────────── outgoing ───────────────
+
+    def attempt(self, aggregator: Aggregator, message: PayloadMessage) -> str | None:
+        """Sends a response once, as the library's service does; what went wrong, if it did."""
+        try:
+            self._send(aggregator, message)
+        except (ClientTransportException, requests.RequestException) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        xml = transport.to_xml(message).encode()
+        self.store.add_message(
+            hash_=to_hex(keccak(xml)),
+            direction="out",
+            sender=self.cro.domain,
+            recipient=aggregator.domain,
+            type_=type(message).__name__,
+            message_id=str(message.message_id),
+            conversation_id=message.conversation_id,
+            body=xml,
+        )
+        return None
+
+    def _send_with_library(self, aggregator: Aggregator, message: PayloadMessage) -> None:
+        client = ShapeshifterCroAgrClient(
+            sender_domain=self.cro.domain,
+            signing_key=self.cro.signing_key,
+            recipient_domain=aggregator.domain,
+            recipient_endpoint=aggregator.endpoint,
+            recipient_signing_key=aggregator.public_key,
+        )
+        client._send_message(message)  # the library's send: fills the header fields, seals with the CRO key, POSTs
+
+
+def _connection(row: dict[str, Any]) -> Connection:
+    end = row["end_period"]
+    return Connection(
+        str(row["ean"]),
+        str(row["account"]),
+        int(row["bus"]),
+        date.fromisoformat(row["start_period"]),
+        date.fromisoformat(end) if end else None,
+    )
+
+
+def _overlap(a_start: date, a_end: date | None, b_start: date, b_end: date | None) -> bool:
+    return (a_end is None or b_start <= a_end) and (b_end is None or a_start <= b_end)
+
+
+def _rejected(message: PayloadMessage, reason: str) -> PayloadMessage | None:
+    """The Rejected response to ``message``. An AGRPortfolioQueryResponse carries no DSO-View when
+    Rejected (the specification); shapeshifter-uftp 2.4's class demands one, so it is built with
+    one and the view removed before it is sealed."""
+    fields: dict[str, Any] = {
+        "conversation_id": message.conversation_id,
+        "result": AcceptedRejected.REJECTED,
+        "rejection_reason": reason,
+    }
+    if isinstance(message, AgrPortfolioUpdate):
+        return AgrPortfolioUpdateResponse(agr_portfolio_update_message_id=message.message_id, **fields)
+    if isinstance(message, AgrPortfolioQuery):
+        period = to_date(message.period) if message.period else date.today()
+        response = AgrPortfolioQueryResponse(
+            agr_portfolio_query_message_id=message.message_id,
+            time_zone=message.time_zone,
+            period=XmlDate(period.year, period.month, period.day),
+            dso_views=[_PLACEHOLDER_VIEW],
+            **fields,
+        )
+        response.dso_views = []
+        return response
+    return None
+
+
+_PLACEHOLDER_VIEW = AgrPortfolioQueryResponseDSOView(
+    dso_portfolios=[
+        AgrPortfolioQueryResponseDSOPortfolio(
+            dso_domain="placeholder.invalid",
+            congestion_points=[
+                AgrPortfolioQueryResponseCongestionPoint(
+                    entity_address=connection_ean(1),
+                    mutex_offers_supported=False,
+                    day_ahead_redispatch_by=RedispatchBy.DSO,
+                    connections=[AgrPortfolioQueryResponseConnection(entity_address=connection_ean(1))],
+                )
+            ],
+        )
+    ]
+)
