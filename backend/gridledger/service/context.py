@@ -98,13 +98,13 @@ class ServiceContext:
             [delivery_start, delivery_start, delivery_start],
         ).fetchone()[0]
         if not known:
-            raise NotFoundError(f"slot {delivery_start} ({when(delivery_start)}) has no orders and no clearing")
+            raise NotFoundError(f"slot {when(delivery_start)} has no orders and no clearing")
 
     def slot_row(self, delivery_start: int) -> dict[str, Any]:
         rows = self.rows("select * from slots where delivery_start = ?", delivery_start)
         if not rows:
             self.require_known_slot(delivery_start)
-            raise NotFoundError(f"slot {delivery_start} ({when(delivery_start)}) has not been cleared yet")
+            raise NotFoundError(f"slot {when(delivery_start)} has not been cleared yet")
         return rows[0]
 
     def baseline_ref(self, delivery_start: int) -> BaselineRef:
