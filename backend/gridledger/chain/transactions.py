@@ -213,6 +213,8 @@ class Transactor:
             data = data.get("data")
         if isinstance(data, (str, bytes, HexBytes)) and len(data) >= 4:
             return self.decoder.to_exception(data if isinstance(data, str) else bytes(data), action=action)
+        if "out of gas" in str(exc).lower():  # a devnet's call at its cap (Hardhat answers this without data)
+            return _too_big(action)
         return LedgerError(f"{action} reverted: {exc}")
 
     def _next_nonce(self, account: LocalAccount, *, block: BlockIdentifier = "pending") -> int:
@@ -338,7 +340,8 @@ def _is_nonce_refusal(exc: Exception) -> bool:
 
 
 def _too_big(action: str) -> LedgerError:
+    # A Hardhat node holds an eth_call (a view, a preflight) to the same cap as a transaction.
     return LedgerError(
-        f"{action} needs more than the per-transaction cap of {MAX_TX_GAS:,} gas (EIP-7825); "
-        "split it into smaller batches"
+        f"{action} needs more than the per-transaction cap of {MAX_TX_GAS:,} gas (EIP-7825, which Hardhat "
+        "applies to calls too); split it into smaller batches"
     )

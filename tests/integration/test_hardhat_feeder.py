@@ -1,0 +1,53 @@
+"""A feeder's 5,000 meters on a Hardhat node, which holds an eth_call to EIP-7825's per-transaction
+cap (16,777,216 gas) as it does a transaction: the ledger's array views must be asked in batches."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from gridledger.chain import devnet
+from gridledger.chain.ledger import VIEW_BATCH, Ledger
+from gridledger.config import Settings
+from gridledger.errors import LedgerError, SettlementRejected
+
+pytestmark = pytest.mark.devnet
+
+METERS = 5_000  # indexesOf needs about 17 M gas for 5,000 accounts, meterReadings about 6 k gas each
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_feeders_readings_post_and_read_back_on_hardhat() -> None:
+    accounts = [to_checksum_address(keccak(b"meter %d" % i)[12:]) for i in range(METERS)]
+    readings = {a: (i * 37) % 4_001 - 2_000 or 1 for i, a in enumerate(accounts)}  # ± 2 kWh, never 0
+    port = free_port()
+    with devnet.running("hardhat", port):
+        ledger, _ = Ledger.open(Settings(chain="hardhat", devnet_port=port), record=False)
+        ledger.register_many(
+            accounts, meter_ids=list(range(1, METERS + 1)), buses=[1] * METERS, capacities_w=[30_000] * METERS
+        )
+        # The node's cap on a call, which one view of every meter runs into: a clear error, not "reverted".
+        with pytest.raises(LedgerError, match="per-transaction cap of 16,777,216 gas"):
+            ledger.tx.view(ledger.registry.functions.indexesOf(accounts), ("uint32[]",), action="all indexes")
+
+        slot = (ledger.chain.now() // 900 - 2) * 900  # delivered
+        receipts = ledger.post_meter_readings(slot, readings)
+        assert len(receipts) == 3  # 2,000 meters a transaction
+        assert all(r["gasUsed"] < 16_777_216 for r in receipts)
+
+        back = ledger.meter_readings(slot, accounts)  # 5 calls of VIEW_BATCH
+        assert METERS // VIEW_BATCH == 5
+        assert back == readings
+        assert ledger.meter_readings(slot + 900, accounts[-3:]) == dict.fromkeys(accounts[-3:])
+        # A reading is final: posting the last meter again is refused and changes nothing.
+        with pytest.raises(SettlementRejected, match="already posted; readings are final"):
+            ledger.post_meter_readings(slot, {accounts[-1]: 5})
+        assert ledger.meter_reading(slot, accounts[-1]) == readings[accounts[-1]]
