@@ -1,6 +1,7 @@
 """A feeder on a Hardhat node. The node holds an eth_call to EIP-7825's per-transaction cap
 (16,777,216 gas) as it does a transaction, so the ledger's array views are asked in batches; and
-the ledger reads a slot's orders from the node's raw logs, which must agree with web3's decoding."""
+the ledger reads a slot's orders and its receipts raw from the node, which must agree with web3's
+own decoding."""
 
 from __future__ import annotations
 
@@ -71,9 +72,17 @@ def test_a_slots_orders_read_raw_from_hardhat_match_web3s_decoding(ledger: Ledge
         make_order(bob, Side.SELL, slot, 1_500, 90_000),
         make_order(alice, Side.BUY, slot, 700, 250_000, nonce=1),
     ]
-    ledger.relay_orders([ledger.sign(alice, orders[0]), ledger.sign(bob, orders[1])])
-    ledger.relay_orders([ledger.sign(alice, orders[2])])
-    ledger.cancel_order(alice, orders[0])
+    receipts = ledger.relay_orders([ledger.sign(alice, orders[0]), ledger.sign(bob, orders[1])])
+    receipts += ledger.relay_orders([ledger.sign(alice, orders[2])])
+    receipts.append(ledger.cancel_order(alice, orders[0]))
+
+    # The receipts the ledger read raw (rpc_receipts) are what web3's own formatting gives.
+    for receipt in receipts:
+        assert receipt == ledger.chain.w3.eth.get_transaction_receipt(receipt["transactionHash"])
+    relayed = ledger.market.events.OrderRecorded().process_receipt(receipts[0])
+    assert [e["args"]["deliveryStart"] for e in relayed] == [slot, slot]
+    (cancelled,) = ledger.market.events.OrderCancelled().process_receipt(receipts[2])
+    assert (cancelled["args"]["prosumer"], cancelled["args"]["nonce"]) == (alice.address, 0)
 
     read = ledger.slot_orders(slot)
     assert [(s.recorded.order, s.cancelled) for s in read] == list(zip(orders, (True, False, False), strict=True))

@@ -26,6 +26,7 @@ from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from gridledger.chain.connection import LOCAL_DEVNETS, Chain
 from gridledger.chain.reverts import RevertDecoder
+from gridledger.chain.rpc_receipts import wait_for_receipt
 from gridledger.errors import LedgerError, TransactionStuck
 
 # EIP-7825 caps a transaction at 2**24 gas; Hardhat 3 enforces it and so do we, everywhere.
@@ -151,10 +152,13 @@ class Transactor:
                 raise
             try:
                 # A local node mines at once: web3's default 0.1 s between polls was most of a devnet
-                # transaction's wall time.
-                receipt = w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=self.receipt_timeout_s, poll_latency=0.005
-                )
+                # transaction's wall time. From a JSON-RPC node the receipt is read raw (rpc_receipts).
+                if self.chain.kind == "embedded":
+                    receipt = w3.eth.wait_for_transaction_receipt(
+                        tx_hash, timeout=self.receipt_timeout_s, poll_latency=0.005
+                    )
+                else:
+                    receipt = wait_for_receipt(w3, tx_hash, timeout=self.receipt_timeout_s, poll_latency=0.005)
             except TimeExhausted:
                 # Dropped, or queued behind a nonce gap (a nonce the node never reached).
                 self.forget_nonce(account.address)
