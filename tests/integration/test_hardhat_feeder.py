@@ -16,6 +16,7 @@ from tests.conftest import DEPOSIT, make_order
 from gridledger.chain import devnet
 from gridledger.chain.ledger import VIEW_BATCH, Ledger
 from gridledger.chain.slots import recorded_order
+from gridledger.chain.transactions import PRIORITY_FEE_WEI
 from gridledger.config import Settings
 from gridledger.errors import LedgerError, SettlementRejected
 from gridledger.market.orders import Side
@@ -79,6 +80,9 @@ def test_a_slots_orders_read_raw_from_hardhat_match_web3s_decoding(ledger: Ledge
     # The receipts the ledger read raw (rpc_receipts) are what web3's own formatting gives.
     for receipt in receipts:
         assert receipt == ledger.chain.w3.eth.get_transaction_receipt(receipt["transactionHash"])
+    # The fee read raw from the latest block is web3's: twice its base fee plus the tip.
+    base_fee = int(ledger.chain.w3.eth.get_block("latest")["baseFeePerGas"])
+    assert ledger.tx._fees()["maxFeePerGas"] == 2 * base_fee + PRIORITY_FEE_WEI
     relayed = ledger.market.events.OrderRecorded().process_receipt(receipts[0])
     assert [e["args"]["deliveryStart"] for e in relayed] == [slot, slot]
     (cancelled,) = ledger.market.events.OrderCancelled().process_receipt(receipts[2])

@@ -17,7 +17,7 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.datastructures import AttributeDict
-from web3.exceptions import TimeExhausted
+from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import RPCEndpoint, TxReceipt
 
 # web3's RECEIPT_FORMATTERS and LOG_ENTRY_FORMATTERS, by kind of value.
@@ -45,8 +45,8 @@ def wait_for_receipt(w3: Web3, tx_hash: bytes, *, timeout: float, poll_latency: 
     params = ["0x" + bytes(tx_hash).hex()]
     while True:
         response = w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), params)
-        if "error" in response:
-            raise ValueError(f"the node refused eth_getTransactionReceipt of {params[0]}: {response['error']}")
+        if "error" in response:  # as web3 raises it
+            raise Web3RPCError(str(response["error"]), rpc_response=response)
         if response.get("result"):
             return format_receipt(response["result"])
         if time.monotonic() > deadline:
