@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from gridledger.chain.compile import Build, compile_contracts
 from gridledger.chain.connection import Chain, Roles, connect
@@ -56,6 +56,10 @@ READINGS_BATCH = 2_000  # meter readings per transaction: about 7 M gas
 # deposit one (about 30k with the admission), so both stay near 8 M gas a transaction.
 REGISTER_BATCH = 100
 DEPOSIT_BATCH = 250
+# Accounts per array view (indexesOf, meterReadings). A Hardhat node caps an eth_call at EIP-7825's
+# 16,777,216 gas as it does a transaction, and these views cost about 3.3k (indexesOf) and 6k
+# (meterReadings) gas an account: 5,000 meters in one call ran out of gas there.
+VIEW_BATCH = 1_000
 HASHES_REMEMBERED = 100_000  # order hashes kept (hash_of): a few slots of a feeder's orders, ~25 MB
 SLOT_STATE_ABI = "(bytes32,bytes32,bytes32,uint32,uint32,uint8,uint64,uint64,uint16,uint16,int256)"
 SLOT_STATUS = ("open", "clearing", "cleared", "settling", "settled")
@@ -418,13 +422,14 @@ class Ledger:
         ]
 
     def participant_indexes(self, accounts: Sequence[str], *, action: str) -> dict[str, int]:
-        """The registry's participant numbers of ``accounts`` (``indexesOf``; NotRegistered for
-        one it does not know). Remembered: a registration never changes, and asking for a
+        """The registry's participant numbers of ``accounts`` (``indexesOf``, ``VIEW_BATCH`` a call;
+        NotRegistered for one it does not know). Remembered: a registration never changes, and asking for a
         feeder's thousand meters took about half a second a slot."""
         unknown = [a for a in accounts if a not in self._indexes]
-        if unknown:
-            (indexes,) = self.tx.view(self.registry.functions.indexesOf(unknown), ("uint32[]",), action=action)
-            self._indexes.update(zip(unknown, indexes, strict=True))
+        for k in range(0, len(unknown), VIEW_BATCH):
+            batch = unknown[k : k + VIEW_BATCH]
+            (indexes,) = self.tx.view(self.registry.functions.indexesOf(batch), ("uint32[]",), action=action)
+            self._indexes.update(zip(batch, indexes, strict=True))
         return {a: self._indexes[a] for a in accounts}
 
     def settle(self, delivery_start: int, fills: Sequence[tuple[Order, int]]) -> list[TxReceipt]:
@@ -451,10 +456,8 @@ class Ledger:
     def _require_readings(self, delivery_start: int, items: Sequence[ClearingItem]) -> None:
         traded = sorted({i.order.prosumer for i in items if i.filled_wh and not i.cancelled})
         action = f"settlement of slot {delivery_start}"
-        call = self.market.functions.meterReadings(delivery_start, traded)
-        posted, _ = self.tx.view(call, ("bool[]", "int64[]"), action=action)
-        for account, ok in zip(traded, posted, strict=True):
-            if not ok:
+        for account, reading in self.meter_readings(delivery_start, traded, action=action).items():
+            if reading is None:
                 args = {"deliveryStart": delivery_start, "account": account}
                 raise refusal("MeterReadingMissing", args, action=action)
 
@@ -575,20 +578,34 @@ class Ledger:
         return found
 
     def _slot_orders(self, delivery_start: int, start: int) -> list[SlotOrder]:
-        eth, market = self.chain.w3.eth, self.market.address
-        slot_topic = HexStr("0x" + delivery_start.to_bytes(32, "big").hex())
-        recorded = eth.get_logs(
-            {"address": market, "fromBlock": start, "topics": [HexStr("0x" + ORDER_RECORDED_TOPIC.hex()), slot_topic]}
-        )
+        slot_topic = "0x" + delivery_start.to_bytes(32, "big").hex()
+        recorded = self._logs(start, ["0x" + ORDER_RECORDED_TOPIC.hex(), slot_topic])
         # The cancellations of the slot's orders since ``start`` (a cancellation follows its order).
-        cancelled = {
-            bytes(log["topics"][1])
-            for log in eth.get_logs(
-                {"address": market, "fromBlock": start, "topics": [HexStr("0x" + ORDER_CANCELLED_TOPIC.hex())]}
-            )
-        }
+        cancelled = {bytes(log["topics"][1]) for log in self._logs(start, ["0x" + ORDER_CANCELLED_TOPIC.hex()])}
         ordered = sorted(raw_recorded_orders(recorded, self.hash_of), key=lambda r: r.arrival)
         return [SlotOrder(r, k, r.order_hash in cancelled) for k, r in enumerate(ordered)]
+
+    def _logs(self, start: int, topics: list[str]) -> list[Mapping[str, Any]]:
+        """The market's logs with ``topics`` from block ``start`` on: data, topics, block number
+        and log index. From a JSON-RPC node they are read raw: web3 formats every log field by
+        field (its address re-checksummed, an AttributeDict copy), about 0.5 ms a log, which was
+        2–3 s of reading a 5,000-order slot from Hardhat. The embedded chain's ``get_logs`` is
+        already direct (``chain/embedded/web3_eth.py``)."""
+        params = {"address": self.market.address, "fromBlock": start, "topics": topics}
+        if self.chain.kind == "embedded":
+            return list(self.chain.w3.eth.get_logs(params))  # type: ignore[arg-type]
+        response = self.chain.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [params | {"fromBlock": hex(start)}])
+        if "error" in response:
+            raise LedgerError(f"the node refused eth_getLogs of the market from block {start}: {response['error']}")
+        return [
+            {
+                "data": bytes.fromhex(log["data"][2:]),
+                "topics": [bytes.fromhex(t[2:]) for t in log["topics"]],
+                "blockNumber": int(log["blockNumber"], 16),
+                "logIndex": int(log["logIndex"], 16),
+            }
+            for log in response["result"]
+        ]
 
     def slot_state(self, delivery_start: int) -> SlotState:
         # Decoded with eth-abi (``Transactor.view``): web3's ``.call()`` took ~0.2 s here under load.
@@ -651,6 +668,20 @@ class Ledger:
         """The posted reading of ``account`` for the slot (Wh), or None."""
         posted, net_wh = self.market.functions.meterReading(delivery_start, account).call()
         return int(net_wh) if posted else None
+
+    def meter_readings(
+        self, delivery_start: int, accounts: Sequence[str], *, action: str | None = None
+    ) -> dict[str, int | None]:
+        """The posted reading (Wh) of each of ``accounts`` for the slot, None where none is posted
+        (``meterReadings``, ``VIEW_BATCH`` accounts a call; NotRegistered for an unknown one)."""
+        action = action or f"meter readings of slot {delivery_start}"
+        readings: dict[str, int | None] = {}
+        for k in range(0, len(accounts), VIEW_BATCH):
+            batch = list(accounts[k : k + VIEW_BATCH])
+            call = self.market.functions.meterReadings(delivery_start, batch)
+            posted, net_wh = self.tx.view(call, ("bool[]", "int64[]"), action=action)
+            readings.update((a, int(wh) if ok else None) for a, ok, wh in zip(batch, posted, net_wh, strict=True))
+        return readings
 
 
 def fills_hash(fills: Iterable[tuple[bytes, int]]) -> bytes:
