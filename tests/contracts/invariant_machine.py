@@ -13,16 +13,19 @@ after every step checks the chain against it and against the invariants of the i
   (escrow is released at settlement), per prosumer;
 - bought = sold per cleared slot, no fill above its order's energy or beyond its limit price (a
   buyer's all-in: clearing price plus the slot's network tariff);
-- nothing settles twice; refunds are exact; nonces only go up.
+- nothing settles twice; refunds are exact; nonces (orders', permits', signed withdrawals')
+  are what the model predicts, and so are the UFTP keys bound.
 
 Clearings are committed in chunks of a random size (so most slots take several transactions),
 and the DSO sets network tariffs before gate closure.
 
 Acts the model knows must fail (withdrawing more than available, an order after gate closure,
-a replayed order, a second settlement, …) are sent anyway and must be refused with the expected
+a replayed order or permit or signed withdrawal, a UFTP offer without a bound key, a second
+settlement, …) are sent anyway and must be refused with the expected
 domain exception and leave the chain unchanged.
 
-``CHECKS`` counts every check by invariant (``benchmarks/invariants.py`` prints it).
+``CHECKS`` counts every check by invariant, ``REFUSALS`` every refusal by its error
+(``benchmarks/invariants.py`` prints both).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from tests.conftest import DEPOSIT, REPORT, open_ledger
@@ -56,12 +61,15 @@ from gridledger.errors import (
     OrderExpiredError,
     ReplayRejected,
     SettlementRejected,
+    SignatureRejected,
 )
 from gridledger.flex.products import BaselineMethod, Direction, FlexOffer, FlexRequest, ServiceType
 from gridledger.market.book import clear_recorded
-from gridledger.market.orders import Order, RecordedOrder, Side
+from gridledger.market.orders import Order, RecordedOrder, Side, market_domain
 from gridledger.settlement.rules import cost, revenue
 from gridledger.sim.participants import make_prosumers
+from gridledger.wallet.funds import PERMIT_TYPES, WITHDRAWAL_TYPES, sign_permit, token_domain, withdrawal_message
+from gridledger.wallet.signing import offer_digest, split_signature
 
 PROSUMERS = 3
 SLOTS = 3
@@ -84,9 +92,12 @@ MAX_REQUESTS = 2
 # before a time-dependent act, so that the model and the block that runs the act agree on which
 # side of it they are (every transaction mines a block one second later).
 MARGIN = 4
+DEADLINES = (0, 600, 86_400)  # how far past the margin a signed deposit or withdrawal stays valid
+ZERO_KEY = b"\0" * 32
 
 CHECKS: Counter[str] = Counter()
 RUNS: Counter[str] = Counter()
+REFUSALS: Counter[str] = Counter()  # refusals seen, by the contract's custom error
 
 
 # ───────────────────────────── the world, deployed once ─────────────────────────────
@@ -227,6 +238,13 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.offers: list[ModelOffer] = []
         self.offer_nonce = dict.fromkeys(self.addresses, 0)
         self.claimable = dict.fromkeys([*self.addresses, self.ledger.roles.dso.address], 0)
+        # Signed money movements: the token's permit nonces, the market's withdrawal nonces, and
+        # what was relayed already (to replay it).
+        self.permit_nonce = dict.fromkeys(self.addresses, 0)
+        self.withdrawal_nonce = dict.fromkeys(self.addresses, 0)
+        self.permits: list[tuple[str, int, int, bytes]] = []  # (owner, amount, deadline, r ‖ s ‖ v)
+        self.withdrawals: list[tuple[str, int, int, int, bytes, bytes]] = []  # owner, amount, nonce, deadline, r, vs
+        self.uftp_key = dict.fromkeys(self.addresses, ZERO_KEY)
         RUNS["examples"] += 1
 
     # ───────── helpers ─────────
@@ -273,6 +291,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         assert self.block() == before + mines, "a refused act mined a transaction"
         CHECKS["refusal changes nothing"] += 1
         RUNS["refusals"] += 1
+        REFUSALS[refused.error or refused.kind.__name__] += 1
 
     def reads(self) -> dict[str, Any]:
         """The chain's balances and slots, read once per block (a refusal mines none)."""
@@ -289,6 +308,11 @@ class GridLedgerMachine(RuleBasedStateMachine):
                     "slots": {s.start: led.slot_state(s.start) for s in self.slots},
                     "flex_tokens": led.token_balance(led.flex.address),
                     "nonces": {a: led.next_nonce(a) for a in self.addresses},
+                    "permit_nonces": {a: int(led.token.functions.nonces(a).call()) for a in self.addresses},
+                    "withdrawal_nonces": {
+                        a: int(led.market.functions.withdrawalNonce(a).call()) for a in self.addresses
+                    },
+                    "uftp_keys": {a: bytes(led.flex.functions.uftpKey(a).call()) for a in self.addresses},
                 },
             )
         return self._reads[1]
@@ -406,6 +430,147 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.available[account.address] -= amount
         self.wallet[account.address] += amount
         RUNS["withdrawals"] += 1
+
+    def step_over(self, deadline: int) -> int:
+        """Like ``clear_of_boundaries`` for a signature's deadline; returns the next block's time."""
+        t = self.clear_of_boundaries()
+        if abs(t - deadline) <= MARGIN:
+            self.ledger.chain.move_time_to(deadline + MARGIN + 1)
+            t = self.now() + 1
+        return t
+
+    def relay(self, call: Any, action: str) -> Any:
+        return self.ledger.tx.send(self.ledger.roles.facilitator, call, action=action)
+
+    @rule(
+        i=who,
+        amount=st.integers(0, WALLET),
+        extra=st.sampled_from(DEADLINES),
+        refusal=st.sampled_from(["none", "none", "expired", "wrong_signer", "replay", "amount_mismatch", "too_much"]),
+    )
+    def deposit_with_permit(self, i: int, amount: int, extra: int, refusal: str) -> None:
+        """The facilitator relays a wallet's EIP-2612 permit as a deposit (``depositWithPermit``):
+        the token checks deadline, signer and its nonce, so an expired permit, one signed by another
+        key, one relayed again or for another amount is refused; so is more than the wallet holds."""
+        owner = self.people[i]
+        address = owner.address
+        led = self.ledger
+        domain = token_domain(led.chain.chain_id, led.token.address)
+        t = self.clear_of_boundaries()
+        nonce = self.permit_nonce[address]
+        amount = min(amount, self.wallet[address]) if refusal != "too_much" else self.wallet[address] + 1 + extra
+        deadline = t + MARGIN + extra if refusal != "expired" else t - MARGIN - 1 - extra
+        signer = self.people[(i + 1) % PROSUMERS] if refusal == "wrong_signer" else owner
+        relayed = amount + 1 if refusal == "amount_mismatch" else amount
+        if refusal == "replay" and self.permits:
+            address, relayed, deadline, signature = self.permits[i % len(self.permits)]
+            t = self.step_over(deadline)
+        elif signer is owner:
+            signature = sign_permit(
+                owner,
+                domain=domain,
+                spender=led.market.address,
+                amount=amount,
+                nonce=nonce + 1 if refusal == "replay" else nonce,  # no permit to replay yet: a future nonce
+                deadline=deadline,
+            )
+        else:  # another key signs the owner's permit, word for word
+            message = {
+                "owner": address,
+                "spender": led.market.address,
+                "value": amount,
+                "nonce": nonce,
+                "deadline": deadline,
+            }
+            signature = bytes(Account.sign_typed_data(signer.key, domain, PERMIT_TYPES, message).signature)
+        r, s, v = signature[:32], signature[32:64], signature[64]
+        call = led.market.functions.depositWithPermit(address, relayed, deadline, v, r, s)
+
+        def act() -> object:
+            return self.relay(call, f"deposit by permit of {address}")
+
+        if relayed == 0:
+            self.expect_refusal(Refused(LedgerError, "ZeroAmount"), act)
+            return
+        if t > deadline:
+            self.expect_refusal(Refused(OrderExpiredError, "ERC2612ExpiredSignature"), act)
+            return
+        if refusal in ("wrong_signer", "replay", "amount_mismatch"):
+            self.expect_refusal(Refused(SignatureRejected, "ERC2612InvalidSigner"), act)
+            CHECKS["a permit counts once, for its signer and amount"] += 1
+            return
+        if relayed > self.wallet[address]:
+            self.expect_refusal(Refused(InsufficientFunds, "ERC20InsufficientBalance"), act)
+            return
+        act()
+        assert int(led.token.functions.nonces(address).call()) == nonce + 1
+        assert led.token_balance(address) == self.wallet[address] - relayed
+        self.permit_nonce[address] += 1
+        self.permits.append((address, relayed, deadline, signature))
+        self.wallet[address] -= relayed
+        self.available[address] += relayed
+        RUNS["deposits by permit"] += 1
+
+    @rule(
+        i=who,
+        fraction=st.integers(0, 100),
+        extra=st.sampled_from(DEADLINES),
+        refusal=st.sampled_from(["none", "none", "expired", "wrong_signer", "replay", "too_much"]),
+    )
+    def withdraw_by_sig(self, i: int, fraction: int, extra: int, refusal: str) -> None:
+        """The facilitator relays a wallet's signed ``Withdrawal`` (``withdrawBySig``): refused
+        when expired, signed by another key, relayed again (its nonce is spent) or above the
+        free balance."""
+        owner = self.people[i]
+        address = owner.address
+        led = self.ledger
+        t = self.clear_of_boundaries()
+        nonce = self.withdrawal_nonce[address]
+        available = self.available[address]
+        amount = available * fraction // 100 if refusal != "too_much" else available + 1 + extra
+        deadline = t + MARGIN + extra if refusal != "expired" else t - MARGIN - 1 - extra
+        replayed = refusal == "replay" and bool(self.withdrawals)
+        if replayed:
+            address, amount, nonce, deadline, r, vs = self.withdrawals[i % len(self.withdrawals)]
+            t = self.step_over(deadline)
+        else:
+            if refusal == "replay":
+                nonce += 1  # nothing to replay yet: a nonce out of order
+            signer = self.people[(i + 1) % PROSUMERS] if refusal == "wrong_signer" else owner
+            message = withdrawal_message(address, amount=amount, nonce=nonce, deadline=deadline)
+            domain = market_domain(led.chain.chain_id, led.market.address)
+            signed = Account.sign_typed_data(signer.key, domain, WITHDRAWAL_TYPES, message)
+            r, vs = split_signature(bytes(signed.signature))
+        call = led.market.functions.withdrawBySig(address, amount, nonce, deadline, r, vs)
+
+        def act() -> object:
+            return self.relay(call, f"signed withdrawal of {address}")
+
+        if amount == 0:
+            refused = Refused(LedgerError, "ZeroAmount")
+        elif t > deadline:
+            refused = Refused(OrderExpiredError, "WithdrawalExpired")
+        elif nonce != self.withdrawal_nonce[address]:
+            refused = Refused(ReplayRejected, "WithdrawalNonceUsed")
+            CHECKS["a signed withdrawal counts once"] += replayed
+        elif refusal == "wrong_signer":
+            refused = Refused(SignatureRejected, "WithdrawalSignatureInvalid")
+        elif amount > self.available[address]:
+            refused = Refused(InsufficientFunds, "InsufficientBalance")
+        else:
+            refused = None
+        if refused:
+            self.expect_refusal(refused, act)
+            return
+        wallet_before = led.token_balance(address)
+        act()
+        assert led.token_balance(address) == wallet_before + amount
+        assert int(led.market.functions.withdrawalNonce(address).call()) == nonce + 1
+        self.withdrawal_nonce[address] += 1
+        self.withdrawals.append((address, amount, nonce, deadline, r, vs))
+        self.available[address] -= amount
+        self.wallet[address] += amount
+        RUNS["withdrawals by signature"] += 1
 
     # ───────── orders ─────────
 
@@ -794,38 +959,119 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self, k: int, i: int, power: int, availability: int, utilisation: int, wrong_bus: bool, reuse_nonce: bool
     ) -> None:
         """A provider signs an offer and the facilitator relays it (bus 0, 1, 2 = prosumer 0, 1, 2)."""
-        req = self.requests[k % len(self.requests)]
+        req, offer = self.new_offer(k, i, power, availability, utilisation, wrong_bus, reuse_nonce)
         provider = self.people[i]
-        nonce = self.offer_nonce[provider.address]
-        if reuse_nonce and nonce:
-            nonce -= 1
-        else:
-            self.offer_nonce[provider.address] += 1
-        bus = (i + 1) % PROSUMERS if wrong_bus else i
-        offer = FlexOffer(
-            provider.address, req.id, req.request.window_start, power, availability, utilisation, bus, nonce
-        )
         signed = self.ledger.sign_offer(provider, offer)
         t = self.clear_of_boundaries()
-        refused = None
-        if req.status != "open":
-            refused = Refused(FlexRejected, "WrongRequestStatus")
-        elif t > req.request.bid_deadline:
-            refused = Refused(FlexRejected, "OfferAfterDeadline")
-        elif wrong_bus:
-            refused = Refused(FlexRejected, "ConnectionPointMismatch")
-        elif availability > FLEX_CAPS[0] or utilisation > FLEX_CAPS[1]:
-            refused = Refused(FlexRejected, "PriceAboveCap")
-        elif power > min(req.request.power_w, CAPACITY_W):
-            refused = Refused(FlexRejected, "InvalidPower")
-        elif any(o.offer.provider == provider.address and o.offer.nonce == nonce for o in self.offers):
-            refused = Refused(ReplayRejected, "OfferNonceUsed")
+        refused = self.predict_offer(req, offer, t, wrong_bus=wrong_bus)
         if refused:
             self.expect_refusal(refused, lambda: self.ledger.submit_offer(signed))
             return
         self.ledger.submit_offer(signed)
         self.offers.append(ModelOffer(signed.offer_id, offer))
         RUNS["flex offers"] += 1
+
+    def new_offer(
+        self, k: int, i: int, power: int, availability: int, utilisation: int, wrong_bus: bool, reuse_nonce: bool
+    ) -> tuple[ModelRequest, FlexOffer]:
+        """An offer of provider ``i`` for one of the requests (bus 0, 1, 2 = prosumer 0, 1, 2),
+        with a fresh nonce or the one before it."""
+        req = self.requests[k % len(self.requests)]
+        provider = self.people[i].address
+        nonce = self.offer_nonce[provider]
+        if reuse_nonce and nonce:
+            nonce -= 1
+        else:
+            self.offer_nonce[provider] += 1
+        bus = (i + 1) % PROSUMERS if wrong_bus else i
+        offer = FlexOffer(provider, req.id, req.request.window_start, power, availability, utilisation, bus, nonce)
+        return req, offer
+
+    def predict_offer(self, req: ModelRequest, offer: FlexOffer, t: int, *, wrong_bus: bool) -> Refused | None:
+        """What the flexibility market's checks of every offer (``_recordOffer``) do with it at ``t``."""
+        if req.status != "open":
+            return Refused(FlexRejected, "WrongRequestStatus")
+        if t > req.request.bid_deadline:
+            return Refused(FlexRejected, "OfferAfterDeadline")
+        if wrong_bus:
+            return Refused(FlexRejected, "ConnectionPointMismatch")
+        if offer.availability_price_per_kwh > FLEX_CAPS[0] or offer.utilisation_price_per_kwh > FLEX_CAPS[1]:
+            return Refused(FlexRejected, "PriceAboveCap")
+        if offer.power_w > min(req.request.power_w, CAPACITY_W):
+            return Refused(FlexRejected, "InvalidPower")
+        if any(o.offer.provider == offer.provider and o.offer.nonce == offer.nonce for o in self.offers):
+            return Refused(ReplayRejected, "OfferNonceUsed")
+        return None
+
+    @rule(i=who, key=st.integers(0, 3))
+    def bind_uftp_key(self, i: int, key: int) -> None:
+        """A provider binds one of its aggregator's UFTP (Ed25519) keys to its account, or
+        unbinds it (key 0 binds zero)."""
+        provider = self.people[i]
+        public = keccak(b"UFTP key %d of %d" % (key, i)) if key else ZERO_KEY
+        receipt = self.ledger.tx.send(provider, self.ledger.flex.functions.bindUftpKey(public), action="bind UFTP key")
+        (bound,) = self.ledger.flex.events.UftpKeyBound().process_receipt(receipt, errors=DISCARD)
+        assert (bound["args"]["provider"], bytes(bound["args"]["publicKey"])) == (provider.address, public)
+        self.uftp_key[provider.address] = public
+        RUNS["UFTP keys bound" if key else "UFTP keys unbound"] += 1
+
+    @precondition(lambda self: self.requests)
+    @rule(
+        k=pick,
+        i=who,
+        power=st.integers(1, 25).map(lambda x: x * 1_000),
+        availability=st.integers(0, 105_000),
+        utilisation=st.integers(0, 305_000),
+        wrong_bus=st.booleans(),
+        reuse_nonce=st.booleans(),
+        sender=st.sampled_from(["facilitator", "facilitator", "facilitator", "provider", "dso"]),
+        message=st.binary(min_size=1, max_size=64),
+    )
+    def submit_uftp_offer(
+        self,
+        k: int,
+        i: int,
+        power: int,
+        availability: int,
+        utilisation: int,
+        wrong_bus: bool,
+        reuse_nonce: bool,
+        sender: str,
+        message: bytes,
+    ) -> None:
+        """The facilitator records an offer sourced from a UFTP message (its hash) on the strength
+        of the provider's bound key: refused from anyone but the facilitator, without a bound key,
+        and by every check a signed offer passes."""
+        req, offer = self.new_offer(k, i, power, availability, utilisation, wrong_bus, reuse_nonce)
+        source = keccak(message)
+        led = self.ledger
+        account = {"facilitator": led.roles.facilitator, "provider": self.people[i], "dso": led.roles.dso}[sender]
+        call = led.flex.functions.submitUftpOffer(offer.as_abi(), source)
+        t = self.clear_of_boundaries()
+
+        def act() -> Any:
+            return led.tx.send(account, call, action=f"UFTP offer of {offer.provider}")
+
+        if sender != "facilitator":
+            refused: Refused | None = Refused(LedgerError, "AccessControlUnauthorizedAccount")
+        elif self.uftp_key[offer.provider] == ZERO_KEY:
+            refused = Refused(SignatureRejected, "UftpKeyNotBound")
+        else:
+            refused = self.predict_offer(req, offer, t, wrong_bus=wrong_bus)
+        if refused:
+            self.expect_refusal(refused, act)
+            return
+        receipt = act()
+        offer_id = offer_digest(offer, chain_id=led.chain.chain_id, flex_address=led.flex.address)
+        (sourced,) = led.flex.events.OfferSourced().process_receipt(receipt, errors=DISCARD)
+        assert (bytes(sourced["args"]["offerId"]), bytes(sourced["args"]["publicKey"])) == (
+            offer_id,
+            self.uftp_key[offer.provider],
+        )
+        assert bytes(led.flex.functions.offerSource(offer_id).call()) == source
+        CHECKS["a UFTP offer records its source and the bound key"] += 1
+        self.offers.append(ModelOffer(offer_id, offer))
+        RUNS["flex offers (UFTP)"] += 1
 
     @precondition(lambda self: self.requests)
     @rule(k=pick, mask=st.integers(0, 2**6 - 1), duplicate=st.booleans())
@@ -1027,9 +1273,11 @@ class GridLedgerMachine(RuleBasedStateMachine):
     @invariant()
     def nonces_only_go_up(self) -> None:
         r = self.reads()
-        for a in self.addresses:
-            assert r["nonces"][a] == self.next_nonce[a]
+        assert r["nonces"] == self.next_nonce
         CHECKS["next nonce = model"] += 1
+        assert r["permit_nonces"] == self.permit_nonce and r["withdrawal_nonces"] == self.withdrawal_nonce
+        assert r["uftp_keys"] == self.uftp_key
+        CHECKS["permit and withdrawal nonces, UFTP keys = model"] += 1
 
     @invariant()
     def cleared_slots_balance(self) -> None:
