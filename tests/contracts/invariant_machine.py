@@ -1183,6 +1183,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         reuse_nonce=st.booleans(),
         sender=st.sampled_from(["facilitator", "facilitator", "facilitator", "provider", "dso"]),
         message=st.binary(min_size=1, max_size=64),
+        bind_first=st.booleans(),
     )
     def submit_uftp_offer(
         self,
@@ -1195,10 +1196,14 @@ class GridLedgerMachine(RuleBasedStateMachine):
         reuse_nonce: bool,
         sender: str,
         message: bytes,
+        bind_first: bool,
     ) -> None:
         """The facilitator records an offer sourced from a UFTP message (its hash) on the strength
-        of the provider's bound key: refused from anyone but the facilitator, without a bound key,
-        and by every check a signed offer passes."""
+        of the provider's bound key (with ``bind_first``, the provider binds one just before):
+        refused from anyone but the facilitator, without a bound key, and by every check a signed
+        offer passes."""
+        if bind_first:
+            self.bind_uftp_key(i, 1)
         req, offer = self.new_offer(k, i, power, availability, utilisation, wrong_bus, reuse_nonce)
         source = keccak(message)
         led = self.ledger

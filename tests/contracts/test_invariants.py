@@ -1,7 +1,7 @@
 """The contracts' invariants under random sequences of every party's acts (issue item 7).
 
 The machine and its model are in ``invariant_machine.py``. CI runs a small profile, sized by
-``GRIDLEDGER_INVARIANT_EXAMPLES`` (examples; default 10) and ``GRIDLEDGER_INVARIANT_STEPS``
+``GRIDLEDGER_INVARIANT_EXAMPLES`` (examples; default 30) and ``GRIDLEDGER_INVARIANT_STEPS``
 (steps per example; default 20); ``benchmarks/invariants.py`` runs the same machine long.
 """
 
@@ -14,7 +14,7 @@ from tests.contracts.invariant_machine import GridLedgerMachine
 
 from gridledger.market.orders import Side
 
-EXAMPLES = int(os.environ.get("GRIDLEDGER_INVARIANT_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("GRIDLEDGER_INVARIANT_EXAMPLES", "30"))
 STEPS = int(os.environ.get("GRIDLEDGER_INVARIANT_STEPS", "20"))
 
 TestContractInvariants = GridLedgerMachine.TestCase
