@@ -1382,6 +1382,52 @@ class GridLedgerMachine(RuleBasedStateMachine):
         self.expect_refusal(Refused(FlexRejected, "WrongRequestStatus"), act)
         CHECKS["nothing settles twice"] += 1
 
+    # As for slots, a random walk of the clock seldom takes a request through its award,
+    # activations and measurements: these two rules jump to the next stage and run the same acts.
+
+    @precondition(lambda self: self.offers and any(r.status == "open" for r in self.requests))
+    @rule(
+        k=pick,
+        slot=st.integers(1, SLOTS - 1),
+        powers=st.lists(st.integers(4, 25_000), min_size=1, max_size=4),
+        by=st.sampled_from(["dso", "facilitator"]),
+    )
+    def award_and_activate(self, k: int, slot: int, powers: list[int], by: str) -> None:
+        """The bids close; the facilitator awards every offer of an open request, and the DSO (or
+        the facilitator) activates the awarded ones for a window slot."""
+        opened = [n for n, r in enumerate(self.requests) if r.status == "open"]
+        n = opened[k % len(opened)]
+        req = self.requests[n]
+        if self.now() + 1 <= req.request.bid_deadline:
+            self.ledger.chain.move_time_to(req.request.bid_deadline + 1)
+        mine = [o for o in self.offers if o.offer.request_id == req.id]
+        self.award(n, (1 << len(mine)) - 1, duplicate=False)
+        awarded = [o for o in mine if o.awarded]
+        for o, power in zip(awarded, powers, strict=False):
+            self.activate(self.offers.index(o), slot, min(power, o.offer.power_w), by)
+
+    @precondition(lambda self: any(r.status == "awarded" for r in self.requests))
+    @rule(
+        k=pick,
+        readings=st.lists(st.tuples(st.integers(0, 8_000), st.integers(0, 8_000)), min_size=SLOTS, max_size=SLOTS),
+    )
+    def deliver_and_settle_flex(self, k: int, readings: list[tuple[int, int]]) -> None:
+        """The request's window ends; the meter operator measures every activation (baseline and
+        actual of each slot) and the facilitator settles the request."""
+        awarded = [n for n, r in enumerate(self.requests) if r.status == "awarded"]
+        n = awarded[k % len(awarded)]
+        req = self.requests[n]
+        if self.now() + 1 < req.request.window_end:
+            self.ledger.chain.move_time_to(req.request.window_end)
+        for o in self.offers:
+            if o.id not in req.awarded:
+                continue
+            for start, wh in list(o.ordered.items()):
+                if wh and start not in o.delivered:
+                    s = self.slot_times.index(start)
+                    self.measure(self.offers.index(o), s, *readings[s])
+        self.settle_flex(n)
+
     @rule(i=st.integers(0, PROSUMERS))
     def claim_flex(self, i: int) -> None:
         """A provider (or, for i = 3, the DSO) takes its claimable balance from the flexibility market."""
