@@ -31,7 +31,7 @@ sys.modules["tests"] = _tests
 
 from hypothesis import HealthCheck, Phase, seed, settings  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
-from tests.contracts.invariant_machine import CHECKS, RUNS, GridLedgerMachine, world  # noqa: E402
+from tests.contracts.invariant_machine import CHECKS, REFUSALS, RUNS, GridLedgerMachine, world  # noqa: E402
 
 
 def totals(wall: float, setup: float, asked: int, steps_each: int) -> None:
@@ -47,6 +47,9 @@ def totals(wall: float, setup: float, asked: int, steps_each: int) -> None:
             print(f"  {name:<48} {count:>10,}")
     print("checks per invariant:")
     for name, count in sorted(CHECKS.items()):
+        print(f"  {name:<48} {count:>10,}")
+    print("refusals by custom error:")
+    for name, count in sorted(REFUSALS.items()):
         print(f"  {name:<48} {count:>10,}")
     sys.stdout.flush()
 
