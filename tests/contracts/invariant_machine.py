@@ -335,6 +335,8 @@ class ModelOffer:
     id: bytes
     offer: FlexOffer
     awarded: bool = False
+    withdrawn: bool = False
+    uftp: bool = False  # recorded by the facilitator from a UFTP message (``submitUftpOffer``)
     ordered: dict[int, int] = field(default_factory=dict)  # slot → ordered Wh
     delivered: dict[int, int] = field(default_factory=dict)  # slot → delivered Wh (measured)
 
@@ -1232,8 +1234,57 @@ class GridLedgerMachine(RuleBasedStateMachine):
         )
         assert bytes(self.lens.call(self.lens.flex, "offerSource(bytes32)", (offer_id,), "bytes32")) == source
         CHECKS["a UFTP offer records its source and the bound key"] += 1
-        self.offers.append(ModelOffer(offer_id, offer))
+        self.offers.append(ModelOffer(offer_id, offer, uftp=True))
         RUNS["flex offers (UFTP)"] += 1
+
+    @precondition(lambda self: self.offers)
+    @rule(
+        k=pick, by=st.sampled_from(["provider", "provider", "stranger", "facilitator"]), message=st.binary(max_size=8)
+    )
+    def withdraw_offer(self, k: int, by: str, message: bytes) -> None:
+        """A provider withdraws its unawarded offer before the bid deadline (``withdrawOffer``),
+        or the facilitator does for a UFTP offer on the aggregator's FlexOfferRevocation
+        (``withdrawUftpOffer``, the revocation's hash); refused from anyone else, for an offer
+        awarded or withdrawn, after the deadline, and for an offer that did not come through UFTP."""
+        o = self.offers[k % len(self.offers)]
+        req = next(r for r in self.requests if r.id == o.offer.request_id)
+        led, flex = self.ledger, self.ledger.flex
+        provider = next(p for p in self.people if p.address == o.offer.provider)
+        stranger = self.people[(self.people.index(provider) + 1) % PROSUMERS]
+        revocation = keccak(message)
+        if by == "facilitator":
+            account, call = led.roles.facilitator, flex.functions.withdrawUftpOffer(o.id, revocation)
+        else:
+            account = provider if by == "provider" else stranger
+            call = flex.functions.withdrawOffer(o.id)
+        t = self.clear_of_boundaries()
+
+        def act() -> Any:
+            return led.tx.send(account, call, action=f"withdraw offer {o.id.hex()[:8]}")
+
+        if by == "stranger":
+            refused: Refused | None = Refused(FlexRejected, "NotOfferProvider")
+        elif by == "facilitator" and not o.uftp:
+            refused = Refused(FlexRejected, "NotUftpOffer")
+        elif o.withdrawn:
+            refused = Refused(FlexRejected, "OfferIsWithdrawn")
+        elif o.awarded:
+            refused = Refused(FlexRejected, "OfferAlreadyAwarded")
+        elif t > req.request.bid_deadline:
+            refused = Refused(FlexRejected, "WithdrawalAfterDeadline")
+        else:
+            refused = None
+        if refused:
+            self.expect_refusal(refused, act)
+            return
+        (withdrawn,) = flex.events.OfferWithdrawn().process_receipt(act(), errors=DISCARD)
+        expected = (o.id, req.id, o.offer.provider, revocation if by == "facilitator" else ZERO_KEY)
+        got = withdrawn["args"]
+        assert (bytes(got["offerId"]), got["requestId"], got["provider"], bytes(got["sourceMessage"])) == expected
+        assert self.lens.call(self.lens.flex, "offerWithdrawn(bytes32)", (o.id,), "bool") is True
+        CHECKS["a withdrawal records the offer withdrawn, and by whom"] += 1
+        o.withdrawn = True
+        RUNS["flex offers withdrawn"] += 1
 
     @precondition(lambda self: self.requests)
     @rule(k=pick, mask=st.integers(0, 2**6 - 1), duplicate=st.booleans())
@@ -1256,6 +1307,9 @@ class GridLedgerMachine(RuleBasedStateMachine):
             return
         if t >= req.request.window_start:
             self.expect_refusal(Refused(FlexRejected, "AwardTooLate"), act)
+            return
+        if any(o.withdrawn for o in chosen):  # met in the contract's loop before the duplicate at the end
+            self.expect_refusal(Refused(FlexRejected, "OfferIsWithdrawn"), act)
             return
         if duplicate and chosen:
             self.expect_refusal(Refused(FlexRejected, "DuplicateAward"), act)
@@ -1401,7 +1455,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         if self.now() + 1 <= req.request.bid_deadline:
             self.ledger.chain.move_time_to(req.request.bid_deadline + 1)
         mine = [o for o in self.offers if o.offer.request_id == req.id]
-        self.award(n, (1 << len(mine)) - 1, duplicate=False)
+        self.award(n, sum(1 << m for m, o in enumerate(mine) if not o.withdrawn), duplicate=False)
         awarded = [o for o in mine if o.awarded]
         for o, power in zip(awarded, powers, strict=False):
             self.activate(self.offers.index(o), slot, min(power, o.offer.power_w), by)
