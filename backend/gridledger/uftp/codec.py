@@ -17,8 +17,10 @@ from shapeshifter_uftp.exceptions import InvalidSignatureException, SchemaExcept
 from shapeshifter_uftp.uftp import PayloadMessage, SignedMessage, UsefRole
 from xsdata.exceptions import ParserError
 
+from gridledger.encoding import to_hex
 from gridledger.errors import RequestError
-from gridledger.uftp.registry import UftpRegistry
+from gridledger.uftp.registry import Aggregator, UftpRegistry
+from gridledger.uftp.store import MessageStore
 
 
 class UftpTransportError(RequestError):
@@ -103,3 +105,46 @@ def verify_sealed(sealed: bytes, public_key: bytes) -> PayloadMessage:
     if not isinstance(payload, PayloadMessage):
         raise SchemaException(f"sealed payload is a {type(payload).__name__}")
     return payload
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A verified message, kept in the archive; ``fresh`` is False when the same sealed message
+    came before (a replay: refused, and the first one's result stands)."""
+
+    opened: Opened
+    aggregator: Aggregator
+    fresh: bool
+
+    def check_envelope(self, recipient_domain: str, recipient: str) -> None:
+        """The functional checks of every incoming message (UFTP's Invalid Sender, Unknown
+        Recipient and Duplicate Identifier), as ``UftpRejection``."""
+        payload = self.opened.payload
+        if payload.sender_domain != self.opened.sender_domain:
+            raise UftpRejection(
+                f"Invalid Sender: the envelope says {self.opened.sender_domain}, the message {payload.sender_domain}"
+            )
+        if payload.recipient_domain != recipient_domain:
+            raise UftpRejection(f"Unknown Recipient: this is {recipient} {recipient_domain}")
+        if not self.fresh:
+            raise UftpRejection(f"Duplicate Identifier: MessageID {payload.message_id} was used before")
+
+
+def keep_incoming(body: bytes, registry: UftpRegistry, store: MessageStore) -> Incoming:
+    """Verifies one SignedMessage (``open_signed``: a ``UftpTransportError`` keeps nothing) and
+    keeps it in the message archive."""
+    opened = open_signed(body, registry)
+    payload = opened.payload
+    aggregator = registry.aggregator(opened.sender_domain)
+    assert aggregator is not None  # open_signed found its key
+    fresh = store.add_message(
+        hash_=to_hex(opened.hash),
+        direction="in",
+        sender=opened.sender_domain,
+        recipient=str(payload.recipient_domain),
+        type_=type(payload).__name__,
+        message_id=str(payload.message_id),
+        conversation_id=payload.conversation_id,
+        body=opened.sealed,
+    )
+    return Incoming(opened, aggregator, fresh)

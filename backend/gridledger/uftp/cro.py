@@ -51,7 +51,7 @@ from xsdata.models.datatype import XmlDate
 from gridledger.chain.ledger import Ledger
 from gridledger.encoding import to_hex
 from gridledger.errors import ConfigurationError
-from gridledger.uftp.codec import Opened, UftpRejection, open_signed
+from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming
 from gridledger.uftp.mapping import to_date
 from gridledger.uftp.registry import Aggregator, Cro, UftpRegistry
 from gridledger.uftp.store import MessageStore
@@ -122,31 +122,13 @@ class CommonReference:
     def receive(self, body: bytes) -> Job:
         """Verifies and keeps one SignedMessage for the CRO (raises ``UftpTransportError`` for an
         HTTP refusal: nothing is kept) and returns the work to do after the HTTP 200."""
-        opened = open_signed(body, self.registry)
+        incoming = keep_incoming(body, self.registry, self.store)
+        opened, aggregator, fresh = incoming.opened, incoming.aggregator, incoming.fresh
         payload = opened.payload
-        aggregator = self.registry.aggregator(opened.sender_domain)
-        assert aggregator is not None  # open_signed found its key
-        fresh = self.store.add_message(
-            hash_=to_hex(opened.hash),
-            direction="in",
-            sender=opened.sender_domain,
-            recipient=str(payload.recipient_domain),
-            type_=type(payload).__name__,
-            message_id=str(payload.message_id),
-            conversation_id=payload.conversation_id,
-            body=opened.sealed,
-        )
 
         def job() -> None:
             try:
-                if payload.sender_domain != opened.sender_domain:
-                    raise UftpRejection(
-                        f"Invalid Sender: the envelope says {opened.sender_domain}, the message {payload.sender_domain}"
-                    )
-                if payload.recipient_domain != self.cro.domain:
-                    raise UftpRejection(f"Unknown Recipient: this is the CRO {self.cro.domain}")
-                if not fresh:
-                    raise UftpRejection(f"Duplicate Identifier: MessageID {payload.message_id} was used before")
+                incoming.check_envelope(self.cro.domain, "the CRO")
                 response = self.on_chain(lambda: self._process(opened, aggregator))
             except UftpRejection as exc:
                 if fresh:  # a replay must not overwrite the result of the message it repeats

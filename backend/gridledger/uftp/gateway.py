@@ -43,7 +43,7 @@ from gridledger.encoding import to_hex
 from gridledger.errors import LedgerError, NotFoundError
 from gridledger.flex.products import FlexRequest as LedgerRequest
 from gridledger.uftp import mapping
-from gridledger.uftp.codec import Opened, UftpRejection, open_signed
+from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming
 from gridledger.uftp.cro import CommonReference
 from gridledger.uftp.registry import Aggregator, UftpRegistry
 from gridledger.uftp.store import MessageStore
@@ -104,31 +104,13 @@ class UftpGateway:
     def receive(self, body: bytes) -> Job:
         """Verifies and keeps one SignedMessage (raises ``UftpTransportError`` for an HTTP refusal)
         and returns the work to do after the HTTP 200: process it and send the response message."""
-        opened = open_signed(body, self.registry)
+        incoming = keep_incoming(body, self.registry, self.store)
+        opened, aggregator, fresh = incoming.opened, incoming.aggregator, incoming.fresh
         payload = opened.payload
-        aggregator = self.registry.aggregator(opened.sender_domain)
-        assert aggregator is not None  # open_signed found its key
-        fresh = self.store.add_message(
-            hash_=to_hex(opened.hash),
-            direction="in",
-            sender=opened.sender_domain,
-            recipient=str(payload.recipient_domain),
-            type_=type(payload).__name__,
-            message_id=str(payload.message_id),
-            conversation_id=payload.conversation_id,
-            body=opened.sealed,
-        )
 
         def job() -> None:
             try:
-                if payload.sender_domain != opened.sender_domain:
-                    raise UftpRejection(
-                        f"Invalid Sender: the envelope says {opened.sender_domain}, the message {payload.sender_domain}"
-                    )
-                if payload.recipient_domain != self.registry.dso.domain:
-                    raise UftpRejection(f"Unknown Recipient: this is {self.registry.dso.domain}")
-                if not fresh:
-                    raise UftpRejection(f"Duplicate Identifier: MessageID {payload.message_id} was used before")
+                incoming.check_envelope(self.registry.dso.domain, "the DSO")
                 # Reads and writes of the ledger happen on the chain thread, in one piece.
                 result = self.on_chain(lambda: self._process(opened, aggregator))
             except UftpRejection as exc:
