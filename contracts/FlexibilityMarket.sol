@@ -187,6 +187,9 @@ contract FlexibilityMarket is IFlexibilityMarket, AccessControl, EIP712, Reentra
     /// @inheritdoc IFlexibilityMarket
     function withdrawUftpOffer(bytes32 offerId, bytes32 sourceMessage) external onlyRole(FACILITATOR_ROLE) {
         if (_offerSources[offerId] == bytes32(0)) revert NotUftpOffer(offerId);
+        // A zero hash is a provider's own withdrawal (`withdrawOffer`): the audit must find the
+        // aggregator's revocation behind every withdrawal the facilitator makes.
+        if (sourceMessage == bytes32(0)) revert RevocationMissing(offerId);
         _withdraw(offerId, sourceMessage);
     }
 

@@ -249,6 +249,9 @@ interface IFlexibilityMarket {
     error WithdrawalAfterDeadline(uint64 requestId, uint40 bidDeadline, uint256 nowTs);
     /// @notice Offer `offerId` did not come through UFTP: only its provider can withdraw it (`withdrawOffer`).
     error NotUftpOffer(bytes32 offerId);
+    /// @notice The facilitator withdraws UFTP offer `offerId` only on the hash of the aggregator's
+    /// signed FlexOfferRevocation, never on zero.
+    error RevocationMissing(bytes32 offerId);
 
     // ───────────────────────────── functions ─────────────────────────────
 

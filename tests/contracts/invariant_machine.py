@@ -1251,7 +1251,7 @@ class GridLedgerMachine(RuleBasedStateMachine):
         led, flex = self.ledger, self.ledger.flex
         provider = next(p for p in self.people if p.address == o.offer.provider)
         stranger = self.people[(self.people.index(provider) + 1) % PROSUMERS]
-        revocation = keccak(message)
+        revocation = keccak(message) if message else ZERO_KEY  # zero: no revocation behind it
         if by == "facilitator":
             account, call = led.roles.facilitator, flex.functions.withdrawUftpOffer(o.id, revocation)
         else:
@@ -1266,6 +1266,8 @@ class GridLedgerMachine(RuleBasedStateMachine):
             refused: Refused | None = Refused(FlexRejected, "NotOfferProvider")
         elif by == "facilitator" and not o.uftp:
             refused = Refused(FlexRejected, "NotUftpOffer")
+        elif by == "facilitator" and revocation == ZERO_KEY:
+            refused = Refused(FlexRejected, "RevocationMissing")
         elif o.withdrawn:
             refused = Refused(FlexRejected, "OfferIsWithdrawn")
         elif o.awarded:

@@ -106,6 +106,13 @@ def test_the_facilitator_withdraws_a_uftp_offer_with_the_revocation_hash(setup) 
     offer_id = bytes(ledger.flex.functions.offerHash(o.as_abi()).call())
     before = balances(ledger, [a.address])
 
+    # Zero is a provider's own withdrawal: the facilitator needs the revocation behind it.
+    unsourced = ledger.flex.functions.withdrawUftpOffer(offer_id, b"\0" * 32)
+    with pytest.raises(FlexRejected, match="only on the hash of the aggregator's signed FlexOfferRevocation") as zero:
+        ledger.tx.send(ledger.roles.facilitator, unsourced, action="withdraw UFTP offer")
+    assert zero.value.error == "RevocationMissing"
+    assert ledger.flex.functions.offerWithdrawn(offer_id).call() is False
+
     call = ledger.flex.functions.withdrawUftpOffer(offer_id, REVOCATION)
     with pytest.raises(LedgerError) as stranger:
         ledger.tx.send(a, call, action="withdraw UFTP offer")  # the provider is no facilitator

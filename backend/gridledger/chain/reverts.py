@@ -456,6 +456,13 @@ _MESSAGES: dict[str, tuple[type[errors.LedgerError], Callable[[Args], str]]] = {
             "then, not after"
         ),
     ),
+    "RevocationMissing": (
+        errors.FlexRejected,
+        lambda a: (
+            f"UFTP offer {_short(a['offerId'])} is withdrawn by the facilitator only on the hash of the "
+            "aggregator's signed FlexOfferRevocation, not on zero"
+        ),
+    ),
     "NotUftpOffer": (
         errors.FlexRejected,
         lambda a: f"offer {_short(a['offerId'])} did not come through UFTP: only its provider withdraws it",
