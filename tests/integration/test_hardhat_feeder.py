@@ -77,7 +77,7 @@ def test_a_slots_orders_read_raw_from_hardhat_match_web3s_decoding(ledger: Ledge
     receipts += ledger.relay_orders([ledger.sign(alice, orders[2])])
     receipts.append(ledger.cancel_order(alice, orders[0]))
 
-    # The receipts the ledger read raw (rpc_receipts) are what web3's own formatting gives.
+    # The receipts the ledger read raw (rpc_raw) are what web3's own formatting gives.
     for receipt in receipts:
         assert receipt == ledger.chain.w3.eth.get_transaction_receipt(receipt["transactionHash"])
     # The fee read raw from the latest block is web3's: twice its base fee plus the tip.

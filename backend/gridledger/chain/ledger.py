@@ -17,9 +17,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
+from web3.exceptions import BadResponseFormat
 from web3.logs import DISCARD
-from web3.types import RPCEndpoint, TxReceipt
+from web3.types import TxReceipt
 
+from gridledger.chain import rpc_raw
 from gridledger.chain.compile import Build, compile_contracts
 from gridledger.chain.connection import Chain, Roles, connect
 from gridledger.chain.deploy import Deployment, ensure_deployed
@@ -594,9 +596,9 @@ class Ledger:
         params = {"address": self.market.address, "fromBlock": start, "topics": topics}
         if self.chain.kind == "embedded":
             return list(self.chain.w3.eth.get_logs(params))  # type: ignore[arg-type]
-        response = self.chain.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [params | {"fromBlock": hex(start)}])
-        if "error" in response:
-            raise LedgerError(f"the node refused eth_getLogs of the market from block {start}: {response['error']}")
+        logs = rpc_raw.request(self.chain.w3, "eth_getLogs", [params | {"fromBlock": hex(start)}])
+        if not isinstance(logs, list):
+            raise BadResponseFormat(f"the node answered eth_getLogs of the market from block {start} with {logs!r}")
         return [
             {
                 "data": bytes.fromhex(log["data"][2:]),
@@ -604,7 +606,7 @@ class Ledger:
                 "blockNumber": int(log["blockNumber"], 16),
                 "logIndex": int(log["logIndex"], 16),
             }
-            for log in response["result"]
+            for log in logs
         ]
 
     def slot_state(self, delivery_start: int) -> SlotState:

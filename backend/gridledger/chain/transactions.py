@@ -22,11 +22,11 @@ from eth_utils.address import is_checksum_address
 from hexbytes import HexBytes
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import Nonce, RPCEndpoint, TxParams, TxReceipt, Wei
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
+from gridledger.chain import rpc_raw
 from gridledger.chain.connection import LOCAL_DEVNETS, Chain
 from gridledger.chain.reverts import RevertDecoder
-from gridledger.chain.rpc_receipts import wait_for_receipt
 from gridledger.errors import LedgerError, TransactionStuck
 
 # EIP-7825 caps a transaction at 2**24 gas; Hardhat 3 enforces it and so do we, everywhere.
@@ -152,13 +152,13 @@ class Transactor:
                 raise
             try:
                 # A local node mines at once: web3's default 0.1 s between polls was most of a devnet
-                # transaction's wall time. From a JSON-RPC node the receipt is read raw (rpc_receipts).
+                # transaction's wall time. From a JSON-RPC node the receipt is read raw (rpc_raw).
                 if self.chain.kind == "embedded":
                     receipt = w3.eth.wait_for_transaction_receipt(
                         tx_hash, timeout=self.receipt_timeout_s, poll_latency=0.005
                     )
                 else:
-                    receipt = wait_for_receipt(w3, tx_hash, timeout=self.receipt_timeout_s, poll_latency=0.005)
+                    receipt = rpc_raw.wait_for_receipt(w3, tx_hash, timeout=self.receipt_timeout_s, poll_latency=0.005)
             except TimeExhausted:
                 # Dropped, or queued behind a nonce gap (a nonce the node never reached).
                 self.forget_nonce(account.address)
@@ -233,10 +233,8 @@ class Transactor:
         if self.chain.kind == "embedded":
             base = int(self.chain.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
         else:  # read raw: web3's formatting of the block took ~10 ms a transaction on a loaded devnet
-            response = self.chain.w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["latest", False])
-            if "error" in response:
-                raise Web3RPCError(str(response["error"]), rpc_response=response)
-            base = int(response["result"].get("baseFeePerGas") or "0x0", 16)
+            block = rpc_raw.request(self.chain.w3, "eth_getBlockByNumber", ["latest", False])
+            base = int(block.get("baseFeePerGas") or "0x0", 16)
         return {
             "maxFeePerGas": Wei(2 * base + PRIORITY_FEE_WEI),
             "maxPriorityFeePerGas": Wei(PRIORITY_FEE_WEI),

@@ -1,4 +1,5 @@
-"""Transaction receipts from a JSON-RPC node, formatted as web3 formats them, without its detour.
+"""JSON-RPC answers read raw, without web3's detour: a request whose error is raised as web3
+raises it, and receipts formatted as web3 formats them.
 
 web3 formats a receipt field by field through its generic formatters (every log's address
 re-checksummed, then a recursive AttributeDict copy): about 0.5 ms a log, so a clearing chunk's
@@ -17,7 +18,7 @@ from eth_utils.address import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.datastructures import AttributeDict
-from web3.exceptions import TimeExhausted, Web3RPCError
+from web3.exceptions import BadResponseFormat, TimeExhausted, TransactionIndexingInProgress, Web3RPCError
 from web3.types import RPCEndpoint, TxReceipt
 
 # web3's RECEIPT_FORMATTERS and LOG_ENTRY_FORMATTERS, by kind of value.
@@ -38,17 +39,35 @@ _ADDRESSES = {"contractAddress", "from", "to", "address"}
 _CHECKSUMS: dict[str, str] = {}
 
 
+def request(w3: Web3, method: str, params: list[Any]) -> Any:
+    """The ``result`` of one JSON-RPC call (``None`` included); an error answer raises
+    ``Web3RPCError`` as web3 does (or ``TransactionIndexingInProgress``, which web3 waits out), an
+    answer with neither raises ``BadResponseFormat``. Connection failures propagate as the
+    provider raises them (the service's node checks rely on that)."""
+    response = w3.provider.make_request(RPCEndpoint(method), params)
+    if "error" in response:
+        error = response["error"]
+        message = str(error.get("message", error) if isinstance(error, dict) else error)
+        if "index" in message.lower() and "progress" in message.lower():  # geth's receipts still indexing
+            raise TransactionIndexingInProgress(message, rpc_response=response)
+        raise Web3RPCError(str(error), rpc_response=response)
+    if "result" not in response:
+        raise BadResponseFormat(f"the node's answer to {method} has neither a result nor an error: {response}")
+    return response["result"]
+
+
 def wait_for_receipt(w3: Web3, tx_hash: bytes, *, timeout: float, poll_latency: float) -> TxReceipt:
     """The receipt of ``tx_hash`` once mined, read with raw ``eth_getTransactionReceipt`` calls;
     web3's ``TimeExhausted`` if none comes within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     params = ["0x" + bytes(tx_hash).hex()]
     while True:
-        response = w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), params)
-        if "error" in response:  # as web3 raises it
-            raise Web3RPCError(str(response["error"]), rpc_response=response)
-        if response.get("result"):
-            return format_receipt(response["result"])
+        try:
+            raw = request(w3, "eth_getTransactionReceipt", params)
+        except TransactionIndexingInProgress:
+            raw = None  # as web3 does: wait
+        if raw:
+            return format_receipt(raw)
         if time.monotonic() > deadline:
             raise TimeExhausted(f"Transaction {params[0]} is not in the chain after {timeout} seconds")
         time.sleep(poll_latency)
