@@ -142,7 +142,8 @@ def audit(
         typer.Option(
             envvar="GRIDLEDGER_UFTP_TERMS",
             help="the DSO's UFTP terms (JSON of GET /uftp/terms, or the UFTP register): also trace every UFTP offer "
-            "to its aggregator's signed message, kept in GRIDLEDGER_DATABASE",
+            "to its aggregator's signed message, kept in GRIDLEDGER_DATABASE (needed when UFTP offers exist and "
+            "no --slot is given)",
         ),
     ] = None,
 ) -> None:
@@ -173,7 +174,8 @@ def audit(
             for difference in result.differences:
                 console.print(f"    - {difference}", soft_wrap=True, markup=False)
     console.print(f"{len(slots) - failed} of {len(slots)} slots confirmed")
-    failed += _audit_uftp(ledger, settings, uftp_terms)
+    if not slot or uftp_terms is not None:  # auditing chosen slots traces UFTP offers only when asked
+        failed += _audit_uftp(ledger, settings, uftp_terms)
     if failed:
         raise typer.Exit(code=1)
 

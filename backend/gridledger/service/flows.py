@@ -97,7 +97,11 @@ def committed_schedule(
         market[0, position[int(c["bus"])]] += (1.0 if c["side"] == "sell" else -1.0) * wh_to_w(int(c["curtailed_wh"]))
     units = {to_hex(u.offer_id): u for u in inputs.flex}
     for offer_id, wh in report.get("flexibility", {}).get("activations", {}).items():
-        unit = units[offer_id]
+        unit = units.get(offer_id)
+        if unit is None:
+            raise ConflictError(
+                f"the stored report activates offer {offer_id}, which is not among the slot's flexibility units"
+            )
         market[0, position[unit.bus]] += (-1.0 if unit.direction is Direction.UP else 1.0) * wh_to_w(int(wh))
     return replace(schedule, market_p_w=market)
 

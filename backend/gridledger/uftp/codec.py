@@ -8,8 +8,11 @@ followed by the XML. Transport failures answer an HTTP status as the library's s
 
 from __future__ import annotations
 
+import logging
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from eth_utils.crypto import keccak
 from shapeshifter_uftp import transport
@@ -21,6 +24,9 @@ from gridledger.encoding import to_hex
 from gridledger.errors import RequestError
 from gridledger.uftp.registry import Aggregator, UftpRegistry
 from gridledger.uftp.store import MessageStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class UftpTransportError(RequestError):
@@ -128,6 +134,20 @@ class Incoming:
             raise UftpRejection(f"Unknown Recipient: this is {recipient} {recipient_domain}")
         if not self.fresh:
             raise UftpRejection(f"Duplicate Identifier: MessageID {payload.message_id} was used before")
+
+    def processed(self, process: Callable[[], T]) -> T:
+        """``process()``; any failure other than a functional refusal (a node that does not answer,
+        a bug) becomes one too, logged, so that the aggregator still gets its response."""
+        try:
+            return process()
+        except UftpRejection:
+            raise
+        except Exception as exc:
+            log.exception("processing UFTP %s failed", type(self.opened.payload).__name__)
+            raise UftpRejection(
+                f"Processing Error: the facilitator could not process this message now ({type(exc).__name__}); "
+                "send it again later"
+            ) from exc
 
 
 def keep_incoming(body: bytes, registry: UftpRegistry, store: MessageStore) -> Incoming:

@@ -129,7 +129,7 @@ class CommonReference:
         def job() -> None:
             try:
                 incoming.check_envelope(self.cro.domain, "the CRO")
-                response = self.on_chain(lambda: self._process(opened, aggregator))
+                response = incoming.processed(lambda: self.on_chain(lambda: self._process(opened, aggregator)))
             except UftpRejection as exc:
                 if fresh:  # a replay must not overwrite the result of the message it repeats
                     self.store.set_result(to_hex(opened.hash), exc.reason)
@@ -229,7 +229,8 @@ class CommonReference:
         points = []
         placed: set[str] = set()
         for ean, bus in self.registry.congestion_points.items():
-            inside = [c for c in mine if c.bus in self.area(bus)]
+            area = self.area(bus)  # walks the feeder: once a congestion point, not once a connection
+            inside = [c for c in mine if c.bus in area]
             placed.update(c.ean for c in inside)
             if inside:
                 points.append(

@@ -112,7 +112,7 @@ class UftpGateway:
             try:
                 incoming.check_envelope(self.registry.dso.domain, "the DSO")
                 # Reads and writes of the ledger happen on the chain thread, in one piece.
-                result = self.on_chain(lambda: self._process(opened, aggregator))
+                result = incoming.processed(lambda: self.on_chain(lambda: self._process(opened, aggregator)))
             except UftpRejection as exc:
                 if fresh:  # a replay must not overwrite the result of the message it repeats
                     self.store.set_result(to_hex(opened.hash), exc.reason)

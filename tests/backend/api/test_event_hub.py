@@ -90,3 +90,28 @@ def test_a_commit_by_another_connection_is_read_at_the_next_tick_not_the_next_po
         hub.unsubscribe(listener)
 
     asyncio.run(scenario())
+
+
+def test_a_feed_that_fails_ends_every_stream_and_the_next_listener_starts_afresh() -> None:
+    class BrokenFeed(ScriptedFeed):
+        def poll(self) -> list[Event]:
+            if self.polls == 1:  # the start worked; the next read of the index fails
+                raise RuntimeError("database is locked")
+            return super().poll()
+
+    feeds: list[ScriptedFeed] = []
+
+    def make() -> ScriptedFeed:
+        feeds.append(BrokenFeed([[]]) if not feeds else ScriptedFeed([[], [CLEARED]]))
+        return feeds[-1]
+
+    async def scenario() -> None:
+        hub = FeedHub(make, poll_s=0.01)
+        first, second = hub.subscribe(), hub.subscribe()
+        assert (await take(first, 1), await take(second, 1)) == ([LAGGED], [LAGGED])  # both told, not left hanging
+        assert hub.listeners == 0
+        third = hub.subscribe()
+        assert len(feeds) == 2 and await take(third, 1) == [CLEARED]
+        hub.unsubscribe(third)
+
+    asyncio.run(scenario())

@@ -123,3 +123,22 @@ def test_the_cro_needs_its_own_key() -> None:
         UftpRegistry.from_dict({**base, "cro": {"domain": "cro", "signing_key": secret}})
     with pytest.raises(ConfigurationError, match="no 'cro'"):
         CommonReference(None, UftpRegistry.from_dict(base), None, area=lambda bus: frozenset())  # type: ignore[arg-type]
+
+
+def test_a_message_the_node_cannot_serve_now_is_answered_rejected_not_dropped(desk, tmp_path) -> None:
+    cro, keys, sent, _ = desk
+
+    def node_down(_: object) -> object:
+        raise ConnectionError("the chain node does not answer")
+
+    down = CommonReference(
+        cro.ledger, cro.registry, cro.store, area=cro.area, on_chain=node_down, send=lambda agr, m: sent.append(m)
+    )
+    post(down, keys, "agr-a.test", [(connection_ean(1000), date(2026, 6, 1), None)], 7)
+    assert sent[-1].result == "Rejected"  # type: ignore[attr-defined]
+    assert sent[-1].rejection_reason == (  # type: ignore[attr-defined]
+        "Processing Error: the facilitator could not process this message now (ConnectionError); send it again later"
+    )
+    assert down.connections("agr-a.test", date(2026, 6, 1)) == []
+    (kept,) = cro.store.rows("select result from uftp_messages where direction = 'in'")
+    assert kept["result"] == sent[-1].rejection_reason  # type: ignore[attr-defined]

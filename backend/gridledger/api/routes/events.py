@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -21,6 +22,8 @@ from gridledger.api.deps import FacilitatorDep
 from gridledger.api.errors import refusals
 from gridledger.api.schemas import ServerEvent
 from gridledger.service.queries import EventFeed
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["events"], responses=refusals(413, 503))
 TICK_S = 0.02  # how often the database's version is checked (a cheap pragma)
@@ -64,10 +67,11 @@ class FeedHub:
 
     def subscribe(self) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_LIMIT)
-        if self._task is None or self._task.done():
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             feed = self._make_feed()
             feed.poll()  # the state now: later polls send what changes
-            self._task = asyncio.get_running_loop().create_task(self._run(feed))
+            self._task = loop.create_task(self._run(feed))
         self._queues.add(queue)
         return queue
 
@@ -75,6 +79,22 @@ class FeedHub:
         self._queues.discard(queue)
 
     async def _run(self, feed: Feed) -> None:
+        try:
+            await self._poll_while_listened(feed)
+        except Exception:  # the index could not be read: end every stream (they reconnect; the next starts anew)
+            log.exception("the event feed failed; ending its streams")
+            for queue in list(self._queues):
+                self._end(queue)
+
+    def _end(self, queue: asyncio.Queue[Event]) -> None:
+        """Ends one stream with LAGGED after what it holds (the last change is dropped if it is full);
+        its page reconnects."""
+        self._queues.discard(queue)
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(LAGGED)
+
+    async def _poll_while_listened(self, feed: Feed) -> None:
         seen = self._version() if self._version is not None else None
         waited = 0.0
         while True:
@@ -93,9 +113,7 @@ class FeedHub:
                     try:
                         queue.put_nowait(event)
                     except asyncio.QueueFull:  # this stream cannot keep up: end it, keep the others
-                        self._queues.discard(queue)
-                        queue.get_nowait()
-                        queue.put_nowait(LAGGED)
+                        self._end(queue)
                         break
 
 
