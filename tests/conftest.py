@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -95,3 +96,10 @@ def flex_request_body(window_start: int, **changes: Any) -> dict[str, Any]:
         "max_availability_price_per_kwh": 100_000,
         "max_utilisation_price_per_kwh": 300_000,
     } | changes
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a node or a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

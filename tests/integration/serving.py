@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
-from tests.integration.test_devnet import free_port
+from tests.conftest import free_port
 
 from gridledger.api.client import GridLedgerClient
 from gridledger.chain import deploy, devnet

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from tests.conftest import DEPOSIT, REPORT, make_order, market_total
+from tests.conftest import DEPOSIT, REPORT, free_port, make_order, market_total
 
 from gridledger.chain import devnet
 from gridledger.chain.ledger import Ledger
@@ -16,12 +14,6 @@ from gridledger.market.orders import Side
 from gridledger.sim.participants import make_prosumers
 
 pytestmark = pytest.mark.devnet
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("kind", ["hardhat", "anvil"])

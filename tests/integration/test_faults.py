@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import free_port
 from tests.integration.faults import GRIDLEDGER, ON_CHAIN, REFUSED, Campaign, run_campaign
-from tests.integration.test_devnet import free_port
 
 from gridledger.api.app import create_app
 from gridledger.chain.ledger import Ledger

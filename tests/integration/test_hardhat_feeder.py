@@ -5,13 +5,12 @@ own decoding."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from tests.conftest import DEPOSIT, make_order
+from tests.conftest import DEPOSIT, free_port, make_order
 
 from gridledger.chain import devnet
 from gridledger.chain.ledger import VIEW_BATCH, Ledger
@@ -25,12 +24,6 @@ from gridledger.sim.participants import make_prosumers
 pytestmark = pytest.mark.devnet
 
 METERS = 5_000  # indexesOf needs about 17 M gas for 5,000 accounts, meterReadings about 6 k gas each
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ forward again, and a transaction mined in a block that went back in time is reco
 from __future__ import annotations
 
 import pytest
+from tests.conftest import free_port
 from tests.integration.faults import Node
-from tests.integration.test_devnet import free_port
 
 from gridledger.chain.connection import Roles, connect
 from gridledger.chain.reverts import RevertDecoder

@@ -5,7 +5,7 @@ or stuck behind a gap (too high: no receipt in time)."""
 from __future__ import annotations
 
 import pytest
-from tests.integration.test_devnet import free_port
+from tests.conftest import free_port
 from web3.exceptions import TimeExhausted, Web3RPCError
 
 from gridledger.chain import devnet, rpc_raw

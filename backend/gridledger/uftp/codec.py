@@ -150,6 +150,11 @@ class Incoming:
             ) from exc
 
 
+def run_here(fn: Callable[[], T]) -> T:
+    """The default ``on_chain`` of the UFTP desks: run at once (the service passes its chain thread's)."""
+    return fn()
+
+
 def keep_incoming(body: bytes, registry: UftpRegistry, store: MessageStore) -> Incoming:
     """Verifies one SignedMessage (``open_signed``: a ``UftpTransportError`` keeps nothing) and
     keeps it in the message archive."""

@@ -51,7 +51,7 @@ from xsdata.models.datatype import XmlDate
 from gridledger.chain.ledger import Ledger
 from gridledger.encoding import to_hex
 from gridledger.errors import ConfigurationError
-from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming
+from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming, run_here
 from gridledger.uftp.mapping import to_date
 from gridledger.uftp.registry import Aggregator, Cro, UftpRegistry
 from gridledger.uftp.store import MessageStore
@@ -77,10 +77,6 @@ def meter_of(ean: str) -> int | None:
     return value if 1 <= value <= UINT64_MAX else None
 
 
-def _direct(fn: Callable[[], Any]) -> Any:
-    return fn()
-
-
 @dataclass(frozen=True)
 class Connection:
     ean: str
@@ -104,7 +100,7 @@ class CommonReference:
         store: MessageStore,
         *,
         area: Area,
-        on_chain: Callable[[Callable[[], Any]], Any] = _direct,
+        on_chain: Callable[[Callable[[], Any]], Any] = run_here,
         send: Callable[[Aggregator, PayloadMessage], None] | None = None,
     ) -> None:
         if registry.cro is None:

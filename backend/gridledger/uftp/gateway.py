@@ -43,7 +43,7 @@ from gridledger.encoding import to_hex
 from gridledger.errors import LedgerError, NotFoundError
 from gridledger.flex.products import FlexRequest as LedgerRequest
 from gridledger.uftp import mapping
-from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming
+from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming, run_here
 from gridledger.uftp.cro import CommonReference
 from gridledger.uftp.registry import Aggregator, UftpRegistry
 from gridledger.uftp.store import MessageStore
@@ -53,10 +53,6 @@ Job = Callable[[], None]
 
 # Incoming messages that only acknowledge one of ours: kept, nothing to answer.
 ACKNOWLEDGEMENTS = (FlexRequestResponse, FlexOrderResponse, FlexSettlementResponse)
-
-
-def _direct(fn: Callable[[], T]) -> T:
-    return fn()
 
 
 @dataclass
@@ -88,7 +84,7 @@ class UftpGateway:
         registry: UftpRegistry,
         store: MessageStore,
         *,
-        on_chain: Callable[[Callable[[], Any]], Any] = _direct,
+        on_chain: Callable[[Callable[[], Any]], Any] = run_here,
         send: Callable[[Aggregator, PayloadMessage], None] | None = None,
         cro: CommonReference | None = None,
     ) -> None:

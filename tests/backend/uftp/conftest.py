@@ -25,7 +25,7 @@ import uvicorn
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
 from nacl.signing import SigningKey
-from tests.conftest import open_ledger
+from tests.conftest import free_port, open_ledger
 
 from gridledger.chain.ledger import Ledger
 from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
@@ -58,12 +58,6 @@ def agr_python() -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", *AGR_REQUIREMENTS], check=True)
         stamp.write_text(" ".join(AGR_REQUIREMENTS))
     return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout_s: float = 120) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-from tests.backend.uftp.conftest import EAN, TZ, free_port, keypair, window_start
+from tests.backend.uftp.conftest import EAN, TZ, keypair, window_start
+from tests.conftest import free_port
 
 from gridledger.api.app import create_app
 from gridledger.api.client import GridLedgerClient
