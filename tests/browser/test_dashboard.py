@@ -25,6 +25,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from tests.conftest import flex_request_body
 from tests.integration.serving import DEPOSIT, serving
 
 from gridledger.api.client import ApiError
@@ -434,19 +435,7 @@ def run_flexibility(market: dict[str, Any], slot: int) -> dict[str, Any]:
     api, ledger, roles, bob = market["api"], market["ledger"], market["roles"], market["bob"]
     ledger.fund_gas(roles.dso.address, 10**18)
     ledger.mint(roles.dso.address, 50_000_000)
-    start = slot + 4 * 3_600
-    body = {
-        "service": "secure",
-        "direction": "up",
-        "baseline": "meter_before_after",
-        "congestion_bus": 4,
-        "power_w": 10_000,
-        "window_start": start,
-        "window_slots": 4,
-        "bid_deadline": start - 3_600,
-        "max_availability_price_per_kwh": 100_000,
-        "max_utilisation_price_per_kwh": 300_000,
-    }
+    body = flex_request_body(slot + 4 * 3_600)
     request = api.request("POST", "/flex/requests", body=body, signer=roles.dso)
     rid = request["request_id"]
     offer = api.offer(bob, rid, power_w=8_000, availability_price_per_kwh=50_000, utilisation_price_per_kwh=200_000)
