@@ -166,18 +166,23 @@ def audit(
     failed = 0
     for result in _audit(ledger, settings, slots, grid=network) if slots else []:
         clock = datetime.fromtimestamp(result.delivery_start, tz=UTC).strftime("%Y-%m-%d %H:%M")
-        if result.confirmed:
-            console.print(f"{clock}  confirmed")
-        else:
-            failed += 1
-            console.print(f"{clock}  [red]REFUTED[/]", soft_wrap=True)
-            for difference in result.differences:
-                console.print(f"    - {difference}", soft_wrap=True, markup=False)
+        failed += _print_verdict(clock, result.confirmed, result.differences)
     console.print(f"{len(slots) - failed} of {len(slots)} slots confirmed")
     if not slot or uftp_terms is not None:  # auditing chosen slots traces UFTP offers only when asked
         failed += _audit_uftp(ledger, settings, uftp_terms)
     if failed:
         raise typer.Exit(code=1)
+
+
+def _print_verdict(what: str, confirmed: bool, differences: list[str]) -> int:
+    """Prints one audited item confirmed, or refuted with each difference; 1 if refuted."""
+    if confirmed:
+        console.print(f"{what}  confirmed", soft_wrap=True)
+        return 0
+    console.print(f"{what}  [red]REFUTED[/]", soft_wrap=True)
+    for difference in differences:
+        console.print(f"    - {difference}", soft_wrap=True, markup=False)
+    return 1
 
 
 def _audit_uftp(ledger: Ledger, settings: Settings, terms_path: str | None) -> int:
@@ -208,13 +213,7 @@ def _audit_uftp(ledger: Ledger, settings: Settings, terms_path: str | None) -> i
     refuted = 0
     for a in audits:
         what = f"UFTP offer {short_hex(a.offer_id)}  message {short_hex(a.source_message)}"
-        if a.confirmed:
-            console.print(f"{what}  confirmed", soft_wrap=True)
-        else:
-            refuted += 1
-            console.print(f"{what}  [red]REFUTED[/]", soft_wrap=True)
-            for difference in a.differences:
-                console.print(f"    - {difference}", soft_wrap=True, markup=False)
+        refuted += _print_verdict(what, a.confirmed, a.differences)
     console.print(f"{len(audits) - refuted} of {len(audits)} UFTP offers traced to their signed messages")
     return refuted
 
