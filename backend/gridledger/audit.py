@@ -82,11 +82,9 @@ def audit_slot(
         differences.append(f"stored report hashes to {to_hex(stored_hash)}, the chain has {on_chain}")
 
     recorded = ledger.recorded_orders(delivery_start)
-    bus_of = {
-        r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
-    }
-    stated = SlotInputs.from_report(delivery_start, recorded, bus_of, row["report"])
-    implied = BaselineRef.for_delivery(model, model.source, delivery_start, registered_buses(ledger, events[-1]))
+    registered = ledger.registrations(to_block=events[-1]["blockNumber"])
+    stated = SlotInputs.from_report(delivery_start, recorded, dict(registered), row["report"])
+    implied = BaselineRef.for_delivery(model, model.source, delivery_start, [bus for _, bus in registered])
     if stated.baseline != implied:
         differences.append(
             f"baseline: the report checks the slot on {stated.baseline.as_dict()}, but its delivery time "
@@ -112,14 +110,6 @@ def audit_slot(
         )
     differences += _settlement_differences(ledger, delivery_start, committed)
     return audit
-
-
-def registered_buses(ledger: Ledger, commit: Any) -> list[int]:
-    """The participants' buses in registration order, as the registry had them at the commit."""
-    logs = ledger.registry.events.ParticipantRegistered.get_logs(
-        from_block=ledger.deployment.block, to_block=commit["blockNumber"]
-    )
-    return [int(log["args"]["bus"]) for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))]
 
 
 def _flex_differences(ledger: Ledger, inputs: SlotInputs, flexibility: dict[str, Any]) -> list[str]:

@@ -35,14 +35,13 @@ import httpx
 from eth_utils.abi import event_abi_to_log_topic
 
 from gridledger.api.client import ApiError, GridLedgerClient
-from gridledger.chain import deploy
+from gridledger.chain import deploy, devnet
 from gridledger.chain.connection import FIRST_PROSUMER_INDEX, Roles, derive_account
 from gridledger.chain.ledger import Ledger
 from gridledger.config import Settings
 from gridledger.encoding import to_hex
 from gridledger.errors import GridLedgerError
 from gridledger.market.orders import Order, Side
-from gridledger.paths import NODE_MODULES
 from gridledger.service.indexer import decode_event
 
 GRIDLEDGER = str(Path(sys.executable).parent / "gridledger")
@@ -66,10 +65,8 @@ class Node:
         self.saved: str | None = None
 
     def start(self) -> None:
-        command = [str(NODE_MODULES / ".bin" / "anvil"), "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--hardfork", "cancun", "--silent"]
         self.process = subprocess.Popen(
-            command, stdout=self.log.open("a"), stderr=subprocess.STDOUT, start_new_session=True
+            devnet.anvil_command(self.port), stdout=self.log.open("a"), stderr=subprocess.STDOUT, start_new_session=True
         )
         _wait(lambda: _answers(self.url), 30, "anvil did not start")
         if self.saved is not None:

@@ -33,12 +33,13 @@ def ledger() -> Iterator[Ledger]:
         yield Ledger.open(Settings(chain="hardhat", devnet_port=port), record=False)[0]
 
 
-def test_a_feeders_readings_post_and_read_back_on_hardhat(ledger: Ledger) -> None:
+def test_a_feeders_readings_post_and_read_back_on_hardhat(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     accounts = [to_checksum_address(keccak(b"meter %d" % i)[12:]) for i in range(METERS)]
     readings = {a: (i * 37) % 4_001 - 2_000 or 1 for i, a in enumerate(accounts)}  # ± 2 kWh, never 0
-    ledger.register_many(
-        accounts, meter_ids=list(range(1, METERS + 1)), buses=[1] * METERS, capacities_w=[30_000] * METERS
-    )
+    buses = [1 + i % 97 for i in range(METERS)]
+    ledger.register_many(accounts, meter_ids=list(range(1, METERS + 1)), buses=buses, capacities_w=[30_000] * METERS)
+    # Read raw from the node's logs, in registration order.
+    assert ledger.registrations()[-METERS:] == list(zip(accounts, buses, strict=True))
     # The node's cap on a call, which one view of every meter runs into: a clear error, not "reverted".
     with pytest.raises(LedgerError, match="per-transaction cap of 16,777,216 gas"):
         ledger.tx.view(ledger.registry.functions.indexesOf(accounts), ("uint32[]",), action="all indexes")
@@ -48,8 +49,17 @@ def test_a_feeders_readings_post_and_read_back_on_hardhat(ledger: Ledger) -> Non
     assert len(receipts) == 3  # 2,000 meters a transaction
     assert all(r["gasUsed"] < 16_777_216 for r in receipts)
 
-    back = ledger.meter_readings(slot, accounts)  # 5 calls of VIEW_BATCH
-    assert METERS // VIEW_BATCH == 5
+    views: list[int] = []  # accounts asked in each eth_call the ledger makes
+    view = ledger.tx.view
+
+    def counted(call, types, *, action):  # type: ignore[no-untyped-def]
+        views.append(len(call.args[1]))
+        return view(call, types, action=action)
+
+    monkeypatch.setattr(ledger.tx, "view", counted)
+    back = ledger.meter_readings(slot, accounts)
+    monkeypatch.undo()
+    assert views == [VIEW_BATCH] * 5  # 5,000 meters in calls the node's cap allows
     assert back == readings
     assert ledger.meter_readings(slot + 900, accounts[-3:]) == dict.fromkeys(accounts[-3:])
     # A reading is final: posting the last meter again is refused and changes nothing.

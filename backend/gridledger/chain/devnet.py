@@ -24,6 +24,11 @@ from gridledger.paths import NODE_MODULES, PROJECT_ROOT
 STATE_DIR = PROJECT_ROOT / ".devnet"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
+# Block states an anvil node keeps, in memory only. By default anvil keeps every block's whole
+# state: hundreds in memory, the rest spilt to ~/.foundry/anvil/tmp, which a killed node never
+# removes (77 GB after a few feeder-scale days). GridLedger reads only the latest state (logs,
+# receipts and blocks are kept whatever this says), so a short history is enough.
+ANVIL_STATE_HISTORY = 8
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,19 @@ def _command(kind: str, port: int) -> list[str]:
             str(port),
         ]
     if kind == "anvil":
-        anvil = NODE_MODULES / ".bin" / "anvil"
-        if not anvil.exists():
-            raise ToolchainError("anvil is not installed: run `npm ci` (scripts/setup.sh does)")
-        return [str(anvil), "--host", HOST, "--port", str(port), "--hardfork", "cancun", "--silent"]
+        return anvil_command(port)
     raise ConfigurationError(f"unknown devnet {kind!r}: use hardhat or anvil")
+
+
+def anvil_command(port: int) -> list[str]:
+    """anvil on 127.0.0.1:``port`` with a bounded state history (``ANVIL_STATE_HISTORY``)."""
+    anvil = NODE_MODULES / ".bin" / "anvil"
+    if not anvil.exists():
+        raise ToolchainError("anvil is not installed: run `npm ci` (scripts/setup.sh does)")
+    return [
+        *(str(anvil), "--host", HOST, "--port", str(port), "--hardfork", "cancun", "--silent"),
+        *("--prune-history", str(ANVIL_STATE_HISTORY)),
+    ]
 
 
 def answers(url: str) -> bool:

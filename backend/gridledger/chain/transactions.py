@@ -204,21 +204,27 @@ class Transactor:
         try:
             self.chain.w3.eth.call(call, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
         except RevertError as exc:
-            return self._revert(exc, action)
+            return self._revert(exc, action, gas=int(tx["gas"]))
+        except Web3RPCError as exc:  # e.g. a node that no longer holds that block's state
+            if "out of gas" in str(exc).lower():
+                return _out_of_gas(action, int(tx["gas"]))
+            return LedgerError(f"{action} failed in block {receipt['blockNumber']}; replaying it said: {exc}")
         return LedgerError(f"{action} failed in block {receipt['blockNumber']} (ran out of gas?)")
 
-    def _revert(self, exc: Exception, action: str) -> LedgerError:
+    def _revert(self, exc: Exception, action: str, *, gas: int = MAX_TX_GAS) -> LedgerError:
+        """The error ``exc`` (a call or transaction that reverted) stands for; ``gas`` is the limit
+        it ran with (a view or preflight runs at the cap)."""
         data: Any = getattr(exc, "data", None)
         if isinstance(exc, TransactionFailed):
             if "out of gas" in str(exc).lower():
-                return _too_big(action)
+                return _out_of_gas(action, gas)
             data = _tester_revert_data(exc)
         if isinstance(data, dict):
             data = data.get("data")
         if isinstance(data, (str, bytes, HexBytes)) and len(data) >= 4:
             return self.decoder.to_exception(data if isinstance(data, str) else bytes(data), action=action)
         if "out of gas" in str(exc).lower():  # a devnet's call at its cap (Hardhat answers this without data)
-            return _too_big(action)
+            return _out_of_gas(action, gas)
         return LedgerError(f"{action} reverted: {exc}")
 
     def _next_nonce(self, account: LocalAccount, *, block: BlockIdentifier = "pending") -> int:
@@ -345,6 +351,17 @@ def _tester_revert_data(exc: TransactionFailed) -> bytes | None:
 def _is_nonce_refusal(exc: Exception) -> bool:
     text = str(exc).lower()
     return any(refusal in text for refusal in NONCE_REFUSALS)
+
+
+def _out_of_gas(action: str, gas: int) -> LedgerError:
+    if gas >= MAX_TX_GAS:
+        return _too_big(action)
+    # Below the cap: the limit was the node's estimate with a margin, and the state it was
+    # estimated against changed before the transaction ran.
+    return LedgerError(
+        f"{action} ran out of gas at its limit of {gas:,} (the node's estimate plus a margin); "
+        "the chain changed since the estimate: send it again"
+    )
 
 
 def _too_big(action: str) -> LedgerError:

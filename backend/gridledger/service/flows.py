@@ -29,7 +29,6 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
-from gridledger.audit import registered_buses
 from gridledger.chain.ledger import Ledger
 from gridledger.encoding import to_hex
 from gridledger.errors import ConflictError, NotFoundError
@@ -73,11 +72,9 @@ def slot_flows(ledger: Ledger, model: NetworkModel, store: ReportStore, delivery
             f"{to_hex(committed['networkReportHash'])}: its curtailments cannot be trusted to draw the slot"
         )
     recorded = ledger.recorded_orders(delivery_start)
-    bus_of = {
-        r.order.prosumer: int(ledger.registry.functions.participant(r.order.prosumer).call()[1]) for r in recorded
-    }
-    inputs = SlotInputs.from_report(delivery_start, recorded, bus_of, report)
-    baseline = BaselineRef.for_delivery(model, model.source, delivery_start, registered_buses(ledger, commit))
+    registered = ledger.registrations(to_block=commit["blockNumber"])  # every trader registered before it
+    inputs = SlotInputs.from_report(delivery_start, recorded, dict(registered), report)
+    baseline = BaselineRef.for_delivery(model, model.source, delivery_start, [bus for _, bus in registered])
     schedule = committed_schedule(model, baseline, inputs, report)
     flows = ac_flows(model, schedule)
     return _as_json(model, delivery_start, to_hex(stored_hash), flows, report)

@@ -272,6 +272,19 @@ def test_a_failed_transaction_is_mined_with_status_0_and_its_gas_charged(world: 
     assert world.probe.functions.values(1).call() == 0
 
 
+def test_a_transaction_out_of_its_own_gas_limit_says_so_not_the_cap(world: World) -> None:
+    # A remote node's transaction is sent with the node's estimate plus a margin; if the state
+    # changes before it runs and it needs more, the advice is to send it again, not to split it.
+    admin = world.admin
+    call = world.probe.functions.burn(2_000)
+    prepared = world.tx.prepare(admin, call, action="burn")
+    short = PreparedTx(admin, {**prepared.tx, "gas": 60_000}, "burn", "burn")
+    with pytest.raises(LedgerError, match="burn ran out of gas at its limit of 60,000") as info:
+        world.tx.send_prepared(short)
+    assert "per-transaction cap" not in str(info.value)
+    assert world.probe.functions.values(2**256 - 1).call() == 0  # nothing stored
+
+
 def test_a_replayed_transaction_is_refused_with_a_clear_error_and_changes_nothing(world: World) -> None:
     w3 = world.chain.w3
     raw = world.sign(world.admin, world.probe.functions.store(3, 9))
