@@ -24,11 +24,14 @@ export default defineConfig({
     cache: "./.build/hardhat/cache",
   },
   networks: {
-    // The node `hardhat node` serves: Cancun, so it runs what the embedded chain runs.
-    default: {
+    // The network `hardhat node` serves (Hardhat 3 names it "node"). Osaka, mainnet's fork since
+    // December 2025: EIP-7825 caps a transaction, and EDR an eth_call too, at 16,777,216 gas, so
+    // every batch the ledger sends is tried against the cap. Blocks may share a timestamp, so
+    // that a feeder's hundreds of blocks a minute keep the node's clock on the wall clock.
+    node: {
       type: "edr-simulated",
       chainType: "l1",
-      hardfork: "cancun",
+      hardfork: "osaka",
       allowBlocksWithSameTimestamp: true,
     },
   },

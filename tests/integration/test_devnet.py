@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from tests.conftest import DEPOSIT, REPORT, free_port, make_order, market_total
+from tests.integration.serving import GRIDLEDGER
 
 from gridledger.chain import devnet
 from gridledger.chain.ledger import Ledger
@@ -75,3 +78,35 @@ def test_deploy_command_records_then_reuses_on_a_devnet(tmp_path, monkeypatch) -
         assert "reused the existing deployment" in second.output
         assert json.loads((tmp_path / "31337.json").read_text()) == record
         assert record["roles"]["facilitator"] == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def test_devnet_commands_start_and_stop_each_node_by_its_port() -> None:
+    """Two anvil nodes from one checkout: stopping one by its port leaves the other answering."""
+    first, second = free_port(), free_port()
+
+    def gridledger(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([GRIDLEDGER, "devnet", *args], capture_output=True, text=True, timeout=120)
+
+    try:
+        for port in (first, second):
+            started = gridledger("start", "anvil", "--port", str(port))
+            assert started.returncode == 0, started.stderr
+            assert f"anvil answers at http://127.0.0.1:{port}" in started.stdout
+        again = gridledger("start", "anvil", "--port", str(first))
+        assert again.returncode == 1 and "already answers at" in again.stdout + again.stderr
+
+        stopped = gridledger("stop", "anvil", "--port", str(first))
+        assert (stopped.returncode, stopped.stdout.strip()) == (0, f"stopped anvil on port {first}")
+        assert not devnet.answers(f"http://127.0.0.1:{first}")
+        assert devnet.answers(f"http://127.0.0.1:{second}")
+
+        rest = gridledger("stop", "anvil")
+        assert (rest.returncode, rest.stdout.strip()) == (0, f"stopped anvil on port {second}")
+        assert not devnet.answers(f"http://127.0.0.1:{second}")
+        none = gridledger("stop", "anvil")
+        assert (none.returncode, none.stdout.strip()) == (0, "no anvil node was running")
+        wrong = gridledger("stop", "ganache")
+        assert wrong.returncode == 1 and "unknown devnet 'ganache': use hardhat or anvil" in wrong.stdout + wrong.stderr
+    finally:
+        devnet.stop("anvil", first)
+        devnet.stop("anvil", second)

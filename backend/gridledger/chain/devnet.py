@@ -1,8 +1,9 @@
 """Start and stop a local devnet node (Hardhat 3 or anvil) on 127.0.0.1.
 
 Both come from npm (``npm ci``): Hardhat through ``scripts/hardhat.mjs``, which runs it on the
-Node 22 that npm installs, and anvil through its npm wrapper. The node's PID and log live in
-``.devnet/`` so that ``gridledger devnet stop`` finds a node that another command started.
+Node 22 that npm installs, and anvil through its npm wrapper. Each node's PID and log live in
+``.devnet/`` under its kind and port, so that ``gridledger devnet stop`` finds a node that another
+command started, and two nodes of one kind (a benchmark's and a test's) never stop each other.
 """
 
 from __future__ import annotations
@@ -79,40 +80,52 @@ def answers(url: str) -> bool:
         return False
 
 
-def _pidfile(kind: str) -> Path:
-    return STATE_DIR / f"{kind}.json"
+def _pidfile(kind: str, port: int) -> Path:
+    return STATE_DIR / f"{kind}-{port}.json"
 
 
 def start(kind: str, port: int = 8545) -> Devnet:
     """Starts a node in the background and waits until it answers JSON-RPC."""
     url = f"http://{HOST}:{port}"
+    command = _command(kind, port)
     if answers(url):
         raise ConfigurationError(f"something already answers at {url}: stop it or choose another port")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    log = (STATE_DIR / f"{kind}.log").open("w")
-    process = subprocess.Popen(
-        _command(kind, port), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    log_path = STATE_DIR / f"{kind}-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            tail = (STATE_DIR / f"{kind}.log").read_text()[-2000:]
+            tail = log_path.read_text()[-2000:]
             raise ToolchainError(f"{kind} did not start on {url}; its log ends:\n{tail}")
         time.sleep(0.2)
     devnet = Devnet(kind=kind, port=port, pid=process.pid)
-    _pidfile(kind).write_text(json.dumps({"port": port, "pid": process.pid}))
+    _pidfile(kind, port).write_text(json.dumps({"port": port, "pid": process.pid}))
     return devnet
 
 
-def stop(kind: str) -> bool:
-    """Stops the node that ``start`` recorded; False if none was running."""
-    path = _pidfile(kind)
-    if not path.exists():
-        return False
-    pid = int(json.loads(path.read_text())["pid"])
-    path.unlink()
+def stop(kind: str, port: int | None = None) -> list[int]:
+    """Stops the node of ``kind`` on ``port`` that ``start`` recorded, or every one of that kind
+    if ``port`` is None; returns the ports of the nodes it stopped."""
+    if kind not in ("hardhat", "anvil"):
+        raise ConfigurationError(f"unknown devnet {kind!r}: use hardhat or anvil")
+    paths = [_pidfile(kind, port)] if port is not None else sorted(STATE_DIR.glob(f"{kind}-*.json"))
+    stopped = []
+    for path in paths:
+        if path.exists():
+            recorded = json.loads(path.read_text())
+            path.unlink()
+            if _stop(int(recorded["pid"])):
+                stopped.append(int(recorded["port"]))
+    return stopped
+
+
+def _stop(pid: int) -> bool:
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -137,4 +150,4 @@ def running(kind: str, port: int = 8545) -> Iterator[Devnet]:
     try:
         yield devnet
     finally:
-        stop(kind)
+        stop(kind, port)

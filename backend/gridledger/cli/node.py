@@ -168,8 +168,16 @@ def devnet_start(
 
 
 @devnet_app.command("stop")
-def devnet_stop(kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat") -> None:
-    """Stop the devnet node that `devnet start` started."""
+def devnet_stop(
+    kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat",
+    port: Annotated[int | None, typer.Option(min=1024, max=65535, help="only the node on this port")] = None,
+) -> None:
+    """Stop the devnet node(s) of this kind that `devnet start` started (every one, or --port's)."""
     from gridledger.chain import devnet
 
-    console.print(f"stopped {kind}" if devnet.stop(kind) else f"no {kind} node was running")
+    stopped = devnet.stop(kind, port)
+    where = f" on port {port}" if port is not None else ""
+    if stopped:
+        console.print(f"stopped {kind} on port {', '.join(map(str, stopped))}")
+    else:
+        console.print(f"no {kind} node{where} was running")
