@@ -84,6 +84,10 @@ def _pidfile(kind: str, port: int) -> Path:
     return STATE_DIR / f"{kind}-{port}.json"
 
 
+def _log(kind: str, port: int) -> Path:
+    return STATE_DIR / f"{kind}-{port}.log"
+
+
 def start(kind: str, port: int = 8545) -> Devnet:
     """Starts a node in the background and waits until it answers JSON-RPC."""
     url = f"http://{HOST}:{port}"
@@ -91,7 +95,7 @@ def start(kind: str, port: int = 8545) -> Devnet:
     if answers(url):
         raise ConfigurationError(f"something already answers at {url}: stop it or choose another port")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    log_path = STATE_DIR / f"{kind}-{port}.log"
+    log_path = _log(kind, port)
     with log_path.open("w") as log:
         process = subprocess.Popen(
             command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -145,9 +149,11 @@ def _stop(pid: int) -> bool:
 
 @contextlib.contextmanager
 def running(kind: str, port: int = 8545) -> Iterator[Devnet]:
-    """A node for the duration of a ``with`` block (tests, benchmarks)."""
+    """A node for the duration of a ``with`` block (tests, benchmarks). Its log is removed when
+    the block ends normally (a log per port would pile up) and kept when it raised."""
     devnet = start(kind, port)
     try:
         yield devnet
     finally:
         stop(kind, port)
+    _log(kind, port).unlink(missing_ok=True)
