@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
 from tests.conftest import DEPOSIT, REPORT, free_port, make_order, market_total
 from tests.integration.serving import GRIDLEDGER
+from web3.exceptions import Web3RPCError
 
-from gridledger.chain import devnet
+from gridledger.chain import devnet, rpc_raw
 from gridledger.chain.ledger import Ledger
 from gridledger.config import Settings
 from gridledger.errors import ReplayRejected
 from gridledger.market.book import clear_recorded
 from gridledger.market.orders import Side
+from gridledger.service import indexer
 from gridledger.sim.participants import make_prosumers
+from gridledger.store.database import open_database
 
 pytestmark = pytest.mark.devnet
 
@@ -83,6 +87,7 @@ def test_deploy_command_records_then_reuses_on_a_devnet(tmp_path, monkeypatch) -
 def test_devnet_commands_start_and_stop_each_node_by_its_port() -> None:
     """Two anvil nodes from one checkout: stopping one by its port leaves the other answering."""
     first, second = free_port(), free_port()
+    assert first != second
 
     def gridledger(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([GRIDLEDGER, "devnet", *args], capture_output=True, text=True, timeout=120)
@@ -99,14 +104,58 @@ def test_devnet_commands_start_and_stop_each_node_by_its_port() -> None:
         assert (stopped.returncode, stopped.stdout.strip()) == (0, f"stopped anvil on port {first}")
         assert not devnet.answers(f"http://127.0.0.1:{first}")
         assert devnet.answers(f"http://127.0.0.1:{second}")
+        none = gridledger("stop", "anvil", "--port", str(first))
+        assert (none.returncode, none.stdout.strip()) == (0, f"no anvil node was running on port {first}")
 
-        rest = gridledger("stop", "anvil")
+        rest = gridledger("stop", "anvil", "--port", str(second))
         assert (rest.returncode, rest.stdout.strip()) == (0, f"stopped anvil on port {second}")
         assert not devnet.answers(f"http://127.0.0.1:{second}")
-        none = gridledger("stop", "anvil")
-        assert (none.returncode, none.stdout.strip()) == (0, "no anvil node was running")
         wrong = gridledger("stop", "ganache")
         assert wrong.returncode == 1 and "unknown devnet 'ganache': use hardhat or anvil" in wrong.stdout + wrong.stderr
     finally:
         devnet.stop("anvil", first)
         devnet.stop("anvil", second)
+
+
+def test_stopping_every_node_of_a_kind_skips_records_of_other_processes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(devnet, "STATE_DIR", tmp_path)  # this test's records only
+    ports = sorted([free_port(), free_port()])
+    nodes = [devnet.start("anvil", port) for port in ports]
+    # A record left by a killed node whose PID now belongs to another process group.
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (tmp_path / "anvil-1.json").write_text(json.dumps({"port": 1, "pid": other.pid}))
+        assert devnet.stop("anvil", None) == ports
+        assert not any(devnet.answers(node.url) for node in nodes)
+        assert list(tmp_path.glob("*.json")) == []  # the stale record is gone
+        assert other.poll() is None  # and the process that has its PID was not signalled
+    finally:
+        other.kill()
+        other.wait()
+        for port in ports:
+            devnet.stop("anvil", port)
+
+
+def test_a_new_index_catches_up_on_anvil_which_keeps_few_old_states(tmp_path, monkeypatch) -> None:
+    """anvil keeps its last 8 block states (``devnet.ANVIL_STATE_HISTORY``): an index far behind
+    the head reads its chunks' balances at the head, not at blocks the node no longer holds."""
+    port = free_port()
+    with devnet.running("anvil", port) as node:
+        ledger = Ledger.open(Settings(chain="anvil", devnet_port=port), record=False)[0]
+        prosumers = make_prosumers(ledger, count=3, deposit=DEPOSIT)
+        for _ in range(2 * devnet.ANVIL_STATE_HISTORY):
+            rpc_raw.request(ledger.chain.w3, "evm_mine", [])
+        head = ledger.chain.w3.eth.block_number
+        with pytest.raises(Web3RPCError):  # the node no longer answers for the deployment's state
+            ledger.chain.w3.eth.get_balance(ledger.roles.admin.address, ledger.deployment.block)
+
+        monkeypatch.setattr(indexer, "MAX_BLOCKS_PER_SYNC", 2)  # many chunks, most ending long ago
+        index = open_database(tmp_path / "index.sqlite")
+        assert indexer.Indexer(ledger, index).sync() == head - ledger.deployment.block + 1
+        rows = {r["account"]: r for r in index.execute_returning_dicts("select * from accounts")}
+        for p in prosumers:
+            assert (rows[p.address]["available"], rows[p.address]["locked"]) == ledger.account_of(p.address)
+            assert rows[p.address]["block"] == head  # read at the head: the chunk's own block is gone
+        funder = rows[ledger.roles.admin.address]
+        assert funder["token_balance"] == ledger.token_balance(ledger.roles.admin.address)
+    assert not devnet.answers(node.url)

@@ -113,20 +113,38 @@ def start(kind: str, port: int = 8545) -> Devnet:
     return devnet
 
 
-def stop(kind: str, port: int | None = None) -> list[int]:
+def stop(kind: str, port: int | None = 8545) -> list[int]:
     """Stops the node of ``kind`` on ``port`` that ``start`` recorded, or every one of that kind
-    if ``port`` is None; returns the ports of the nodes it stopped."""
+    if ``port`` is None; returns the ports of the nodes it stopped. A record whose process is
+    gone, or is no longer that node (its PID reused), is removed without signalling anything."""
     if kind not in ("hardhat", "anvil"):
         raise ConfigurationError(f"unknown devnet {kind!r}: use hardhat or anvil")
-    paths = [_pidfile(kind, port)] if port is not None else sorted(STATE_DIR.glob(f"{kind}-*.json"))
+    paths = [_pidfile(kind, port)] if port is not None else list(STATE_DIR.glob(f"{kind}-*.json"))
     stopped = []
     for path in paths:
         if path.exists():
             recorded = json.loads(path.read_text())
             path.unlink()
-            if _stop(int(recorded["pid"])):
+            pid = int(recorded["pid"])
+            if _is_node(pid, kind) and _stop(pid):
                 stopped.append(int(recorded["port"]))
-    return stopped
+    return sorted(stopped)
+
+
+def _is_node(pid: int, kind: str) -> bool:
+    """Whether ``pid`` still runs a ``kind`` node (its command line names it; where there is no
+    /proc to ask, whether it runs at all)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        return kind.encode() in (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _stop(pid: int) -> bool:

@@ -593,24 +593,29 @@ class Ledger:
         """Every participant's account and bus in registration order (``ParticipantRegistered``,
         up to ``to_block``): one read of the logs instead of a ``participant`` call per account,
         which took seconds on a feeder. A registration never changes."""
-        logs = self._logs(self.deployment.block, ["0x" + PARTICIPANT_REGISTERED_TOPIC.hex()], contract=self.registry)
+        topics = ["0x" + PARTICIPANT_REGISTERED_TOPIC.hex()]
+        logs = self._logs(self.deployment.block, topics, contract=self.registry, to_block=to_block)
         return [
             (to_checksum_address(log["topics"][1][12:]), int.from_bytes(log["data"][:32], "big"))
             for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
-            if to_block is None or log["blockNumber"] <= to_block
         ]
 
-    def _logs(self, start: int, topics: list[str], *, contract: Contract | None = None) -> list[Mapping[str, Any]]:
+    def _logs(
+        self, start: int, topics: list[str], *, contract: Contract | None = None, to_block: int | None = None
+    ) -> list[Mapping[str, Any]]:
         """The logs of ``contract`` (the market's by default) with ``topics`` from block ``start``
         on: data, topics, block number and log index. From a JSON-RPC node they are read raw: web3
         formats every log field by field (its address re-checksummed, an AttributeDict copy), about
         0.5 ms a log, which was 2–3 s of reading a 5,000-order slot from Hardhat. The embedded
         chain's ``get_logs`` is already direct (``chain/embedded/web3_eth.py``)."""
         address = (contract or self.market).address
-        params = {"address": address, "fromBlock": start, "topics": topics}
+        params: dict[str, Any] = {"address": address, "fromBlock": start, "topics": topics}
+        if to_block is not None:
+            params["toBlock"] = to_block
         if self.chain.kind == "embedded":
             return list(self.chain.w3.eth.get_logs(params))  # type: ignore[arg-type]
-        logs = rpc_raw.request(self.chain.w3, "eth_getLogs", [params | {"fromBlock": hex(start)}])
+        raw = params | {"fromBlock": hex(start)} | ({} if to_block is None else {"toBlock": hex(to_block)})
+        logs = rpc_raw.request(self.chain.w3, "eth_getLogs", [raw])
         if not isinstance(logs, list):
             raise BadResponseFormat(f"the node answered eth_getLogs of {address} from block {start} with {logs!r}")
         return [

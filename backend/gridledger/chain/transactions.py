@@ -33,6 +33,7 @@ from gridledger.errors import LedgerError, TransactionStuck
 MAX_TX_GAS = 16_777_216
 PRIORITY_FEE_WEI = 1_000_000_000
 GAS_MARGIN = 1.15
+TRANSFER_GAS = 21_000  # a plain value transfer's, sent without an estimate
 RECEIPT_TIMEOUT_S = 60.0
 # What nodes answer when a raw transaction's nonce is stale (Hardhat, anvil, geth wordings).
 NONCE_REFUSALS = ("nonce too low", "nonce too high", "already known", "replacement transaction underpriced")
@@ -125,7 +126,7 @@ class Transactor:
             "from": account.address,
             "to": to,
             "value": Wei(wei),
-            "gas": 21_000,
+            "gas": TRANSFER_GAS,
             "chainId": self.chain.chain_id,
             "nonce": Nonce(self._next_nonce(account)),
             **self._fees(),
@@ -143,7 +144,7 @@ class Transactor:
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
             except RevertError as exc:
                 self.forget_nonce(account.address)
-                raise self._revert(exc, action) from None
+                raise self._revert(exc, action, gas=int(tx["gas"])) from None
             except Exception as exc:
                 self.forget_nonce(account.address)
                 if attempt == 1 and _is_nonce_refusal(exc):
@@ -356,8 +357,10 @@ def _is_nonce_refusal(exc: Exception) -> bool:
 def _out_of_gas(action: str, gas: int) -> LedgerError:
     if gas >= MAX_TX_GAS:
         return _too_big(action)
-    # Below the cap: the limit was the node's estimate with a margin, and the state it was
-    # estimated against changed before the transaction ran.
+    if gas == TRANSFER_GAS:  # a value transfer whose recipient runs code: no estimate to blame
+        return LedgerError(f"{action} ran out of its {gas:,} gas: the recipient runs code a transfer cannot pay for")
+    # Below the cap a contract call's limit is the node's estimate with a margin: the state it
+    # was estimated against changed before the transaction ran.
     return LedgerError(
         f"{action} ran out of gas at its limit of {gas:,} (the node's estimate plus a margin); "
         "the chain changed since the estimate: send it again"

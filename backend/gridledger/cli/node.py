@@ -170,14 +170,15 @@ def devnet_start(
 @devnet_app.command("stop")
 def devnet_stop(
     kind: Annotated[str, typer.Argument(help="hardhat or anvil")] = "hardhat",
-    port: Annotated[int | None, typer.Option(min=1024, max=65535, help="only the node on this port")] = None,
+    port: Annotated[int, typer.Option(min=1024, max=65535, help="the port the node was started on")] = 8545,
+    every: Annotated[bool, typer.Option("--all", help="every node of this kind started from this checkout")] = False,
 ) -> None:
-    """Stop the devnet node(s) of this kind that `devnet start` started (every one, or --port's)."""
+    """Stop a devnet node that `devnet start` started: the one on --port, or --all of this kind."""
     from gridledger.chain import devnet
 
-    stopped = devnet.stop(kind, port)
-    where = f" on port {port}" if port is not None else ""
+    stopped = devnet.stop(kind, None if every else port)
     if stopped:
-        console.print(f"stopped {kind} on port {', '.join(map(str, stopped))}")
+        ports = ", ".join(map(str, stopped))
+        console.print(f"stopped {kind} on port{'s' if len(stopped) > 1 else ''} {ports}")
     else:
-        console.print(f"no {kind} node{where} was running")
+        console.print(f"no {kind} node was running" + ("" if every else f" on port {port}"))

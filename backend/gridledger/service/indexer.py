@@ -31,6 +31,7 @@ from gridledger.store.database import INDEXED_TABLES, get_meta, set_meta, write_
 log = logging.getLogger(__name__)
 
 MAX_BLOCKS_PER_SYNC = 2_000
+RECENT_STATES = 4  # blocks behind the head whose state any node still answers for (anvil keeps 8)
 ZERO_ADDRESS = "0x" + "00" * 20
 Handler = Callable[[dict[str, Any], LogReceipt], None]
 Decoded = tuple[str, Handler, dict[str, Any], LogReceipt]  # event name, its handler, arguments, log
@@ -98,7 +99,8 @@ class Indexer:
             ordered = sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
             events = [event for event in map(self._decode, ordered) if event is not None]
             # Chain reads first, so that the write lock is held for SQLite work only.
-            balances = self._balances(events, end)
+            at = self._state_block(end)
+            balances = self._balances(events, at)
             with write_transaction(self.db):
                 for _, handler, args, entry in events:
                     handler(args, entry)
@@ -106,18 +108,27 @@ class Indexer:
                     self.db.execute(
                         "insert into accounts (account, available, locked, token_balance, block) "
                         "values (?, 0, 0, 0, ?) on conflict (account) do nothing",
-                        [account, end],
+                        [account, at],
                     )
                     assignments = ", ".join(f"{column} = ?" for column in changed)
                     self.db.execute(
                         f"update accounts set {assignments}, block = ? where account = ?",
-                        [*changed.values(), end, account],
+                        [*changed.values(), at, account],
                     )
                 set_meta(self.db, "last_block", end)
                 set_meta(self.db, "last_block_hash", to_hex(block["hash"]))
                 set_meta(self.db, "last_block_timestamp", block["timestamp"])
             processed += end - start + 1
         return processed
+
+    def _state_block(self, end: int) -> int:
+        """The block to read a chunk's balances at: its end while the node surely still holds that
+        state (within ``RECENT_STATES`` of the head), else the head. A node keeps few old states
+        (anvil here 8, a full geth node 128), and an index far behind (a new database, a rewind)
+        would be refused them. Read at the head, a balance is newer than the chunk's events: its
+        ``block`` says so, and every later event that touches the account reads it again."""
+        head = self.head()
+        return end if head - end < RECENT_STATES else head
 
     # ─────────────── bookkeeping ───────────────
 

@@ -283,6 +283,11 @@ def test_a_transaction_out_of_its_own_gas_limit_says_so_not_the_cap(world: World
         world.tx.send_prepared(short)
     assert "per-transaction cap" not in str(info.value)
     assert world.probe.functions.values(2**256 - 1).call() == 0  # nothing stored
+    # A plain transfer (21,000 gas, no estimate) to a contract that runs code on receipt.
+    balance = world.chain.w3.eth.get_balance(world.probe.address)
+    with pytest.raises(LedgerError, match="ran out of its 21,000 gas: the recipient runs code"):
+        world.tx.send_value(admin, world.probe.address, 10**9)
+    assert world.chain.w3.eth.get_balance(world.probe.address) == balance
 
 
 def test_a_replayed_transaction_is_refused_with_a_clear_error_and_changes_nothing(world: World) -> None:
