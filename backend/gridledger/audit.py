@@ -83,8 +83,9 @@ def audit_slot(
 
     recorded = ledger.recorded_orders(delivery_start)
     registered = ledger.registrations(to_block=events[-1]["blockNumber"])
-    stated = SlotInputs.from_report(delivery_start, recorded, dict(registered), row["report"])
-    implied = BaselineRef.for_delivery(model, model.source, delivery_start, [bus for _, bus in registered])
+    bus_of = {r.account: r.bus for r in registered}
+    stated = SlotInputs.from_report(delivery_start, recorded, bus_of, row["report"])
+    implied = BaselineRef.for_delivery(model, model.source, delivery_start, [r.bus for r in registered])
     if stated.baseline != implied:
         differences.append(
             f"baseline: the report checks the slot on {stated.baseline.as_dict()}, but its delivery time "
@@ -172,10 +173,7 @@ def _settlement_differences(ledger: Ledger, delivery_start: int, committed: Any)
     for log in chunks:
         first = int(log["args"]["firstPosition"])
         outcomes.update((first + k, o) for k, o in enumerate(unpack_outcomes(log["args"]["outcomes"])))
-    accounts = {
-        int(log["args"]["index"]): str(log["args"]["account"])
-        for log in ledger.registry.events.ParticipantRegistered.get_logs(from_block=start)
-    }
+    accounts = {r.index: r.account for r in ledger.registrations()}
     readings = {
         accounts[index]: net_wh
         for log in ledger.market.events.MeterReadingsPosted.get_logs(from_block=start, argument_filters=filters)

@@ -113,8 +113,9 @@ def test_devnet_commands_start_and_stop_each_node_by_its_port() -> None:
         wrong = gridledger("stop", "ganache")
         assert wrong.returncode == 1 and "unknown devnet 'ganache': use hardhat or anvil" in wrong.stdout + wrong.stderr
     finally:
-        devnet.stop("anvil", first)
-        devnet.stop("anvil", second)
+        for port in (first, second):
+            devnet.stop("anvil", port)
+            (devnet.STATE_DIR / f"anvil-{port}.log").unlink(missing_ok=True)  # kept by a CLI stop
 
 
 def test_stopping_every_node_of_a_kind_skips_records_of_other_processes(tmp_path, monkeypatch) -> None:

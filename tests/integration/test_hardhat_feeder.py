@@ -39,7 +39,9 @@ def test_a_feeders_readings_post_and_read_back_on_hardhat(ledger: Ledger, monkey
     buses = [1 + i % 97 for i in range(METERS)]
     ledger.register_many(accounts, meter_ids=list(range(1, METERS + 1)), buses=buses, capacities_w=[30_000] * METERS)
     # Read raw from the node's logs, in registration order.
-    assert ledger.registrations()[-METERS:] == list(zip(accounts, buses, strict=True))
+    registered = ledger.registrations()
+    assert [(r.account, r.bus) for r in registered[-METERS:]] == list(zip(accounts, buses, strict=True))
+    assert [r.index for r in registered] == list(range(len(registered)))  # participant numbers
     # The node's cap on a call, which one view of every meter runs into: a clear error, not "reverted".
     with pytest.raises(LedgerError, match="per-transaction cap of 16,777,216 gas"):
         ledger.tx.view(ledger.registry.functions.indexesOf(accounts), ("uint32[]",), action="all indexes")

@@ -70,6 +70,15 @@ SLOT_STATUS = ("open", "clearing", "cleared", "settling", "settled")
 
 
 @dataclass(frozen=True, slots=True)
+class Registration:
+    """A participant as the registry registered it: account, bus and participant number."""
+
+    account: str
+    bus: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
 class SlotState:
     orders_hash: bytes
     fills_hash: bytes
@@ -589,16 +598,18 @@ class Ledger:
         ordered = sorted(raw_recorded_orders(recorded, self.hash_of), key=lambda r: r.arrival)
         return [SlotOrder(r, k, r.order_hash in cancelled) for k, r in enumerate(ordered)]
 
-    def registrations(self, to_block: int | None = None) -> list[tuple[str, int]]:
-        """Every participant's account and bus in registration order (``ParticipantRegistered``,
-        up to ``to_block``): one read of the logs instead of a ``participant`` call per account,
-        which took seconds on a feeder. A registration never changes."""
+    def registrations(self, to_block: int | None = None) -> list[Registration]:
+        """Every participant in registration order (``ParticipantRegistered``, up to
+        ``to_block``): one read of the logs instead of a ``participant`` call per account, which
+        took seconds on a feeder. A registration never changes."""
         topics = ["0x" + PARTICIPANT_REGISTERED_TOPIC.hex()]
         logs = self._logs(self.deployment.block, topics, contract=self.registry, to_block=to_block)
-        return [
-            (to_checksum_address(log["topics"][1][12:]), int.from_bytes(log["data"][:32], "big"))
-            for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
-        ]
+        registrations = []
+        for log in sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"])):
+            data = bytes(log["data"])  # bus, capacityW, index: a word each
+            bus, _, index = (int.from_bytes(data[k : k + 32], "big") for k in (0, 32, 64))
+            registrations.append(Registration(to_checksum_address(log["topics"][1][12:]), bus, index))
+        return registrations
 
     def _logs(
         self, start: int, topics: list[str], *, contract: Contract | None = None, to_block: int | None = None

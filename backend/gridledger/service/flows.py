@@ -73,8 +73,8 @@ def slot_flows(ledger: Ledger, model: NetworkModel, store: ReportStore, delivery
         )
     recorded = ledger.recorded_orders(delivery_start)
     registered = ledger.registrations(to_block=commit["blockNumber"])  # every trader registered before it
-    inputs = SlotInputs.from_report(delivery_start, recorded, dict(registered), report)
-    baseline = BaselineRef.for_delivery(model, model.source, delivery_start, [bus for _, bus in registered])
+    inputs = SlotInputs.from_report(delivery_start, recorded, {r.account: r.bus for r in registered}, report)
+    baseline = BaselineRef.for_delivery(model, model.source, delivery_start, [r.bus for r in registered])
     schedule = committed_schedule(model, baseline, inputs, report)
     flows = ac_flows(model, schedule)
     return _as_json(model, delivery_start, to_hex(stored_hash), flows, report)
