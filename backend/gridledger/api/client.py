@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from datetime import date
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from gridledger.errors import ConfigurationError, GridLedgerError
 from gridledger.flex.products import FlexOffer
 from gridledger.market.orders import Order, Side
 from gridledger.wallet.funds import sign_permit, sign_withdrawal
+from gridledger.wallet.mandates import Mandate, sign_mandate
 from gridledger.wallet.requests import sign_request
 from gridledger.wallet.signing import sign_cancellation, sign_offer, sign_order
 
@@ -174,6 +176,32 @@ class GridLedgerClient:
         return result
 
     # ─────────────── money in and out, signed here and relayed by the facilitator ───────────────
+
+    def mandate(
+        self,
+        account: LocalAccount,
+        aggregator: str,
+        *,
+        valid_from: date,
+        valid_until: date | None = None,
+        nonce: int = 0,
+    ) -> dict[str, Any]:
+        """Signs the participant's mandate to ``aggregator`` (its UFTP domain) for its meter and posts
+        it to the CRO (``POST /cro/mandates``, a UFTP-enabled facilitator)."""
+        meter_id = int(self.get(f"/participants/{account.address}")["meter_id"])
+        mandate = Mandate(aggregator, meter_id, valid_from, valid_until, nonce)
+        registry = self.version["contracts"]["ParticipantRegistry"]
+        signature = sign_mandate(account, mandate, chain_id=int(self.version["chain_id"]), registry_address=registry)
+        body = {
+            "aggregator": aggregator,
+            "meter_id": meter_id,
+            "valid_from": valid_from.isoformat(),
+            "valid_until": valid_until.isoformat() if valid_until else None,
+            "nonce": nonce,
+            "signature": signature,
+        }
+        result: dict[str, Any] = self.request("POST", "/cro/mandates", body=body)
+        return result
 
     def deposit(self, account: LocalAccount, amount: int, *, valid_s: int = 86_400) -> dict[str, Any]:
         """Signs a permit of ``amount`` token base units for the market; the facilitator relays it."""

@@ -7,7 +7,7 @@ named (with the keystore directory and the wallets it holds), never asked a pass
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -196,6 +196,43 @@ def wallet_offer(
         utilisation_price_per_kwh=round(utilisation_price * 1_000_000),
     )
     console.print(f"offer {result['offer_id']} for request {result['request_id']} recorded", soft_wrap=True)
+
+
+def _day(text: str | None) -> str | None:
+    if text is not None:
+        try:
+            date.fromisoformat(text)
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not an ISO date like 2026-06-01") from None
+    return text
+
+
+@wallet_app.command("mandate")
+def wallet_mandate(
+    name: WalletName,
+    aggregator: Annotated[str, typer.Option(help="the aggregator's UFTP domain, e.g. agr.example.com")],
+    valid_from: Annotated[str, typer.Option("--from", help="first day (ISO date)", callback=_day)],
+    password: PasswordOption,
+    valid_until: Annotated[
+        str | None, typer.Option("--until", help="last day (ISO date); default: until replaced", callback=_day)
+    ] = None,
+    nonce: Annotated[int, typer.Option(min=0, help="above the nonce of the mandate it replaces")] = 0,
+    api: ApiOption = None,
+) -> None:
+    """Mandate an aggregator to represent your connection (the CRO's consent check); a later one,
+    with a higher nonce and an earlier --until, withdraws it."""
+    from gridledger.wallet import keystore
+
+    start = date.fromisoformat(valid_from)
+    end = date.fromisoformat(valid_until) if valid_until else None
+    if end is not None and end < start:
+        raise typer.BadParameter(f"--until {end} is before --from {start}")
+    account = keystore.load(name, password)
+    result = _client(api).mandate(account, aggregator, valid_from=start, valid_until=end, nonce=nonce)
+    console.print(
+        f"meter {result['meter_id']} mandated to {aggregator} from {start} to {end or 'open end'} (nonce {nonce})",
+        soft_wrap=True,
+    )
 
 
 @wallet_app.command("cancel")

@@ -10,8 +10,10 @@ messages), so that an aggregator finds the congestion points it can offer on.
   as 18 digits (``connection_ean``); it lies in the congestion points whose area holds its bus.
 - AGRPortfolioUpdate: the aggregator announces the connections it represents from StartPeriod
   (to EndPeriod). Each is checked against the participant register on the ledger (the meter is
-  registered) and against the portfolio (no other aggregator represents it in an overlapping
-  period); all are kept or, if one fails, none.
+  registered), against the participant's own consent (a mandate it signed to this aggregator for
+  the whole period: ``wallet/mandates.py``, posted to ``POST /cro/mandates``) and against the
+  portfolio (no other aggregator represents it in an overlapping period); all are kept or, if one
+  fails, none. A connection counts only on the days its participant's mandate in force covers.
 - AGRPortfolioQuery: answered with an AGRPortfolioQueryResponse sealed with the CRO's key: for the
   Period, the congestion points holding the aggregator's connections, each with those
   connections, and its connections outside every congestion point.
@@ -50,11 +52,12 @@ from xsdata.models.datatype import XmlDate
 
 from gridledger.chain.ledger import Ledger
 from gridledger.encoding import to_hex
-from gridledger.errors import ConfigurationError
+from gridledger.errors import ConfigurationError, ConflictError, NotFoundError, SignatureError
 from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming, run_here
 from gridledger.uftp.mapping import to_date
 from gridledger.uftp.registry import Aggregator, Cro, UftpRegistry
 from gridledger.uftp.store import MessageStore
+from gridledger.wallet.mandates import Mandate, mandate_signer
 
 CRO_MESSAGE_PATH = "/cro/shapeshifter/api/v3/message"
 EAN_DIGITS = 18
@@ -174,6 +177,13 @@ class CommonReference:
             if end is not None and end < start:
                 raise UftpRejection(f"Invalid Message: connection {ean} ends ({end}) before it starts ({start})")
             account, bus = self._registered(ean)
+            mandate = self.mandate(account, aggregator.domain)
+            if mandate is None or mandate.meter_id != meter_of(ean) or not mandate.covers(start, end):
+                raise UftpRejection(
+                    f"Invalid Connection: the participant of {ean} has not mandated {aggregator.domain} "
+                    f"from {start} to {end or 'open end'} (its mandate: {_span(mandate)}); the participant signs one "
+                    "with its meter's key and posts it to /cro/mandates"
+                )
             for other in self.store.rows(
                 "select * from uftp_portfolio where ean = ? and agr_domain != ?", ean, aggregator.domain
             ):
@@ -267,9 +277,59 @@ class CommonReference:
     # ─────────────── the common reference ───────────────
 
     def connections(self, domain: str, period: date) -> list[Connection]:
-        """The connections ``domain`` represents on ``period``."""
+        """The connections ``domain`` represents on ``period`` under a mandate in force."""
         rows = self.store.rows("select * from uftp_portfolio where agr_domain = ? order by ean", domain)
-        return [c for c in map(_connection, rows) if c.valid_on(period)]
+        return [c for c in map(_connection, rows) if c.valid_on(period) and self._mandated(c, domain, period)]
+
+    def _mandated(self, connection: Connection, domain: str, period: date) -> bool:
+        mandate = self.mandate(connection.account, domain)
+        return mandate is not None and mandate.meter_id == meter_of(connection.ean) and mandate.valid_on(period)
+
+    # ─────────────── mandates ───────────────
+
+    def mandate(self, account: str, domain: str) -> Mandate | None:
+        """The mandate in force of participant ``account`` to aggregator ``domain``."""
+        rows = self.store.rows("select * from uftp_mandates where account = ? and agr_domain = ?", account, domain)
+        if not rows:
+            return None
+        r = rows[0]
+        until = date.fromisoformat(r["valid_until"]) if r["valid_until"] else None
+        return Mandate(domain, int(r["meter_id"]), date.fromisoformat(r["valid_from"]), until, int(r["nonce"]))
+
+    def record_mandate(self, mandate: Mandate, signature: str) -> str:
+        """Keeps a participant's signed mandate (call it on the chain thread: it reads the
+        participant register); returns the signer. Refused, and nothing kept: an aggregator
+        this register does not know, a signature not by the meter's registered account, a nonce
+        not above the one in force."""
+        if all(a.domain != mandate.aggregator for a in self.registry.aggregators):
+            raise NotFoundError(f"no aggregator {mandate.aggregator!r} is registered with this CRO")
+        account = str(self.ledger.registry.functions.accountOfMeter(mandate.meter_id).call())
+        if int(account, 16) == 0:
+            raise NotFoundError(f"no participant is registered with meter {mandate.meter_id}")
+        chain_id, registry_address = self.ledger.chain.chain_id, self.ledger.registry.address
+        signer = mandate_signer(mandate, signature, chain_id=chain_id, registry_address=registry_address)
+        if signer != account:
+            raise SignatureError(
+                f"the mandate is signed by {signer or 'no valid key'}; meter {mandate.meter_id} is registered to "
+                f"{account}, whose key must sign it (EIP-712 Mandate, domain 'GridLedger CRO' of the registry)"
+            )
+        current = self.mandate(account, mandate.aggregator)
+        if current is not None and mandate.nonce <= current.nonce:
+            raise ConflictError(
+                f"nonce {mandate.nonce} is not above {current.nonce}, the nonce of the mandate in force: a new "
+                "mandate replaces the old one with a higher nonce"
+            )
+        self.store.execute(
+            "insert or replace into uftp_mandates values (?, ?, ?, ?, ?, ?, ?)",
+            account,
+            mandate.aggregator,
+            mandate.meter_id,
+            mandate.valid_from.isoformat(),
+            mandate.valid_until.isoformat() if mandate.valid_until else None,
+            mandate.nonce,
+            signature,
+        )
+        return account
 
     def aggregators_on(self, ean: str, period: date) -> list[str]:
         """The DSO's portfolio query, asked internally: the aggregators with a connection in
@@ -279,7 +339,9 @@ class CommonReference:
         domains = {
             str(r["agr_domain"])
             for r in self.store.rows("select * from uftp_portfolio")
-            if int(r["bus"]) in area and _connection(r).valid_on(period)
+            if int(r["bus"]) in area
+            and _connection(r).valid_on(period)
+            and self._mandated(_connection(r), str(r["agr_domain"]), period)
         }
         return sorted(domains)
 
@@ -324,6 +386,12 @@ def _connection(row: dict[str, Any]) -> Connection:
         date.fromisoformat(row["start_period"]),
         date.fromisoformat(end) if end else None,
     )
+
+
+def _span(mandate: Mandate | None) -> str:
+    if mandate is None:
+        return "none"
+    return f"meter {mandate.meter_id} from {mandate.valid_from} to {mandate.valid_until or 'open end'}"
 
 
 def _overlap(a_start: date, a_end: date | None, b_start: date, b_end: date | None) -> bool:

@@ -8,7 +8,7 @@ response message (Accepted, or Rejected with UFTP's reason) sent to the aggregat
 ``GET /uftp/terms`` the DSO's public terms (domain, verify key, time zone, currency, EAN → bus,
 and the CRO's domain, verify key and path). With a CRO (``uftp/cro.py``),
 ``POST /cro/shapeshifter/api/v3/message`` takes the aggregators' portfolio messages, refused and
-answered the same way.
+answered the same way, and ``POST /cro/mandates`` the participants' signed mandates to them.
 The DSO's operator routes (``POST /uftp/requests/{id}/announce|orders|settlement``) send the
 FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator`` guards them
 (``gridledger serve`` passes the DSO's signed-request check).
@@ -18,17 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, model_validator
 
 from gridledger.errors import NotFoundError
 from gridledger.uftp.codec import UftpTransportError
 from gridledger.uftp.cro import CRO_MESSAGE_PATH, CommonReference
 from gridledger.uftp.gateway import UftpGateway
+from gridledger.wallet.mandates import UINT64_MAX, Mandate
 
 MESSAGE_PATH = "/shapeshifter/api/v3/message"
+MANDATES_PATH = "/cro/mandates"
 HashPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="keccak-256 of the sealed message, 0x hex")]
 
 
@@ -47,6 +51,14 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
         async def receive_cro(request: Request, tasks: BackgroundTasks) -> Response:
             """A UFTP SignedMessage from an aggregator to the CRO: AGRPortfolioUpdate, AGRPortfolioQuery (text/xml)."""
             return _accept(cro.receive, await request.body(), tasks)
+
+        @router.post(MANDATES_PATH, status_code=201, responses={401: {}, 404: {}, 409: {}})
+        async def mandate(body: MandateBody) -> dict[str, Any]:
+            """A participant's signed consent that an aggregator may represent its connection (EIP-712
+            ``Mandate``, signed with the key registered with the meter); the newest nonce is in force."""
+            signed = body.mandate()
+            account = await run_in_threadpool(lambda: cro.on_chain(lambda: cro.record_mandate(signed, body.signature)))
+            return {"account": account, **body.model_dump(mode="json")}
 
     @router.get("/uftp/messages/{message_hash}", response_class=Response)
     def message(message_hash: HashPath) -> Response:
@@ -92,8 +104,31 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
     return router
 
 
+class MandateBody(BaseModel):
+    aggregator: str = Field(min_length=1, max_length=253, description="the aggregator's UFTP domain")
+    meter_id: int = Field(ge=1, le=UINT64_MAX, description="the participant's meter in the register")
+    valid_from: date = Field(description="first day (ISO date, the grid's time zone)")
+    valid_until: date | None = Field(default=None, description="last day; null: open end")
+    nonce: int = Field(ge=0, le=UINT64_MAX, description="above the nonce of the mandate it replaces")
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="EIP-712 signature, 65 bytes")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MandateBody:
+        if self.valid_until is not None and self.valid_until < self.valid_from:
+            raise ValueError(f"valid_until ({self.valid_until}) is before valid_from ({self.valid_from})")
+        return self
+
+    def mandate(self) -> Mandate:
+        return Mandate(self.aggregator, self.meter_id, self.valid_from, self.valid_until, self.nonce)
+
+
 def _cro_terms(cro: CommonReference) -> dict[str, str]:
-    return {"cro_domain": cro.cro.domain, "cro_public_key": cro.cro.public_key, "cro_message_path": CRO_MESSAGE_PATH}
+    return {
+        "cro_domain": cro.cro.domain,
+        "cro_public_key": cro.cro.public_key,
+        "cro_message_path": CRO_MESSAGE_PATH,
+        "cro_mandates_path": MANDATES_PATH,
+    }
 
 
 def _accept(receive: Callable[[bytes], Callable[[], None]], body: bytes, tasks: BackgroundTasks) -> Response:

@@ -50,6 +50,16 @@ create table if not exists uftp_portfolio (
     message_hash text not null,       -- the AGRPortfolioUpdate it came in
     primary key (agr_domain, ean)
 );
+create table if not exists uftp_mandates (
+    account text not null,            -- the participant that signed (the meter's registered account)
+    agr_domain text not null,         -- the aggregator it mandates
+    meter_id integer not null,
+    valid_from text not null,         -- ISO dates; valid_until null: open-ended
+    valid_until text,
+    nonce integer not null,           -- the newest (highest) is the one in force
+    signature text not null,          -- EIP-712 (wallet/mandates.py), 0x hex
+    primary key (account, agr_domain)
+);
 """
 
 

@@ -17,17 +17,22 @@ import time
 from base64 import b64encode
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import uvicorn
 from eth_account.signers.local import LocalAccount
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from nacl.signing import SigningKey
 from tests.conftest import free_port, open_ledger
 
+from gridledger.api import errors as api_errors
 from gridledger.chain.ledger import Ledger
+from gridledger.errors import GridLedgerError
 from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
 from gridledger.network.model import NetworkModel
 from gridledger.network.validation import BatchEngine
@@ -39,6 +44,7 @@ from gridledger.uftp.registry import UftpRegistry
 from gridledger.uftp.router import MESSAGE_PATH, make_router
 from gridledger.uftp.store import MessageStore
 from gridledger.units import DEFAULT_GRID
+from gridledger.wallet.mandates import Mandate, sign_mandate
 
 ROOT = Path(__file__).resolve().parents[3]
 AGR_VENV = ROOT / ".build" / "uftp-agr-venv"
@@ -131,6 +137,27 @@ def window_start(ledger: Ledger) -> int:
     return start
 
 
+MANDATE_FROM = date(2026, 1, 1)
+
+
+def post_mandate(
+    url: str, ledger: Ledger, signer: LocalAccount, *, meter_id: int, nonce: int = 0, **changes: Any
+) -> requests.Response:
+    """POST /cro/mandates: ``signer``'s mandate to the test's aggregator for ``meter_id`` from
+    2026 on, open-ended (``changes`` replace body fields after signing, to forge one)."""
+    mandate = Mandate(AGR_DOMAIN, meter_id, MANDATE_FROM, None, nonce)
+    signature = sign_mandate(signer, mandate, chain_id=ledger.chain.chain_id, registry_address=ledger.registry.address)
+    body = {
+        "aggregator": AGR_DOMAIN,
+        "meter_id": meter_id,
+        "valid_from": MANDATE_FROM.isoformat(),
+        "valid_until": None,
+        "nonce": nonce,
+        "signature": signature,
+    } | changes
+    return requests.post(url + "/cro/mandates", json=body, timeout=10)
+
+
 @pytest.fixture
 def setup(ledger: Ledger) -> tuple[Ledger, LocalAccount, int, FlexRequest, int, str]:
     """A provider with a bound UFTP key and an open request at its bus (for offers made by hand)."""
@@ -208,6 +235,8 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     gateway = UftpGateway(ledger, registry, store, on_chain=on_chain, cro=cro)
     app = FastAPI()
     app.include_router(make_router(gateway))
+    app.add_exception_handler(GridLedgerError, api_errors.gridledger_error)  # as create_app does
+    app.add_exception_handler(RequestValidationError, api_errors.invalid_request)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=dso_port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -239,6 +268,9 @@ def exchange(build: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     try:
         wait_for_port(dso_port)
         wait_for_port(agr_port)
+        # The provider's participant mandates the aggregator (the outsider's does so in the tests).
+        answer = post_mandate(f"http://127.0.0.1:{dso_port}", ledger, provider, meter_id=1000)
+        assert answer.status_code == 201, answer.text
         yield Exchange(
             ledger,
             gateway,

@@ -12,11 +12,12 @@ from shapeshifter_uftp.transport import seal_message, to_xml
 from tests.backend.uftp.conftest import EAN, TZ, keypair
 from xsdata.models.datatype import XmlDate
 
-from gridledger.errors import ConfigurationError
+from gridledger.errors import ConfigurationError, ConflictError, NotFoundError, SignatureError
 from gridledger.sim.participants import make_prosumers
 from gridledger.uftp.cro import CommonReference, connection_ean, meter_of
 from gridledger.uftp.registry import UftpRegistry
 from gridledger.uftp.store import MessageStore
+from gridledger.wallet.mandates import Mandate, sign_mandate
 
 CRO = "cro.test"
 
@@ -47,7 +48,19 @@ def desk(ledger, tmp_path):
         area=lambda bus: frozenset({3, 4}),
         send=lambda agr, m: sent.append(m),
     )
+    # Their consent: A's participant to both aggregators, B's to agr-b, from June on.
+    for account, meter, domain in ((a, 1000, "agr-a.test"), (a, 1000, "agr-b.test"), (b, 1001, "agr-b.test")):
+        mandate(cro, account, Mandate(domain, meter, JUNE, None, 0))
     return cro, keys, sent, (a, b)
+
+
+JUNE = date(2026, 6, 1)
+
+
+def mandate(cro: CommonReference, account, signed: Mandate) -> str:  # type: ignore[no-untyped-def]
+    """Signs ``signed`` with ``account``'s key and hands it to the CRO, as POST /cro/mandates does."""
+    chain_id, registry = cro.ledger.chain.chain_id, cro.ledger.registry.address
+    return cro.record_mandate(signed, sign_mandate(account, signed, chain_id=chain_id, registry_address=registry))
 
 
 def post(cro: CommonReference, keys, domain: str, connections: list[tuple[str, date, date | None]], n: int) -> None:
@@ -114,6 +127,52 @@ def test_a_connection_must_be_a_registered_meter(desk) -> None:
     assert meter_of("ean.000000000000001000") == 1000
     assert meter_of("ean.99999999999999999999") is None  # above uint64
     assert meter_of("ean.000000000000000000") is None
+
+
+def test_a_connection_needs_its_participants_mandate(desk) -> None:
+    cro, keys, sent, (_, b) = desk
+    eb = connection_ean(1001)
+    # B's participant has given agr-a no mandate: refused, and nothing kept.
+    post(cro, keys, "agr-a.test", [(eb, JUNE, None)], 11)
+    assert sent[-1].rejection_reason == (  # type: ignore[attr-defined]
+        f"Invalid Connection: the participant of {eb} has not mandated agr-a.test from 2026-06-01 to open end "
+        "(its mandate: none); the participant signs one with its meter's key and posts it to /cro/mandates"
+    )
+    assert cro.connections("agr-a.test", JUNE) == []
+
+    # A mandate for June only covers June, not an open end.
+    mandate(cro, b, Mandate("agr-a.test", 1001, JUNE, date(2026, 6, 30), 1))
+    post(cro, keys, "agr-a.test", [(eb, JUNE, None)], 12)
+    assert "(its mandate: meter 1001 from 2026-06-01 to 2026-06-30)" in sent[-1].rejection_reason  # type: ignore[attr-defined]
+    post(cro, keys, "agr-a.test", [(eb, JUNE, date(2026, 6, 30))], 13)
+    assert sent[-1].result == "Accepted"  # type: ignore[attr-defined]
+    assert [c.ean for c in cro.connections("agr-a.test", date(2026, 6, 20))] == [eb]
+
+    # The participant withdraws consent from 11 June (a newer mandate ending on the 10th): the
+    # connection no longer counts after it, for the aggregator's portfolio nor the DSO's query.
+    mandate(cro, b, Mandate("agr-a.test", 1001, JUNE, date(2026, 6, 10), 2))
+    assert [c.ean for c in cro.connections("agr-a.test", date(2026, 6, 10))] == [eb]
+    assert cro.connections("agr-a.test", date(2026, 6, 20)) == []
+    assert cro.aggregators_on(EAN, date(2026, 6, 20)) == []
+
+
+def test_a_mandate_is_the_meters_participants_and_only_moves_forward(desk) -> None:
+    cro, _, _, (a, b) = desk
+    kept = cro.store.rows("select * from uftp_mandates order by account, agr_domain")
+    with pytest.raises(SignatureError, match=f"signed by {a.address}; meter 1001 is registered to {b.address}"):
+        mandate(cro, a, Mandate("agr-a.test", 1001, JUNE, None, 5))  # A signs for B's meter
+    with pytest.raises(ConflictError, match="nonce 0 is not above 0, the nonce of the mandate in force"):
+        mandate(cro, b, Mandate("agr-b.test", 1001, JUNE, None, 0))  # a replay of B's mandate
+    with pytest.raises(NotFoundError, match=r"no aggregator 'agr-x\.test' is registered with this CRO"):
+        mandate(cro, b, Mandate("agr-x.test", 1001, JUNE, None, 1))
+    with pytest.raises(NotFoundError, match="no participant is registered with meter 4242"):
+        mandate(cro, b, Mandate("agr-a.test", 4242, JUNE, None, 1))
+    forged = Mandate("agr-a.test", 1001, JUNE, None, 1)
+    with pytest.raises(SignatureError, match="signed by no valid key"):
+        cro.record_mandate(forged, "0x" + "00" * 65)
+    assert cro.store.rows("select * from uftp_mandates order by account, agr_domain") == kept
+    with pytest.raises(ValueError, match=r"ends \(2026-05-31\) before it starts \(2026-06-01\)"):
+        Mandate("agr-a.test", 1001, JUNE, date(2026, 5, 31), 1)
 
 
 def test_the_cro_needs_its_own_key() -> None:

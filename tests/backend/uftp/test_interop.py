@@ -40,6 +40,7 @@ from tests.backend.uftp.conftest import (
     TZ,
     Exchange,
     keypair,
+    post_mandate,
     wait_until,
     window_start,
 )
@@ -230,6 +231,27 @@ def test_portfolio_refusals_keep_nothing(exchange: Exchange) -> None:
     )
     (query,) = wait_until(lambda: ex.dso_received("AgrPortfolioQuery"), "the AGRPortfolioQuery's result")
     assert query["result"].startswith(f"Invalid Message: {AGR_DOMAIN} represents no connection on {period}")
+
+    # A registered meter whose participant has not mandated the aggregator: Rejected.
+    updates = len(ex.agr_messages("AgrPortfolioUpdateResponse"))
+    cro_client(ex).send_agr_portfolio_update(update(ex, ex.outsider.address))
+    (answer,) = wait_until(
+        lambda: ex.agr_messages("AgrPortfolioUpdateResponse")[updates:], "the AGRPortfolioUpdateResponse"
+    )
+    assert from_xml(answer["xml"]).rejection_reason.startswith(
+        f"Invalid Connection: the participant of {ean_of(ex, ex.outsider.address)} has not mandated {AGR_DOMAIN}"
+    )
+    # Mandates the endpoint refuses, each saying why: signed by another participant's key (401), an
+    # aggregator the CRO does not know (404), dates out of order (422); none is kept.
+    url, mandates = ex.dso_url, ex.gateway.store.rows("select * from uftp_mandates")
+    forged = post_mandate(url, ex.ledger, ex.provider, meter_id=1001)
+    assert forged.status_code == 401
+    assert f"meter 1001 is registered to {ex.outsider.address}" in forged.json()["detail"]
+    stranger = post_mandate(url, ex.ledger, ex.outsider, meter_id=1001, aggregator="agr.x.test")
+    assert stranger.status_code == 404 and "no aggregator 'agr.x.test'" in stranger.json()["detail"]
+    backwards = post_mandate(url, ex.ledger, ex.outsider, meter_id=1001, valid_until="2025-12-31")
+    assert backwards.status_code == 422 and "valid_until (2025-12-31) is before valid_from" in backwards.text
+    assert ex.gateway.store.rows("select * from uftp_mandates") == mandates
     assert portfolio(ex) == [] and ledger_state(ex) == before
 
 
@@ -245,6 +267,9 @@ def test_a_whole_cycle_with_the_library_aggregator(exchange: Exchange) -> None:
     # 0. The aggregator tells the CRO which connections it represents (the provider's, and one
     # outside the congestion point's feeder) and asks where they are.
     mine, outside = ean_of(ex, ex.provider.address), ean_of(ex, ex.outsider.address)
+    if not ex.gateway.store.rows("select 1 from uftp_mandates where account = ?", ex.outsider.address):
+        mandate = post_mandate(ex.dso_url, ex.ledger, ex.outsider, meter_id=1001)
+        assert mandate.status_code == 201 and mandate.json()["account"] == ex.outsider.address
     cro_client(ex).send_agr_portfolio_update(update(ex, ex.provider.address, ex.outsider.address))
     answers = wait_until(
         lambda: ex.agr_messages("AgrPortfolioUpdateResponse")[updates:], "the AGRPortfolioUpdateResponse"

@@ -5,13 +5,15 @@ reported, and without the option nothing UFTP is served."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
+import pytest
 from fastapi.testclient import TestClient
 from tests.backend.uftp.conftest import EAN, TZ, keypair, window_start
 from tests.conftest import free_port
 
 from gridledger.api.app import create_app
-from gridledger.api.client import GridLedgerClient
+from gridledger.api.client import ApiError, GridLedgerClient
 from gridledger.config import Settings
 from gridledger.flex.products import BaselineMethod, Direction, FlexRequest, ServiceType
 from gridledger.service.facilitator import Facilitator
@@ -65,6 +67,18 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
         missing = http.get("/uftp/messages/0x" + "00" * 32)
         assert missing.status_code == 404 and "no signed UFTP message" in missing.json()["detail"]
 
+        # The participant's mandate to the aggregator, signed by the wallet client (its meter and the
+        # registry's domain read from the API), kept once; the same nonce again is a conflict.
+        kept = client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1))
+        assert (kept["account"], kept["meter_id"], kept["valid_until"]) == (provider.address, 1000, None)
+        with pytest.raises(ApiError) as again:
+            client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1))
+        assert again.value.status == 409 and "nonce 0 is not above 0" in again.value.body["detail"]
+        ended = client.mandate(
+            provider, "agr.test", valid_from=date(2026, 1, 1), valid_until=date(2026, 3, 31), nonce=1
+        )
+        assert ended["valid_until"] == "2026-03-31"
+
         unsigned = http.post(f"/uftp/requests/{rid}/announce")
         assert unsigned.status_code == 401
         as_prosumer = http.post(
@@ -83,6 +97,7 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
     with TestClient(create_app(Facilitator(ledger, settings)), raise_server_exceptions=False) as http:
         assert http.post("/shapeshifter/api/v3/message", content=b"<x/>").status_code == 404
         assert http.post("/cro/shapeshifter/api/v3/message", content=b"<x/>").status_code == 404
+        assert http.post("/cro/mandates", json={}).status_code == 404
 
 
 def _signed(account, path: str) -> dict[str, str]:
