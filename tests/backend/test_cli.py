@@ -177,3 +177,14 @@ def test_a_setting_that_cannot_be_read_is_named_by_its_variable() -> None:
     assert result.stderr == (
         "error: GRIDLEDGER_API_PORT='abc': Input should be a valid integer, unable to parse string as an integer\n"
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--from", "2026-06-01", "--until", "2026-05-31"], ["--until", "2026-05-31", "--from", "2026-06-01"]],
+)
+def test_a_mandate_whose_days_are_out_of_order_is_refused_before_the_password_prompt(args) -> None:
+    result = runner.invoke(app, ["wallet", "mandate", "alice", "--aggregator", "agr.example.com", *args])
+    assert result.exit_code == 2
+    assert "--until 2026-05-31 is before --from 2026-06-01" in result.output
+    assert "Password" not in result.output

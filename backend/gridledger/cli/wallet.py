@@ -198,25 +198,43 @@ def wallet_offer(
     console.print(f"offer {result['offer_id']} for request {result['request_id']} recorded", soft_wrap=True)
 
 
-def _day(text: str | None) -> str | None:
-    if text is not None:
-        try:
-            date.fromisoformat(text)
-        except ValueError:
-            raise typer.BadParameter(f"{text!r} is not an ISO date like 2026-06-01") from None
+def _day(ctx: typer.Context, param: typer.CallbackParam, text: str | None) -> str | None:
+    """An ISO day; with both --from and --until read, they must be in order (checked here, before
+    the password prompt, whichever comes first on the command line)."""
+    if text is None:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO date like 2026-06-01") from None
+    other = ctx.params.get("valid_until" if param.name == "valid_from" else "valid_from")
+    if other is not None:
+        first, last = day, date.fromisoformat(other)
+        if param.name != "valid_from":
+            first, last = last, first
+        if last < first:
+            raise typer.BadParameter(f"--until {last} is before --from {first}")
+    return text
+
+
+def _aggregator(text: str) -> str:
+    if not text.strip():
+        raise typer.BadParameter("name the aggregator's UFTP domain, e.g. agr.example.com")
     return text
 
 
 @wallet_app.command("mandate")
 def wallet_mandate(
     name: WalletName,
-    aggregator: Annotated[str, typer.Option(help="the aggregator's UFTP domain, e.g. agr.example.com")],
+    aggregator: Annotated[
+        str, typer.Option(help="the aggregator's UFTP domain, e.g. agr.example.com", callback=_aggregator)
+    ],
     valid_from: Annotated[str, typer.Option("--from", help="first day (ISO date)", callback=_day)],
     password: PasswordOption,
     valid_until: Annotated[
         str | None, typer.Option("--until", help="last day (ISO date); default: until replaced", callback=_day)
     ] = None,
-    nonce: Annotated[int, typer.Option(min=0, help="above the nonce of the mandate it replaces")] = 0,
+    nonce: Annotated[int, typer.Option(min=0, max=2**64 - 1, help="above the nonce of the mandate it replaces")] = 0,
     api: ApiOption = None,
 ) -> None:
     """Mandate an aggregator to represent your connection (the CRO's consent check); a later one,
@@ -225,8 +243,6 @@ def wallet_mandate(
 
     start = date.fromisoformat(valid_from)
     end = date.fromisoformat(valid_until) if valid_until else None
-    if end is not None and end < start:
-        raise typer.BadParameter(f"--until {end} is before --from {start}")
     account = keystore.load(name, password)
     result = _client(api).mandate(account, aggregator, valid_from=start, valid_until=end, nonce=nonce)
     console.print(

@@ -57,11 +57,10 @@ from gridledger.uftp.codec import Opened, UftpRejection, keep_incoming, run_here
 from gridledger.uftp.mapping import to_date
 from gridledger.uftp.registry import Aggregator, Cro, UftpRegistry
 from gridledger.uftp.store import MessageStore
-from gridledger.wallet.mandates import Mandate, mandate_signer
+from gridledger.wallet.mandates import UINT64_MAX, Mandate, mandate_signer
 
 CRO_MESSAGE_PATH = "/cro/shapeshifter/api/v3/message"
 EAN_DIGITS = 18
-UINT64_MAX = 2**64 - 1
 Job = Callable[[], None]
 Area = Callable[[int], frozenset[int]]  # a congestion point's bus → the buses of its connections
 
@@ -187,11 +186,13 @@ class CommonReference:
             for other in self.store.rows(
                 "select * from uftp_portfolio where ean = ? and agr_domain != ?", ean, aggregator.domain
             ):
-                theirs = _connection(other)
-                if _overlap(start, end, theirs.start, theirs.end):
+                # The other aggregator holds the connection only for the days its mandate in force
+                # still covers: a participant that withdrew consent is free to mandate another.
+                held = _held(_connection(other), self.mandate(str(other["account"]), str(other["agr_domain"])))
+                if held is not None and _overlap(start, end, *held):
                     raise UftpRejection(
-                        f"Invalid Connection: {ean} is represented by {other['agr_domain']} from {theirs.start} to "
-                        f"{theirs.end or 'open end'}; a connection has one aggregator at a time"
+                        f"Invalid Connection: {ean} is represented by {other['agr_domain']} from {held[0]} to "
+                        f"{held[1] or 'open end'}; a connection has one aggregator at a time"
                     )
             rows.append(
                 (
@@ -310,8 +311,10 @@ class CommonReference:
         signer = mandate_signer(mandate, signature, chain_id=chain_id, registry_address=registry_address)
         if signer != account:
             raise SignatureError(
-                f"the mandate is signed by {signer or 'no valid key'}; meter {mandate.meter_id} is registered to "
-                f"{account}, whose key must sign it (EIP-712 Mandate, domain 'GridLedger CRO' of the registry)"
+                f"the signature recovers to {signer or 'no valid key'}, but meter {mandate.meter_id} is registered to "
+                f"{account}: sign with that account's key, over exactly the body's fields (dates as YYYY-MM-DD, "
+                f'validUntil "" for an open end) in the domain "GridLedger CRO" of chain {chain_id} and the '
+                f"registry {registry_address}"
             )
         current = self.mandate(account, mandate.aggregator)
         if current is not None and mandate.nonce <= current.nonce:
@@ -386,6 +389,16 @@ def _connection(row: dict[str, Any]) -> Connection:
         date.fromisoformat(row["start_period"]),
         date.fromisoformat(end) if end else None,
     )
+
+
+def _held(connection: Connection, mandate: Mandate | None) -> tuple[date, date | None] | None:
+    """The days of ``connection`` its mandate in force covers, None if none."""
+    if mandate is None:
+        return None
+    start = max(connection.start, mandate.valid_from)
+    ends = [e for e in (connection.end, mandate.valid_until) if e is not None]
+    end = min(ends) if ends else None
+    return None if end is not None and end < start else (start, end)
 
 
 def _span(mandate: Mandate | None) -> str:

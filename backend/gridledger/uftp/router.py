@@ -16,6 +16,7 @@ FlexRequests, FlexOrders and FlexSettlement of an on-chain request; ``operator``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import date
@@ -23,7 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gridledger.errors import NotFoundError
 from gridledger.uftp.codec import UftpTransportError
@@ -107,10 +108,18 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
 class MandateBody(BaseModel):
     aggregator: str = Field(min_length=1, max_length=253, description="the aggregator's UFTP domain")
     meter_id: int = Field(ge=1, le=UINT64_MAX, description="the participant's meter in the register")
-    valid_from: date = Field(description="first day (ISO date, the grid's time zone)")
-    valid_until: date | None = Field(default=None, description="last day; null: open end")
+    valid_from: date = Field(description="first day, YYYY-MM-DD (the grid's time zone)")
+    valid_until: date | None = Field(default=None, description="last day, YYYY-MM-DD; null: open end")
     nonce: int = Field(ge=0, le=UINT64_MAX, description="above the nonce of the mandate it replaces")
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="EIP-712 signature, 65 bytes")
+
+    @field_validator("valid_from", "valid_until", mode="before")
+    @classmethod
+    def _as_signed(cls, value: Any) -> Any:
+        # A day as signed, YYYY-MM-DD: not a date-time or a timestamp pydantic would convert.
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+            raise ValueError(f"a day as signed, YYYY-MM-DD, not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> MandateBody:

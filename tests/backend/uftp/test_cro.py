@@ -154,12 +154,21 @@ def test_a_connection_needs_its_participants_mandate(desk) -> None:
     assert [c.ean for c in cro.connections("agr-a.test", date(2026, 6, 10))] == [eb]
     assert cro.connections("agr-a.test", date(2026, 6, 20)) == []
     assert cro.aggregators_on(EAN, date(2026, 6, 20)) == []
+    # ... and is free to let agr-b represent the connection from then on, not before.
+    post(cro, keys, "agr-b.test", [(eb, date(2026, 6, 10), None)], 14)
+    assert sent[-1].rejection_reason == (  # type: ignore[attr-defined]
+        f"Invalid Connection: {eb} is represented by agr-a.test from 2026-06-01 to 2026-06-10; a connection has "
+        "one aggregator at a time"
+    )
+    post(cro, keys, "agr-b.test", [(eb, date(2026, 6, 11), None)], 15)
+    assert sent[-1].result == "Accepted"  # type: ignore[attr-defined]
+    assert cro.aggregators_on(EAN, date(2026, 6, 20)) == ["agr-b.test"]
 
 
 def test_a_mandate_is_the_meters_participants_and_only_moves_forward(desk) -> None:
     cro, _, _, (a, b) = desk
     kept = cro.store.rows("select * from uftp_mandates order by account, agr_domain")
-    with pytest.raises(SignatureError, match=f"signed by {a.address}; meter 1001 is registered to {b.address}"):
+    with pytest.raises(SignatureError, match=f"recovers to {a.address}, but meter 1001 is registered to {b.address}"):
         mandate(cro, a, Mandate("agr-a.test", 1001, JUNE, None, 5))  # A signs for B's meter
     with pytest.raises(ConflictError, match="nonce 0 is not above 0, the nonce of the mandate in force"):
         mandate(cro, b, Mandate("agr-b.test", 1001, JUNE, None, 0))  # a replay of B's mandate
@@ -168,7 +177,7 @@ def test_a_mandate_is_the_meters_participants_and_only_moves_forward(desk) -> No
     with pytest.raises(NotFoundError, match="no participant is registered with meter 4242"):
         mandate(cro, b, Mandate("agr-a.test", 4242, JUNE, None, 1))
     forged = Mandate("agr-a.test", 1001, JUNE, None, 1)
-    with pytest.raises(SignatureError, match="signed by no valid key"):
+    with pytest.raises(SignatureError, match="recovers to no valid key"):
         cro.record_mandate(forged, "0x" + "00" * 65)
     assert cro.store.rows("select * from uftp_mandates order by account, agr_domain") == kept
     with pytest.raises(ValueError, match=r"ends \(2026-05-31\) before it starts \(2026-06-01\)"):

@@ -74,6 +74,11 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
         with pytest.raises(ApiError) as again:
             client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1))
         assert again.value.status == 409 and "nonce 0 is not above 0" in again.value.body["detail"]
+        # A day given as a date-time or a timestamp is not what anyone signed: refused, not converted.
+        for day in ("2026-01-01T00:00:00Z", 1767225600):
+            body = {"aggregator": "agr.test", "meter_id": 1000, "valid_from": day, "nonce": 5}
+            converted = http.post("/cro/mandates", json=body | {"signature": "0x" + "1" * 130})
+            assert converted.status_code == 422 and "valid_from" in converted.text
         ended = client.mandate(
             provider, "agr.test", valid_from=date(2026, 1, 1), valid_until=date(2026, 3, 31), nonce=1
         )
