@@ -184,11 +184,15 @@ class GridLedgerClient:
         *,
         valid_from: date,
         valid_until: date | None = None,
-        nonce: int = 0,
+        nonce: int | None = None,
     ) -> dict[str, Any]:
         """Signs the participant's mandate to ``aggregator`` (its UFTP domain) for its meter and posts
-        it to the CRO (``POST /cro/mandates``, a UFTP-enabled facilitator)."""
+        it to the CRO (``POST /cro/mandates``, a UFTP-enabled facilitator); ``nonce`` defaults to
+        one above the mandate in force to that aggregator (0 for the first)."""
         meter_id = int(self.get(f"/participants/{account.address}")["meter_id"])
+        if nonce is None:
+            in_force = [m for m in self.get(f"/cro/mandates/{account.address}") if m["aggregator"] == aggregator]
+            nonce = int(in_force[0]["nonce"]) + 1 if in_force else 0
         mandate = Mandate(aggregator, meter_id, valid_from, valid_until, nonce)
         registry = self.version["contracts"]["ParticipantRegistry"]
         signature = sign_mandate(account, mandate, chain_id=int(self.version["chain_id"]), registry_address=registry)

@@ -234,7 +234,9 @@ def wallet_mandate(
     valid_until: Annotated[
         str | None, typer.Option("--until", help="last day (ISO date); default: until replaced", callback=_day)
     ] = None,
-    nonce: Annotated[int, typer.Option(min=0, max=2**64 - 1, help="above the nonce of the mandate it replaces")] = 0,
+    nonce: Annotated[
+        int | None, typer.Option(min=0, max=2**64 - 1, help="default: one above the mandate in force (0 for a first)")
+    ] = None,
     api: ApiOption = None,
 ) -> None:
     """Mandate an aggregator to represent your connection (the CRO's consent check); a later one,
@@ -246,7 +248,8 @@ def wallet_mandate(
     account = keystore.load(name, password)
     result = _client(api).mandate(account, aggregator, valid_from=start, valid_until=end, nonce=nonce)
     console.print(
-        f"meter {result['meter_id']} mandated to {aggregator} from {start} to {end or 'open end'} (nonce {nonce})",
+        f"meter {result['meter_id']} mandated to {aggregator} from {start} to {end or 'open end'} "
+        f"(nonce {result['nonce']})",
         soft_wrap=True,
     )
 

@@ -297,6 +297,22 @@ class CommonReference:
         until = date.fromisoformat(r["valid_until"]) if r["valid_until"] else None
         return Mandate(domain, int(r["meter_id"]), date.fromisoformat(r["valid_from"]), until, int(r["nonce"]))
 
+    def mandates_of(self, account: str) -> list[dict[str, Any]]:
+        """The mandates in force of participant ``account``, as posted (signature included)."""
+        rows = self.store.rows("select * from uftp_mandates where account = ? order by agr_domain", account)
+        return [
+            {
+                "account": r["account"],
+                "aggregator": r["agr_domain"],
+                "meter_id": int(r["meter_id"]),
+                "valid_from": r["valid_from"],
+                "valid_until": r["valid_until"],
+                "nonce": int(r["nonce"]),
+                "signature": r["signature"],
+            }
+            for r in rows
+        ]
+
     def record_mandate(self, mandate: Mandate, signature: str) -> str:
         """Keeps a participant's signed mandate (call it on the chain thread: it reads the
         participant register); returns the signer. Refused, and nothing kept: an aggregator

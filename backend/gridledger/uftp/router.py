@@ -22,6 +22,7 @@ from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any
 
+from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -60,6 +61,12 @@ def make_router(gateway: UftpGateway, *, operator: Sequence[Any] = ()) -> APIRou
             signed = body.mandate()
             account = await run_in_threadpool(lambda: cro.on_chain(lambda: cro.record_mandate(signed, body.signature)))
             return {"account": account, **body.model_dump(mode="json")}
+
+        @router.get(MANDATES_PATH + "/{account}")
+        def mandates(account: Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]) -> list[dict[str, Any]]:
+            """The participant's mandates in force, one per aggregator, with their signatures: what anyone
+            can check against the participant register (a new one needs a higher nonce)."""
+            return cro.mandates_of(to_checksum_address(account))
 
     @router.get("/uftp/messages/{message_hash}", response_class=Response)
     def message(message_hash: HashPath) -> Response:

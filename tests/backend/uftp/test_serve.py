@@ -69,20 +69,29 @@ def test_serve_mounts_the_uftp_endpoint_behind_the_dsos_signature(ledger, tmp_pa
 
         # The participant's mandate to the aggregator, signed by the wallet client (its meter and the
         # registry's domain read from the API), kept once; the same nonce again is a conflict.
-        kept = client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1))
-        assert (kept["account"], kept["meter_id"], kept["valid_until"]) == (provider.address, 1000, None)
+        kept = client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1))  # a first: nonce 0
+        assert [kept[k] for k in ("account", "meter_id", "valid_until", "nonce")] == [provider.address, 1000, None, 0]
         with pytest.raises(ApiError) as again:
-            client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1))
+            client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1), nonce=0)
         assert again.value.status == 409 and "nonce 0 is not above 0" in again.value.body["detail"]
         # A day given as a date-time or a timestamp is not what anyone signed: refused, not converted.
         for day in ("2026-01-01T00:00:00Z", 1767225600):
             body = {"aggregator": "agr.test", "meter_id": 1000, "valid_from": day, "nonce": 5}
             converted = http.post("/cro/mandates", json=body | {"signature": "0x" + "1" * 130})
             assert converted.status_code == 422 and "valid_from" in converted.text
-        ended = client.mandate(
-            provider, "agr.test", valid_from=date(2026, 1, 1), valid_until=date(2026, 3, 31), nonce=1
-        )
-        assert ended["valid_until"] == "2026-03-31"
+        # Withdrawn from April: the client takes the next nonce from the mandate in force.
+        ended = client.mandate(provider, "agr.test", valid_from=date(2026, 1, 1), valid_until=date(2026, 3, 31))
+        assert (ended["valid_until"], ended["nonce"]) == ("2026-03-31", 1)
+        (in_force,) = http.get(f"/cro/mandates/{provider.address.lower()}").json()
+        assert {k: in_force[k] for k in ("account", "aggregator", "valid_until", "nonce")} == {
+            "account": provider.address,
+            "aggregator": "agr.test",
+            "valid_until": "2026-03-31",
+            "nonce": 1,
+        }
+        assert in_force["signature"] == ended["signature"]
+        assert http.get(f"/cro/mandates/{ledger.roles.dso.address}").json() == []
+        assert http.get("/cro/mandates/alice").status_code == 422
 
         unsigned = http.post(f"/uftp/requests/{rid}/announce")
         assert unsigned.status_code == 401
