@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.conftest import flex_request_body
-from tests.integration.serving import DEPOSIT, serving
+from tests.integration.serving import DEPOSIT, eventually, serving
 
 from gridledger.api.client import ApiError
 from gridledger.paths import PROJECT_ROOT
@@ -86,14 +85,6 @@ def market(tmp_path_factory) -> Iterator[dict[str, Any]]:
             "events": events,
         }
         events.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.2)
-    return result
 
 
 def found(api: Any, path: str) -> Any:

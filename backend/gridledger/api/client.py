@@ -175,8 +175,6 @@ class GridLedgerClient:
         )
         return result
 
-    # ─────────────── money in and out, signed here and relayed by the facilitator ───────────────
-
     def mandate(
         self,
         account: LocalAccount,
@@ -206,6 +204,8 @@ class GridLedgerClient:
         }
         result: dict[str, Any] = self.request("POST", "/cro/mandates", body=body)
         return result
+
+    # ─────────────── money in and out, signed here and relayed by the facilitator ───────────────
 
     def deposit(self, account: LocalAccount, amount: int, *, valid_s: int = 86_400) -> dict[str, Any]:
         """Signs a permit of ``amount`` token base units for the market; the facilitator relays it."""

@@ -99,7 +99,7 @@ class Indexer:
             ordered = sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
             events = [event for event in map(self._decode, ordered) if event is not None]
             # Chain reads first, so that the write lock is held for SQLite work only.
-            at = self._state_block(end)
+            at = self._state_block(end, target)
             balances = self._balances(events, at)
             with write_transaction(self.db):
                 for _, handler, args, entry in events:
@@ -121,14 +121,14 @@ class Indexer:
             processed += end - start + 1
         return processed
 
-    def _state_block(self, end: int) -> int:
+    def _state_block(self, end: int, target: int) -> int:
         """The block to read a chunk's balances at: its end while the node surely still holds that
-        state (within ``RECENT_STATES`` of the head), else the head. A node keeps few old states
-        (anvil here 8, a full geth node 128), and an index far behind (a new database, a rewind)
-        would be refused them. Read at the head, a balance is newer than the chunk's events: its
-        ``block`` says so, and every later event that touches the account reads it again."""
-        head = self.head()
-        return end if head - end < RECENT_STATES else head
+        state (within ``RECENT_STATES`` of the sync's target, a head just read), else the head. A
+        node keeps few old states (anvil here 8, a full geth node 128), and an index far behind (a
+        new database, a rewind) would be refused them. Read at the head, a balance is newer than
+        the chunk's events: its ``block`` says so, and every later event that touches the account
+        reads it again. The head is asked only for such a chunk, not on every sync."""
+        return end if target - end < RECENT_STATES else self.head()
 
     # ─────────────── bookkeeping ───────────────
 
